@@ -1,0 +1,24 @@
+package boltstore_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/stratuskit/stratus/store"
+	"github.com/stratuskit/stratus/store/boltstore"
+	"github.com/stratuskit/stratus/store/storetest"
+)
+
+func config() storetest.Config {
+	return storetest.Config{
+		Open: func(ctx context.Context, dir string) (store.Backend, error) {
+			return boltstore.Open(ctx, filepath.Join(dir, "stratus.db"), nil)
+		},
+		Check: func(dir string) error { return boltstore.Check(filepath.Join(dir, "stratus.db")) },
+	}
+}
+
+func TestMain(m *testing.M) { storetest.Main(m, config()) }
+
+func TestConformance(t *testing.T) { storetest.Run(t, config()) }

@@ -1,0 +1,395 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/stratuskit/stratus/errdefs"
+)
+
+// ErrClosed is returned by writes to a closed store.
+var ErrClosed = errors.New("store: closed")
+
+// maxBatch bounds how many transaction functions one commit carries.
+const maxBatch = 256
+
+// Options tunes a Store. The zero value is usable.
+type Options struct {
+	// Logger receives the store's log lines. Default: slog.Default().
+	Logger *slog.Logger
+	// TombstoneRetention is how long deleted records stay queryable as
+	// tombstones before compaction purges them. Default: 7 days.
+	TombstoneRetention time.Duration
+	// EventRetention is the least time an event is kept, even once every
+	// consumer has passed it. Default: 24 hours.
+	EventRetention time.Duration
+	// CompactInterval is how often compaction runs in the background.
+	// Default: 10 minutes; negative disables it (call Compact yourself).
+	CompactInterval time.Duration
+	// Clock returns the current time. Default: time.Now. Tests set it.
+	Clock func() time.Time
+}
+
+func (o *Options) withDefaults() Options {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.TombstoneRetention <= 0 {
+		c.TombstoneRetention = 7 * 24 * time.Hour
+	}
+	if c.EventRetention <= 0 {
+		c.EventRetention = 24 * time.Hour
+	}
+	if c.CompactInterval == 0 {
+		c.CompactInterval = 10 * time.Minute
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	return c
+}
+
+// Store holds the control plane's state: go-memdb tables with their
+// indexes, made durable by a Backend. Reads are lock-free snapshots; writes
+// go through one committer that batches concurrent transactions into one
+// durable backend commit (group commit) and makes them visible only once
+// that commit is durable. A Store is safe for concurrent use.
+type Store struct {
+	db      *memdb.MemDB
+	backend Backend
+	tables  map[string]Table
+	opts    Options
+	log     *slog.Logger
+
+	rev atomic.Uint64
+
+	reqs    chan *request
+	closing chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+}
+
+type request struct {
+	ctx     context.Context
+	fn      func(*Txn) error
+	done    chan error
+	settled bool
+}
+
+// Open loads every record from b into memory and returns a Store ready for
+// reads and writes. tables are the tables of every service the host runs;
+// records of tables not listed are left untouched in the backend. Records
+// written by an older version of a table are upgraded and written back.
+// The Store owns b from then on: Close closes it, and so does a failed Open.
+func Open(ctx context.Context, b Backend, tables []Table, opts *Options) (*Store, error) {
+	s, err := open(ctx, b, tables, opts)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func open(ctx context.Context, b Backend, tables []Table, opts *Options) (*Store, error) {
+	o := opts.withDefaults()
+	s := &Store{
+		backend: b,
+		tables:  make(map[string]Table),
+		opts:    o,
+		log:     o.Logger.With("component", "store"),
+		reqs:    make(chan *request),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	schema := &memdb.DBSchema{Tables: make(map[string]*memdb.TableSchema)}
+	add := func(t Table, internal bool) error {
+		if err := t.validate(internal); err != nil {
+			return err
+		}
+		if _, dup := s.tables[t.Name]; dup {
+			return fmt.Errorf("store: table %q declared twice", t.Name)
+		}
+		s.tables[t.Name] = t
+		schema.Tables[t.Name] = t.schema()
+		return nil
+	}
+	for _, t := range internalTables() {
+		if err := add(t, true); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range tables {
+		if err := add(t, false); err != nil {
+			return nil, err
+		}
+	}
+	db, err := memdb.NewMemDB(schema)
+	if err != nil {
+		return nil, fmt.Errorf("store: schema: %w", err)
+	}
+	s.db = db
+
+	start := time.Now()
+	txn := db.Txn(true)
+	var upgraded []Change
+	records, unknown := 0, map[string]int{}
+	rev, err := b.Load(ctx, func(table string, key, value []byte) error {
+		t, ok := s.tables[table]
+		if !ok {
+			unknown[table]++
+			return nil
+		}
+		rec, up, err := t.decode(value)
+		if err != nil {
+			return err
+		}
+		if rec.StoreKey() != string(key) {
+			return fmt.Errorf("store: table %q: record stored under %q has key %q", table, key, rec.StoreKey())
+		}
+		if up {
+			raw, err := json.Marshal(rec)
+			if err != nil {
+				return err
+			}
+			upgraded = append(upgraded, Change{Table: table, Key: rec.StoreKey(), Value: raw})
+		}
+		records++
+		return txn.Insert(table, rec)
+	})
+	if err != nil {
+		txn.Abort()
+		return nil, fmt.Errorf("store: load: %w", err)
+	}
+	if len(upgraded) > 0 {
+		if err := b.Commit(ctx, rev+1, upgraded); err != nil {
+			txn.Abort()
+			return nil, fmt.Errorf("store: write back %d upgraded records: %w", len(upgraded), err)
+		}
+		rev++
+	}
+	txn.Commit()
+	s.rev.Store(rev)
+	for t, n := range unknown {
+		s.log.Warn("records of an undeclared table left untouched", "table", t, "records", n)
+	}
+	s.log.Debug("store loaded", "records", records, "upgraded", len(upgraded), "revision", rev, "took", time.Since(start))
+
+	s.wg.Add(1)
+	go s.commitLoop()
+	if o.CompactInterval > 0 {
+		s.wg.Add(1)
+		go s.compactLoop()
+	}
+	return s, nil
+}
+
+// Close stops the committer, fails writes still queued with ErrClosed, and
+// closes the backend. Reads of snapshots taken before still work.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.closing)
+		s.wg.Wait()
+		err = s.backend.Close()
+	})
+	return err
+}
+
+// Durable reports whether the store's backend survives a crash.
+func (s *Store) Durable() bool { return s.backend.Durable() }
+
+// Revision returns the revision of the last durable commit.
+func (s *Store) Revision() uint64 { return s.rev.Load() }
+
+// HasTables returns an error naming the first of names the store was not
+// opened with. Services call it from New so that a missing table fails at
+// start, not at first use.
+func (s *Store) HasTables(names ...string) error {
+	for _, n := range names {
+		if _, ok := s.tables[n]; !ok {
+			return fmt.Errorf("store: table %q was not passed to store.Open", n)
+		}
+	}
+	return nil
+}
+
+// Now returns the store clock's current time.
+func (s *Store) Now() time.Time { return s.opts.Clock() }
+
+// Snapshot returns a read-only transaction on the current state. It never
+// blocks and never sees a write that is not yet durable.
+func (s *Store) Snapshot() *Txn {
+	return &Txn{tx: s.db.Txn(false), st: s}
+}
+
+// Update runs fn in a write transaction and returns once its changes are
+// durable and visible, or with fn's error, or with the backend's error (in
+// which case nothing of fn's is applied).
+//
+// fn may run more than once (when a transaction sharing its batch fails
+// after writing, the batch runs again without it), so it must do no I/O and
+// have no effect outside the transaction. Do checks before writes: a
+// function that fails before its first write is simply dropped. Once fn has
+// been handed to the committer, Update waits for the outcome even if ctx is
+// cancelled, so that the caller always learns whether it committed.
+func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case s.reqs <- r:
+	case <-s.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-r.done
+}
+
+func (s *Store) commitLoop() {
+	defer s.wg.Done()
+	batch := make([]*request, 0, maxBatch)
+	for {
+		var first *request
+		select {
+		case first = <-s.reqs:
+		case <-s.closing:
+			return
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commitBatch(batch)
+		clear(batch)
+	}
+}
+
+// commitBatch runs a batch of transaction functions in one memdb write
+// transaction, commits their changes to the backend once, and only then
+// makes them visible and answers their callers.
+func (s *Store) commitBatch(batch []*request) {
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.finish(err)
+		}
+	}
+	rev := s.rev.Load() + 1
+	now := s.opts.Clock().UTC()
+	for {
+		mtx := s.db.Txn(true)
+		mtx.TrackChanges()
+		tx := &Txn{tx: mtx, write: true, rev: rev, now: now, st: s}
+		var rerun bool
+		for _, r := range batch {
+			if r.settled {
+				continue
+			}
+			tx.wrote = false
+			err := runFn(tx, r.fn)
+			if err == nil {
+				continue
+			}
+			r.finish(err)
+			if tx.wrote {
+				// Its writes are mixed into the transaction: run the
+				// batch again without it.
+				rerun = true
+				break
+			}
+		}
+		if rerun {
+			mtx.Abort()
+			continue
+		}
+		wrote, err := s.persist(mtx, rev)
+		if err != nil {
+			mtx.Abort()
+			for _, r := range batch {
+				r.finish(err)
+			}
+			return
+		}
+		mtx.Commit()
+		if wrote {
+			s.rev.Store(rev)
+		}
+		for _, r := range batch {
+			r.finish(nil)
+		}
+		return
+	}
+}
+
+func (r *request) finish(err error) {
+	if r.settled {
+		return
+	}
+	r.settled = true
+	r.done <- err
+}
+
+// runFn runs fn, turning a panic into an error for its caller alone. A
+// panicking function is treated as having written, so its batch reruns.
+func runFn(tx *Txn, fn func(*Txn) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			tx.wrote = true
+			err = fmt.Errorf("store: transaction panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return fn(tx)
+}
+
+// persist writes the transaction's changes to the backend at rev and
+// reports whether there were any.
+func (s *Store) persist(mtx *memdb.Txn, rev uint64) (bool, error) {
+	mc := mtx.Changes()
+	if len(mc) == 0 {
+		return false, nil
+	}
+	changes := make([]Change, 0, len(mc))
+	for _, c := range mc {
+		ch := Change{Table: c.Table}
+		if c.After != nil {
+			rec := c.After.(Record)
+			ch.Key = rec.StoreKey()
+			raw, err := json.Marshal(rec)
+			if err != nil {
+				return false, fmt.Errorf("store: table %q: encode %q: %w", c.Table, ch.Key, err)
+			}
+			ch.Value = raw
+		} else {
+			ch.Key = c.Before.(Record).StoreKey()
+		}
+		changes = append(changes, ch)
+	}
+	if err := s.backend.Commit(context.Background(), rev, changes); err != nil {
+		if errdefs.Kind(err) == nil {
+			err = errdefs.Wrap(errdefs.ErrUnavailable, err)
+		}
+		return false, fmt.Errorf("store: commit revision %d: %w", rev, err)
+	}
+	return true, nil
+}
