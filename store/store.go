@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -21,6 +22,10 @@ var ErrClosed = errors.New("store: closed")
 
 // maxBatch bounds how many transaction functions one commit carries.
 const maxBatch = 256
+
+// gatherWindow bounds how long the committer waits for writers to join a
+// batch (see commitLoop).
+const gatherWindow = 100 * time.Microsecond
 
 // Options tunes a Store. The zero value is usable.
 type Options struct {
@@ -111,7 +116,7 @@ func open(ctx context.Context, b Backend, tables []Table, opts *Options) (*Store
 		tables:  make(map[string]Table),
 		opts:    o,
 		log:     o.Logger.With("component", "store"),
-		reqs:    make(chan *request),
+		reqs:    make(chan *request, maxBatch),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -263,82 +268,140 @@ func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
 
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
-	batch := make([]*request, 0, maxBatch)
+	b := &batcher{s: s, reqs: make([]*request, 0, maxBatch), target: 1, timer: time.NewTimer(time.Hour)}
+	b.timer.Stop()
 	for {
-		var first *request
 		select {
-		case first = <-s.reqs:
+		case first := <-s.reqs:
+			b.run(first)
 		case <-s.closing:
 			return
 		}
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < maxBatch {
-			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		s.commitBatch(batch)
-		clear(batch)
 	}
 }
 
-// commitBatch runs a batch of transaction functions in one memdb write
-// transaction, commits their changes to the backend once, and only then
-// makes them visible and answers their callers.
-func (s *Store) commitBatch(batch []*request) {
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.finish(err)
-		}
-	}
+// batcher is the committer's state between batches.
+type batcher struct {
+	s      *Store
+	reqs   []*request
+	target int // the previous batch's size: how many writers to wait for
+	timer  *time.Timer
+}
+
+// run gathers a batch starting with first and commits it. Each function
+// runs as soon as it arrives, so that executing the batch overlaps with
+// gathering it.
+//
+// The writers the previous commit acknowledged are likely to come straight
+// back but may not have resubmitted yet: the batch waits up to gatherWindow
+// for as many as the previous batch had, so that they share this commit's
+// fsync instead of each waiting a whole commit. A lone writer never waits.
+func (b *batcher) run(first *request) {
+	s := b.s
 	rev := s.rev.Load() + 1
 	now := s.opts.Clock().UTC()
+	mtx := s.db.Txn(true)
+	mtx.TrackChanges()
+	tx := &Txn{tx: mtx, write: true, rev: rev, now: now, st: s}
+	dirty := false // a function failed after writing: the batch must rerun
+	reqs := append(b.reqs[:0], first)
+	exec := func(r *request) {
+		if err := r.ctx.Err(); err != nil {
+			r.finish(err)
+			return
+		}
+		tx.wrote = false
+		if err := runFn(tx, r.fn); err != nil {
+			r.finish(err)
+			dirty = dirty || tx.wrote
+		}
+	}
+	exec(first)
+	var timeout <-chan time.Time
+gather:
+	for len(reqs) < maxBatch && !dirty {
+		var r *request
+		select {
+		case r = <-s.reqs:
+		default:
+			if len(reqs) >= b.target {
+				break gather
+			}
+			if timeout == nil {
+				b.timer.Reset(gatherWindow)
+				timeout = b.timer.C
+			}
+			select {
+			case r = <-s.reqs:
+			case <-timeout:
+				timeout = nil
+				break gather
+			}
+		}
+		reqs = append(reqs, r)
+		exec(r)
+	}
+	if timeout != nil && !b.timer.Stop() {
+		<-b.timer.C
+	}
+	b.target = len(reqs)
+	if dirty {
+		mtx.Abort()
+		s.rerunBatch(reqs, rev, now)
+	} else {
+		s.finishBatch(mtx, reqs, rev)
+	}
+	clear(reqs)
+	b.reqs = reqs[:0]
+}
+
+// rerunBatch runs the unsettled functions of a batch again, from scratch,
+// until a pass completes with no function failing after its writes; each
+// such failure removes its function from the batch.
+func (s *Store) rerunBatch(batch []*request, rev uint64, now time.Time) {
 	for {
 		mtx := s.db.Txn(true)
 		mtx.TrackChanges()
 		tx := &Txn{tx: mtx, write: true, rev: rev, now: now, st: s}
-		var rerun bool
+		rerun := false
 		for _, r := range batch {
 			if r.settled {
 				continue
 			}
 			tx.wrote = false
-			err := runFn(tx, r.fn)
-			if err == nil {
-				continue
-			}
-			r.finish(err)
-			if tx.wrote {
-				// Its writes are mixed into the transaction: run the
-				// batch again without it.
-				rerun = true
-				break
-			}
-		}
-		if rerun {
-			mtx.Abort()
-			continue
-		}
-		wrote, err := s.persist(mtx, rev)
-		if err != nil {
-			mtx.Abort()
-			for _, r := range batch {
+			if err := runFn(tx, r.fn); err != nil {
 				r.finish(err)
+				if tx.wrote {
+					rerun = true
+					break
+				}
 			}
+		}
+		if !rerun {
+			s.finishBatch(mtx, batch, rev)
 			return
 		}
-		mtx.Commit()
-		if wrote {
-			s.rev.Store(rev)
-		}
+		mtx.Abort()
+	}
+}
+
+// finishBatch commits a batch's transaction to the backend at rev, then
+// makes it visible and answers every caller not yet answered.
+func (s *Store) finishBatch(mtx *memdb.Txn, batch []*request, rev uint64) {
+	wrote, err := s.persist(mtx, rev)
+	if err != nil {
+		mtx.Abort()
 		for _, r := range batch {
-			r.finish(nil)
+			r.finish(err)
 		}
 		return
+	}
+	mtx.Commit()
+	if wrote {
+		s.rev.Store(rev)
+	}
+	for _, r := range batch {
+		r.finish(nil)
 	}
 }
 
@@ -392,4 +455,15 @@ func (s *Store) persist(mtx *memdb.Txn, rev uint64) (bool, error) {
 		return false, fmt.Errorf("store: commit revision %d: %w", rev, err)
 	}
 	return true, nil
+}
+
+// Backup writes a consistent copy of the whole store to w, if the backend
+// can (store.Snapshotter); otherwise it fails with errdefs.ErrUnsupported.
+// For bbolt the copy is itself a database file that boltstore.Open accepts.
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	sn, ok := s.backend.(Snapshotter)
+	if !ok {
+		return 0, fmt.Errorf("store: backup: backend %T: %w", s.backend, errdefs.ErrUnsupported)
+	}
+	return sn.Snapshot(ctx, w)
 }

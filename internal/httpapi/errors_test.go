@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -226,7 +228,9 @@ func TestWriteErrorHTTPError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			rec := httptest.NewRecorder()
-			WriteError(rec, httptest.NewRequest("GET", "/x", nil), tt.fam, tt.err)
+			r := httptest.NewRequest("GET", "/x", nil)
+			r = r.WithContext(context.WithValue(r.Context(), loggerKey{}, slog.New(slog.DiscardHandler)))
+			WriteError(rec, r, tt.fam, tt.err)
 			if rec.Code != tt.status {
 				t.Errorf("status = %d, want %d", rec.Code, tt.status)
 			}

@@ -160,9 +160,7 @@ func TestRecoverAbort(t *testing.T) {
 		http.NewResponseController(w).Flush()
 		panic("late")
 	})
-	srv := httptest.NewUnstartedServer(Wrap(rt, Nova, logger))
-	srv.Config.ErrorLog = nil
-	srv.Start()
+	srv := httptest.NewServer(Wrap(rt, Nova, logger))
 	defer srv.Close()
 
 	if resp, err := http.Get(srv.URL + "/abort"); err == nil {

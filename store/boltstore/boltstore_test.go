@@ -10,10 +10,12 @@ import (
 	"github.com/stratuskit/stratus/store/storetest"
 )
 
-func config() storetest.Config {
+func config() storetest.Config { return configWith(nil) }
+
+func configWith(opts *boltstore.Options) storetest.Config {
 	return storetest.Config{
 		Open: func(ctx context.Context, dir string) (store.Backend, error) {
-			return boltstore.Open(ctx, filepath.Join(dir, "stratus.db"), nil)
+			return boltstore.Open(ctx, filepath.Join(dir, "stratus.db"), opts)
 		},
 		Check: func(dir string) error { return boltstore.Check(filepath.Join(dir, "stratus.db")) },
 	}

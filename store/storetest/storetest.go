@@ -86,10 +86,10 @@ func newClock() *clock {
 	return c
 }
 
-func (c *clock) Now() time.Time            { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) Advance(d time.Duration)   { c.ns.Add(int64(d)) }
-func testOptions(c *clock) *store.Options  { return &store.Options{CompactInterval: -1, Clock: c.Now} }
-func ctxT(t *testing.T) context.Context    { return t.Context() }
+func (c *clock) Now() time.Time               { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) Advance(d time.Duration)      { c.ns.Add(int64(d)) }
+func testOptions(c *clock) *store.Options     { return &store.Options{CompactInterval: -1, Clock: c.Now} }
+func ctxT(t *testing.T) context.Context       { return t.Context() }
 func widget(id, project, name string) *Widget { return &Widget{ID: id, Project: project, Name: name} }
 
 // env is one store on one backend state directory.
@@ -496,4 +496,3 @@ func testBatchIsolation(t *testing.T, cfg Config) {
 		t.Errorf("%d events, want one per committed function (%d)", len(events), len(okRevs))
 	}
 }
-
