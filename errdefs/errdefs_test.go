@@ -64,7 +64,7 @@ func TestKind(t *testing.T) {
 		{errdefs.Wrap(errdefs.ErrUnavailable, errors.New("no space left on device")), errdefs.ErrUnavailable},
 	}
 	for _, c := range cases {
-		if got := errdefs.Kind(c.err); got != c.want {
+		if got := errdefs.Kind(c.err); !errors.Is(got, c.want) || (got == nil) != (c.want == nil) {
 			t.Errorf("Kind(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}

@@ -91,18 +91,18 @@ func statusOf(fam Family, err error) int {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return http.StatusRequestEntityTooLarge
 	}
-	switch errdefs.Kind(err) {
-	case errdefs.ErrInvalid:
+	switch k := errdefs.Kind(err); {
+	case errors.Is(k, errdefs.ErrInvalid):
 		return http.StatusBadRequest
-	case errdefs.ErrUnauthenticated:
+	case errors.Is(k, errdefs.ErrUnauthenticated):
 		return http.StatusUnauthorized
-	case errdefs.ErrForbidden:
+	case errors.Is(k, errdefs.ErrForbidden):
 		return http.StatusForbidden
-	case errdefs.ErrNotFound:
+	case errors.Is(k, errdefs.ErrNotFound):
 		return http.StatusNotFound
-	case errdefs.ErrConflict:
+	case errors.Is(k, errdefs.ErrConflict):
 		return http.StatusConflict
-	case errdefs.ErrQuotaExceeded:
+	case errors.Is(k, errdefs.ErrQuotaExceeded):
 		// Neutron answers 409 OverQuota. Cinder answers 413 overLimit and
 		// so do we for Nova, although Nova itself answers 403 for instance
 		// quota on create: clients only show the message, and a handler
@@ -112,9 +112,9 @@ func statusOf(fam Family, err error) int {
 			return http.StatusConflict
 		}
 		return http.StatusRequestEntityTooLarge
-	case errdefs.ErrUnsupported:
+	case errors.Is(k, errdefs.ErrUnsupported):
 		return http.StatusNotImplemented
-	case errdefs.ErrUnavailable:
+	case errors.Is(k, errdefs.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -155,7 +155,7 @@ func resolve(fam Family, err error) problem {
 		p.message = http.StatusText(p.status)
 	case isMaxBytes(cause):
 		p.message = cause.Error()
-	case p.kind == nil || p.kind == errdefs.ErrUnavailable:
+	case p.kind == nil || errors.Is(p.kind, errdefs.ErrUnavailable):
 		// An unclassified error may carry file names, addresses or driver
 		// internals; so may a backend failure. Neither is for the client.
 		p.hidden = true
@@ -192,7 +192,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, fam Family, err error) {
 	p := resolve(fam, err)
 	if p.hidden {
 		level := slog.LevelError
-		if p.kind == errdefs.ErrUnavailable {
+		if errors.Is(p.kind, errdefs.ErrUnavailable) {
 			level = slog.LevelWarn
 		}
 		Logger(r.Context()).LogAttrs(r.Context(), level, "request failed",
@@ -312,7 +312,7 @@ type neutronError struct {
 // class a Neutron server would raise for the status.
 func neutronType(p problem) string {
 	switch {
-	case p.kind == errdefs.ErrQuotaExceeded:
+	case errors.Is(p.kind, errdefs.ErrQuotaExceeded):
 		return "OverQuota"
 	case p.status == http.StatusForbidden:
 		return "NotAuthorized" // neutron_lib.exceptions.NotAuthorized is 403

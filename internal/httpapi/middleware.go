@@ -70,7 +70,7 @@ func Recover(next http.Handler, fam Family, logger *slog.Logger) http.Handler {
 			if v == nil {
 				return
 			}
-			if v == http.ErrAbortHandler {
+			if v == http.ErrAbortHandler { //nolint:errorlint // a recovered value, compared as net/http itself does
 				panic(v)
 			}
 			l := logger

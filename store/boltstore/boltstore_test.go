@@ -2,6 +2,7 @@ package boltstore_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -21,6 +22,12 @@ func configWith(opts *boltstore.Options) storetest.Config {
 	}
 }
 
-func TestMain(m *testing.M) { storetest.Main(m, config()) }
+func TestMain(m *testing.M) {
+	if path := os.Getenv("BOLTSTORE_LOCK_PATH"); path != "" {
+		lockHelper(path)
+		return
+	}
+	storetest.Main(m, config())
+}
 
 func TestConformance(t *testing.T) { storetest.Run(t, config()) }

@@ -45,8 +45,8 @@ func crashChild(dir string, cfg Config) int {
 	report := func(s string) {
 		mu.Lock()
 		defer mu.Unlock()
-		out.WriteString(s)
-		out.Flush()
+		_, _ = out.WriteString(s)
+		_ = out.Flush()
 	}
 	report("ready\n")
 	var wg sync.WaitGroup

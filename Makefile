@@ -1,0 +1,61 @@
+# Stratus — the two commands of the README are `make run` and `make test`.
+
+GO            ?= go
+DATA          ?= $(if $(filter 0,$(shell id -u)),/var/lib/stratus,./stratus-data)
+LISTEN        ?= 127.0.0.1
+BIN           := $(CURDIR)/.cache/bin
+
+# Pinned tools.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+
+# Debian packages each target needs (installed when root, named otherwise).
+RUN_DEPS  :=
+TEST_DEPS := util-linux
+
+# Records the reload benchmark loads: make test runs benchmarks once on a
+# smaller store; make bench measures the real 1,000,000.
+TEST_RELOAD  ?= 100000
+BENCH_RELOAD ?= 1000000
+
+.PHONY: all run test unit benchcheck lint bench deps-run deps-test clean
+
+all: test
+
+## run: the all-in-one cloud from examples/allinone on embedded defaults.
+run: deps-run
+	$(GO) run ./examples/allinone -data $(DATA) -listen $(LISTEN)
+
+## test: the whole suite: vet, unit and integration tests with -race,
+## then every benchmark once and the performance checks without -race.
+test: deps-test unit benchcheck
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+benchcheck:
+	STRATUS_BENCH_RELOAD=$(TEST_RELOAD) $(GO) test -count=1 -run 'Speedup' -bench . -benchtime=1x ./...
+
+## lint: go vet and the pinned golangci-lint.
+lint: $(GOLANGCI_LINT)
+	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
+
+$(GOLANGCI_LINT):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN)/golangci-lint $@
+
+## bench: measure for real (ratios against peers in the same run).
+bench:
+	STRATUS_BENCH_RELOAD=$(BENCH_RELOAD) $(GO) test -count=1 -run '^$$' -bench . -benchmem ./...
+
+deps-run:
+	@scripts/deps.sh $(RUN_DEPS)
+
+deps-test:
+	@scripts/deps.sh $(TEST_DEPS)
+
+clean:
+	rm -rf .cache stratus-data

@@ -1,0 +1,93 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/stratuskit/stratus/errdefs"
+	"github.com/stratuskit/stratus/store"
+	"github.com/stratuskit/stratus/store/memstore"
+)
+
+func TestOpenValidatesTables(t *testing.T) {
+	newF := func() store.Record { return new(Flavor) }
+	cases := []struct {
+		name   string
+		tables []store.Table
+		want   string
+	}{
+		{"no name", []store.Table{{New: newF}}, "no name"},
+		{"slash", []store.Table{{Name: "a/b", New: newF}}, "contains '/'"},
+		{"reserved", []store.Table{{Name: "store.x", New: newF}}, "reserved"},
+		{"no New", []store.Table{{Name: "a.b"}}, "New is nil"},
+		{"twice", []store.Table{flavorTable, flavorTable}, "declared twice"},
+		{"id index", []store.Table{{Name: "a.b", New: newF, Indexes: []*memdb.IndexSchema{
+			{Name: "id", Indexer: &memdb.StringFieldIndex{Field: "ID"}}}}}, "duplicate index"},
+		{"bad index", []store.Table{{Name: "a.b", New: newF, Indexes: []*memdb.IndexSchema{{Name: "x"}}}}, "no name or indexer"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := store.Open(t.Context(), memstore.New(), c.tables, nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Open: %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestHasTablesAndBackup(t *testing.T) {
+	st, err := store.Open(t.Context(), memstore.New(), []store.Table{flavorTable}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.HasTables("compute.flavors"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.HasTables("compute.flavors", "compute.servers"); err == nil || !strings.Contains(err.Error(), "compute.servers") {
+		t.Fatalf("HasTables with a missing table: %v", err)
+	}
+	if st.Durable() {
+		t.Fatal("memstore reported durable")
+	}
+	if _, err := st.Backup(t.Context(), nil); !errors.Is(err, errdefs.ErrUnsupported) {
+		t.Fatalf("Backup on memstore: %v, want ErrUnsupported", err)
+	}
+}
+
+func TestUpdateAfterUpdateInOneTransaction(t *testing.T) {
+	st, err := store.Open(t.Context(), memstore.New(), []store.Table{flavorTable}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	err = st.Update(ctx, func(tx *store.Txn) error {
+		if err := tx.Insert("compute.flavors", &Flavor{ID: "f", Name: "a"}); err != nil {
+			return err
+		}
+		// Re-read inside the transaction to update what it just wrote.
+		f, err := store.Get[Flavor](nil, tx, "compute.flavors", "f")
+		if err != nil {
+			return err
+		}
+		f.VCPUs = 4
+		return tx.Update("compute.flavors", f)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := store.Get[Flavor](nil, st.Snapshot(), "compute.flavors", "f")
+	if f.VCPUs != 4 || f.Revision != st.Revision() {
+		t.Fatalf("%+v at store revision %d", f, st.Revision())
+	}
+	// A function that changes nothing commits nothing.
+	rev := st.Revision()
+	if err := st.Update(ctx, func(tx *store.Txn) error { return nil }); err != nil || st.Revision() != rev {
+		t.Fatalf("empty update: %v, revision %d -> %d", err, rev, st.Revision())
+	}
+}
