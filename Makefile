@@ -18,7 +18,10 @@ TEST_DEPS := util-linux
 TEST_RELOAD  ?= 100000
 BENCH_RELOAD ?= 1000000
 
-.PHONY: all run test unit benchcheck lint bench deps-run deps-test clean
+# How long each fuzz target runs in make test.
+FUZZTIME ?= 15s
+
+.PHONY: all run test unit benchcheck fuzz e2e lint bench deps-run deps-test clean
 
 all: test
 
@@ -28,7 +31,7 @@ run: deps-run
 
 ## test: the whole suite: vet, unit and integration tests with -race,
 ## then every benchmark once and the performance checks without -race.
-test: deps-test unit benchcheck
+test: deps-test unit benchcheck fuzz e2e
 
 unit:
 	$(GO) vet ./...
@@ -36,6 +39,23 @@ unit:
 
 benchcheck:
 	STRATUS_BENCH_RELOAD=$(TEST_RELOAD) $(GO) test -count=1 -run 'Speedup' -bench . -benchtime=1x ./...
+
+## fuzz: every Fuzz target in the module, FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+## e2e: the end-to-end scripts that drive real clients against the all-in-one.
+e2e:
+	@for s in scripts/e2e/*.sh; do \
+		[ -e "$$s" ] || continue; \
+		echo "e2e $$s"; \
+		bash "$$s" || exit 1; \
+	done
 
 ## lint: go vet and the pinned golangci-lint.
 lint: $(GOLANGCI_LINT)

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/stratuskit/stratus/errdefs"
+	"github.com/stratuskit/stratus/internal/httpapi"
+	"github.com/stratuskit/stratus/store"
+	"github.com/stratuskit/stratus/store/boltstore"
+)
+
+// Config is the all-in-one cloud's configuration.
+type Config struct {
+	// DataDir holds the state file, the lock and admin-openrc.sh.
+	DataDir string
+	// Listen is the address every API listens on.
+	Listen string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+}
+
+// component is one service as the host runs it: its API on its port and
+// its lifecycle. The handler is complete: the service's NewHandler wraps it
+// with its own error family, request ids and access log.
+type component struct {
+	name    string
+	port    int
+	handler http.Handler
+	// start and close are the service's Start and Close; either may be nil.
+	start func(ctx context.Context) error
+	close func() error
+}
+
+// cloudRecord identifies this cloud; it is created on first start and kept
+// across restarts.
+type cloudRecord struct {
+	store.Meta
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+}
+
+func (c *cloudRecord) StoreKey() string { return "cloud" }
+
+const cloudTable = "allinone.cloud"
+
+func hostTables() []store.Table {
+	return []store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}
+}
+
+// Run runs the cloud until ctx ends.
+func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	backend, err := boltstore.Open(ctx, filepath.Join(cfg.DataDir, "stratus.db"), &boltstore.Options{Preallocate: 16 << 20})
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, backend, hostTables(), &store.Options{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	cloud, err := ensureCloud(ctx, st)
+	if err != nil {
+		return err
+	}
+
+	comps, err := buildComponents(st, logger)
+	if err != nil {
+		return err
+	}
+	for _, c := range comps {
+		if c.start == nil {
+			continue
+		}
+		if err := c.start(ctx); err != nil {
+			closeAll(comps, logger)
+			return fmt.Errorf("%s: start: %w", c.name, err)
+		}
+	}
+	defer closeAll(comps, logger)
+
+	// Open every listener before serving any, so that a taken port fails
+	// the start cleanly, naming the port.
+	lns := make([]net.Listener, len(comps))
+	for i, c := range comps {
+		ln, err := httpapi.Listen(net.JoinHostPort(cfg.Listen, strconv.Itoa(c.port)))
+		if err != nil {
+			for _, l := range lns[:i] {
+				l.Close()
+			}
+			return fmt.Errorf("%s API: %w", c.name, err)
+		}
+		lns[i] = ln
+	}
+
+	srvCtx, stopServers := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	errs := make(chan error, len(comps))
+	for i, c := range comps {
+		wg.Go(func() {
+			if err := httpapi.Serve(srvCtx, lns[i], c.handler, logger); err != nil {
+				errs <- fmt.Errorf("%s API: %w", c.name, err)
+			}
+		})
+	}
+	shutdown := func() {
+		stopServers()
+		wg.Wait()
+	}
+
+	if err := waitReady(ctx, comps, lns); err != nil {
+		shutdown()
+		return err
+	}
+	var names []string
+	for i, c := range comps {
+		names = append(names, fmt.Sprintf("%s=http://%s", c.name, lns[i].Addr()))
+	}
+	fmt.Fprintf(stdout, "stratus: ready cloud=%s data=%s services=%d %s\n", cloud.ID, cfg.DataDir, len(comps), strings.Join(names, " "))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	logger.Info("shutting down")
+	shutdown()
+	if runErr == nil {
+		fmt.Fprintln(stdout, "stratus: stopped")
+	}
+	return runErr
+}
+
+// buildComponents makes every service that exists, wired together.
+func buildComponents(st *store.Store, logger *slog.Logger) ([]component, error) {
+	_ = st
+	_ = logger
+	return nil, nil
+}
+
+func closeAll(comps []component, logger *slog.Logger) {
+	for i := len(comps) - 1; i >= 0; i-- {
+		if c := comps[i]; c.close != nil {
+			if err := c.close(); err != nil {
+				logger.Warn("close failed", "service", c.name, "err", err)
+			}
+		}
+	}
+}
+
+// waitReady polls every API's root until it answers.
+func waitReady(ctx context.Context, comps []component, lns []net.Listener) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	for i, c := range comps {
+		url := "http://" + lns[i].Addr().String() + "/"
+		for {
+			resp, err := client.Get(url)
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode < 500 {
+					break
+				}
+				err = fmt.Errorf("status %s", resp.Status)
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s API at %s did not answer: %w", c.name, url, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// ensureCloud returns this cloud's record, creating it on first start.
+func ensureCloud(ctx context.Context, st *store.Store) (*cloudRecord, error) {
+	if c, err := store.Get[cloudRecord](nil, st.Snapshot(), cloudTable, "cloud"); err == nil {
+		return c, nil
+	}
+	c := &cloudRecord{ID: rand.Text(), Created: st.Now().UTC()}
+	err := st.Update(ctx, func(tx *store.Txn) error { return tx.Insert(cloudTable, c) })
+	if err != nil && !errors.Is(err, errdefs.ErrConflict) {
+		return nil, err
+	}
+	return store.Get[cloudRecord](nil, st.Snapshot(), cloudTable, "cloud")
+}
+
+// lockDataDir takes an exclusive lock on dir, so that a second instance on
+// the same data is refused with a clear message instead of waiting.
+func lockDataDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, "LOCK")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("data directory %s is in use by another stratus (pid %s); stop it or choose another -data",
+				dir, strings.TrimSpace(string(pid)))
+		}
+		return nil, fmt.Errorf("lock data directory: %w", err)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
