@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"iter"
@@ -36,8 +37,13 @@ func internalTables() []Table {
 // event exactly for every change that committed.
 type Event struct {
 	Meta
-	// Seq orders events in commit order. It is unique and increasing.
-	Seq uint64 `json:"seq"`
+	// ID identifies the event; it is unique.
+	ID string `json:"id"`
+	// N is the event's position among the events of its commit.
+	N uint64 `json:"n"`
+	// Seq orders events in commit order: the commit's revision and N. It is
+	// unique and increasing.
+	Seq uint64 `json:"-"`
 	// Time is the commit time of the change.
 	Time time.Time `json:"time"`
 	// Type names what happened, "<service>.<resource>.<action>", such as
@@ -52,10 +58,12 @@ type Event struct {
 }
 
 // StoreKey implements Record.
-func (e *Event) StoreKey() string { return fmt.Sprintf("%016x", e.Seq) }
+func (e *Event) StoreKey() string { return e.ID }
 
 // eventSeqBits is how many low bits of Seq number the events of one commit.
 const eventSeqBits = 20
+
+func eventSeq(rev, n uint64) uint64 { return rev<<eventSeqBits | n }
 
 // Emit writes an event into the outbox as part of this transaction. payload
 // is encoded as JSON; it may be nil.
@@ -66,7 +74,10 @@ func (t *Txn) Emit(typ, resourceID, projectID string, payload any) error {
 	if t.events >= 1<<eventSeqBits {
 		return fmt.Errorf("store: more than %d events in one commit", 1<<eventSeqBits)
 	}
-	ev := &Event{Seq: t.rev<<eventSeqBits | t.events, Time: t.now, Type: typ, ResourceID: resourceID, ProjectID: projectID}
+	ev := &Event{
+		ID: rand.Text(), N: t.events, Seq: eventSeq(t.rev, t.events),
+		Time: t.now, Type: typ, ResourceID: resourceID, ProjectID: projectID,
+	}
 	if payload != nil {
 		raw, err := json.Marshal(payload)
 		if err != nil {

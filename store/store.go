@@ -82,8 +82,9 @@ type Store struct {
 	rev atomic.Uint64
 
 	reqs    chan *request
+	applies chan *remote
 	closing chan struct{}
-	done    chan struct{}
+	stopped chan struct{} // closed when the committer has stopped
 	once    sync.Once
 	wg      sync.WaitGroup
 }
@@ -117,8 +118,9 @@ func open(ctx context.Context, b Backend, tables []Table, opts *Options) (*Store
 		opts:    o,
 		log:     o.Logger.With("component", "store"),
 		reqs:    make(chan *request, maxBatch),
+		applies: make(chan *remote),
 		closing: make(chan struct{}),
-		done:    make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	schema := &memdb.DBSchema{Tables: make(map[string]*memdb.TableSchema)}
 	add := func(t Table, internal bool) error {
@@ -151,14 +153,15 @@ func open(ctx context.Context, b Backend, tables []Table, opts *Options) (*Store
 	start := time.Now()
 	txn := db.Txn(true)
 	var upgraded []Change
+	var upRecs []Record
 	records, unknown := 0, map[string]int{}
-	rev, err := b.Load(ctx, func(table string, key, value []byte) error {
+	rev, err := b.Load(ctx, func(table string, key, value []byte, rev uint64) error {
 		t, ok := s.tables[table]
 		if !ok {
 			unknown[table]++
 			return nil
 		}
-		rec, up, err := t.decode(value)
+		rec, up, err := t.decode(value, rev)
 		if err != nil {
 			return err
 		}
@@ -170,7 +173,8 @@ func open(ctx context.Context, b Backend, tables []Table, opts *Options) (*Store
 			if err != nil {
 				return err
 			}
-			upgraded = append(upgraded, Change{Table: table, Key: rec.StoreKey(), Value: raw})
+			upgraded = append(upgraded, Change{Table: table, Key: rec.StoreKey(), Value: raw, Prev: rev})
+			upRecs = append(upRecs, rec)
 		}
 		records++
 		return txn.Insert(table, rec)
@@ -180,11 +184,15 @@ func open(ctx context.Context, b Backend, tables []Table, opts *Options) (*Store
 		return nil, fmt.Errorf("store: load: %w", err)
 	}
 	if len(upgraded) > 0 {
-		if err := b.Commit(ctx, rev+1, upgraded); err != nil {
+		urev, err := b.Commit(ctx, upgraded)
+		if err != nil {
 			txn.Abort()
 			return nil, fmt.Errorf("store: write back %d upgraded records: %w", len(upgraded), err)
 		}
-		rev++
+		for _, rec := range upRecs {
+			rec.StoreMeta().Revision = urev // not indexed: safe before commit
+		}
+		rev = urev
 	}
 	txn.Commit()
 	s.rev.Store(rev)
@@ -193,6 +201,10 @@ func open(ctx context.Context, b Backend, tables []Table, opts *Options) (*Store
 	}
 	s.log.Debug("store loaded", "records", records, "upgraded", len(upgraded), "revision", rev, "took", time.Since(start))
 
+	if w, ok := b.(Watcher); ok {
+		s.wg.Add(1)
+		go s.follow(w, rev)
+	}
 	s.wg.Add(1)
 	go s.commitLoop()
 	if o.CompactInterval > 0 {
@@ -255,6 +267,11 @@ func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	select {
+	case <-s.closing:
+		return ErrClosed
+	default:
+	}
 	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case s.reqs <- r:
@@ -263,17 +280,31 @@ func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	return <-r.done
+	select {
+	case err := <-r.done:
+		return err
+	case <-s.stopped:
+		// The committer has stopped: it answered r before, or never will.
+		select {
+		case err := <-r.done:
+			return err
+		default:
+			return ErrClosed
+		}
+	}
 }
 
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
+	defer close(s.stopped)
 	b := &batcher{s: s, reqs: make([]*request, 0, maxBatch), target: 1, timer: time.NewTimer(time.Hour)}
 	b.timer.Stop()
 	for {
 		select {
 		case first := <-s.reqs:
 			b.run(first)
+		case r := <-s.applies:
+			s.applyRemote(r)
 		case <-s.closing:
 			return
 		}
@@ -385,10 +416,10 @@ func (s *Store) rerunBatch(batch []*request, rev uint64, now time.Time) {
 	}
 }
 
-// finishBatch commits a batch's transaction to the backend at rev, then
-// makes it visible and answers every caller not yet answered.
-func (s *Store) finishBatch(mtx *memdb.Txn, batch []*request, rev uint64) {
-	wrote, err := s.persist(mtx, rev)
+// finishBatch commits a batch's transaction to the backend, then makes it
+// visible and answers every caller not yet answered.
+func (s *Store) finishBatch(mtx *memdb.Txn, batch []*request, spec uint64) {
+	rev, err := s.persist(mtx, spec)
 	if err != nil {
 		mtx.Abort()
 		for _, r := range batch {
@@ -397,7 +428,7 @@ func (s *Store) finishBatch(mtx *memdb.Txn, batch []*request, rev uint64) {
 		return
 	}
 	mtx.Commit()
-	if wrote {
+	if rev > s.rev.Load() {
 		s.rev.Store(rev)
 	}
 	for _, r := range batch {
@@ -425,22 +456,28 @@ func runFn(tx *Txn, fn func(*Txn) error) (err error) {
 	return fn(tx)
 }
 
-// persist writes the transaction's changes to the backend at rev and
-// reports whether there were any.
-func (s *Store) persist(mtx *memdb.Txn, rev uint64) (bool, error) {
+// persist writes the transaction's changes to the backend and returns the
+// commit's revision, or 0 if there was nothing to write. spec is the
+// revision the transaction stamped on its records; if the backend assigned
+// another (other controllers committed meanwhile), the records in the
+// transaction are restamped before it commits.
+func (s *Store) persist(mtx *memdb.Txn, spec uint64) (uint64, error) {
 	mc := mtx.Changes()
 	if len(mc) == 0 {
-		return false, nil
+		return 0, nil
 	}
 	changes := make([]Change, 0, len(mc))
 	for _, c := range mc {
 		ch := Change{Table: c.Table}
+		if c.Before != nil {
+			ch.Prev = c.Before.(Record).StoreMeta().Revision
+		}
 		if c.After != nil {
 			rec := c.After.(Record)
 			ch.Key = rec.StoreKey()
 			raw, err := json.Marshal(rec)
 			if err != nil {
-				return false, fmt.Errorf("store: table %q: encode %q: %w", c.Table, ch.Key, err)
+				return 0, fmt.Errorf("store: table %q: encode %q: %w", c.Table, ch.Key, err)
 			}
 			ch.Value = raw
 		} else {
@@ -448,13 +485,31 @@ func (s *Store) persist(mtx *memdb.Txn, rev uint64) (bool, error) {
 		}
 		changes = append(changes, ch)
 	}
-	if err := s.backend.Commit(context.Background(), rev, changes); err != nil {
+	rev, err := s.backend.Commit(context.Background(), changes)
+	if err != nil {
 		if errdefs.Kind(err) == nil {
 			err = errdefs.Wrap(errdefs.ErrUnavailable, err)
 		}
-		return false, fmt.Errorf("store: commit revision %d: %w", rev, err)
+		return 0, fmt.Errorf("store: commit: %w", err)
 	}
-	return true, nil
+	if rev != spec {
+		for _, c := range mc {
+			if c.After == nil {
+				continue
+			}
+			rec := c.After.(Record)
+			rec.StoreMeta().Revision = rev // not indexed: safe before commit
+			if ev, ok := rec.(*Event); ok {
+				// Seq is indexed: reinsert rather than change in place.
+				ne := *ev
+				ne.Seq = eventSeq(rev, ev.N)
+				if err := mtx.Insert(eventTable, &ne); err != nil {
+					return 0, fmt.Errorf("store: restamp event: %w", err)
+				}
+			}
+		}
+	}
+	return rev, nil
 }
 
 // Backup writes a consistent copy of the whole store to w, if the backend

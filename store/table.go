@@ -28,7 +28,9 @@ type Meta struct {
 	// Revision is the store revision of the commit that last wrote the
 	// record. An update carries the revision it read, and fails with
 	// errdefs.ErrConflict if the record changed since (compare-and-swap).
-	Revision uint64 `json:"_rev,omitempty"`
+	//
+	// The revision is kept by the backend beside the record, not in it.
+	Revision uint64 `json:"-"`
 	// SchemaVersion is the version of the record's table that wrote it.
 	// Records of older versions are upgraded on load (see Table.Upgrades).
 	SchemaVersion int `json:"_v,omitempty"`
@@ -136,9 +138,22 @@ func keyArg(args []any) (string, error) {
 	return k, nil
 }
 
-// decode turns a stored value into a record of t, upgrading it from an
-// older version when needed. upgraded reports whether it did.
-func (t Table) decode(value []byte) (rec Record, upgraded bool, err error) {
+// decode turns a stored value, last written at rev, into a record of t,
+// upgrading it from an older version when needed. upgraded reports whether
+// it did.
+func (t Table) decode(value []byte, rev uint64) (rec Record, upgraded bool, err error) {
+	rec, upgraded, err = t.decodeVersion(value)
+	if err != nil {
+		return nil, false, err
+	}
+	rec.StoreMeta().Revision = rev
+	if ev, ok := rec.(*Event); ok {
+		ev.Seq = eventSeq(rev, ev.N)
+	}
+	return rec, upgraded, nil
+}
+
+func (t Table) decodeVersion(value []byte) (rec Record, upgraded bool, err error) {
 	rec = t.New()
 	if err := json.Unmarshal(value, rec); err != nil {
 		return nil, false, fmt.Errorf("store: table %q: decode: %w", t.Name, err)

@@ -53,7 +53,12 @@ var peopleV2 = store.Table{
 
 // writeV1 writes version-1 records the way an older Stratus did, with raw
 // bbolt calls and the storage layout of StorageVersion 1.
-func writeV1(t *testing.T, path string, rev uint64, records map[string]string) {
+type rawRecord struct {
+	rev  uint64
+	json string
+}
+
+func writeV1(t *testing.T, path string, rev uint64, records map[string]rawRecord) {
 	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
@@ -70,7 +75,8 @@ func writeV1(t *testing.T, path string, rev uint64, records map[string]string) {
 			return err
 		}
 		for k, v := range records {
-			if err := b.Put([]byte(k), []byte(v)); err != nil {
+			val := append(binary.BigEndian.AppendUint64(nil, v.rev), v.json...)
+			if err := b.Put([]byte(k), val); err != nil {
 				return err
 			}
 		}
@@ -84,9 +90,9 @@ func writeV1(t *testing.T, path string, rev uint64, records map[string]string) {
 func TestSchemaUpgrade(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "stratus.db")
-	writeV1(t, path, 7, map[string]string{
-		"u1": `{"id":"u1","fullname":"Ada Lovelace","_rev":3}`,
-		"u2": `{"id":"u2","fullname":"Grace Hopper","_rev":7,"_v":1}`,
+	writeV1(t, path, 7, map[string]rawRecord{
+		"u1": {3, `{"id":"u1","fullname":"Ada Lovelace"}`},
+		"u2": {7, `{"id":"u2","fullname":"Grace Hopper","_v":1}`},
 	})
 	b, err := boltstore.Open(ctx, path, nil)
 	if err != nil {
@@ -97,13 +103,13 @@ func TestSchemaUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, err := store.Get[Person](nil, st.Snapshot(), "test.people", "u1")
-	if err != nil || p.First != "Ada" || p.Last != "Lovelace" || p.SchemaVersion != 2 || p.Revision != 3 {
+	if err != nil || p.First != "Ada" || p.Last != "Lovelace" || p.SchemaVersion != 2 || p.Revision != 8 {
 		t.Fatalf("upgraded record %+v (%v)", p, err)
 	}
 	if st.Revision() != 8 {
 		t.Fatalf("revision %d after writing back upgrades, want 8", st.Revision())
 	}
-	// An update works on the upgraded record (its revision is intact).
+	// The upgrade was written back at revision 8; an update works on it.
 	p.Last = "King"
 	if err := st.Update(ctx, func(tx *store.Txn) error { return tx.Update("test.people", p) }); err != nil {
 		t.Fatal(err)
@@ -117,7 +123,7 @@ func TestSchemaUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket([]byte("tables")).Bucket([]byte("test.people")).Get([]byte("u2"))
+		raw := tx.Bucket([]byte("tables")).Bucket([]byte("test.people")).Get([]byte("u2"))[8:]
 		var f map[string]any
 		if err := json.Unmarshal(raw, &f); err != nil {
 			return err
@@ -135,7 +141,7 @@ func TestSchemaUpgrade(t *testing.T) {
 
 func TestNewerRecordVersionRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "stratus.db")
-	writeV1(t, path, 1, map[string]string{"u1": `{"id":"u1","first":"A","_v":3}`})
+	writeV1(t, path, 1, map[string]rawRecord{"u1": {1, `{"id":"u1","first":"A","_v":3}`}})
 	b, err := boltstore.Open(t.Context(), path, nil)
 	if err != nil {
 		t.Fatal(err)

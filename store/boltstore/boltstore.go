@@ -7,7 +7,9 @@
 // File layout (storage version 1): a "meta" bucket holds "revision" (the
 // last committed store revision, 8 bytes big-endian) and "storage_version";
 // a "tables" bucket holds one bucket per table, keyed by record key, whose
-// values are the records' JSON. A newer storage version is refused.
+// values are the revision of the commit that last wrote the record (8 bytes
+// big-endian) followed by the record's JSON. A newer storage version is
+// refused.
 //
 // The file is locked while open; a second process opening it fails with an
 // error matching errdefs.ErrConflict.
@@ -159,20 +161,24 @@ func (b *Backend) Path() string { return b.path }
 func (b *Backend) Durable() bool { return !b.db.NoSync }
 
 // Load implements store.Backend.
-func (b *Backend) Load(ctx context.Context, fn func(table string, key, value []byte) error) (uint64, error) {
+func (b *Backend) Load(ctx context.Context, fn func(table string, key, value []byte, rev uint64) error) (uint64, error) {
 	var rev uint64
 	err := b.db.View(func(tx *bolt.Tx) error {
 		rev = readRev(tx)
 		n := 0
-		return tx.Bucket(tablesBucket).ForEachBucket(func(name []byte) error {
+		tables := tx.Bucket(tablesBucket)
+		return tables.ForEachBucket(func(name []byte) error {
 			table := string(name)
-			return tx.Bucket(tablesBucket).Bucket(name).ForEach(func(k, v []byte) error {
+			return tables.Bucket(name).ForEach(func(k, v []byte) error {
 				if n++; n%4096 == 0 {
 					if err := ctx.Err(); err != nil {
 						return err
 					}
 				}
-				return fn(table, k, v)
+				if len(v) < 8 {
+					return fmt.Errorf("table %q: key %q: value of %d bytes has no revision", table, k, len(v))
+				}
+				return fn(table, k, v[8:], binary.BigEndian.Uint64(v))
 			})
 		})
 	})
@@ -190,14 +196,13 @@ func readRev(tx *bolt.Tx) uint64 {
 }
 
 // Commit implements store.Backend: one bbolt transaction, fsync'd.
-func (b *Backend) Commit(ctx context.Context, rev uint64, changes []store.Change) error {
+func (b *Backend) Commit(ctx context.Context, changes []store.Change) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
+	var rev uint64
 	err := b.db.Update(func(tx *bolt.Tx) error {
-		if have := readRev(tx); have != rev-1 {
-			return fmt.Errorf("commit at revision %d, file is at %d: %w", rev, have, errdefs.ErrConflict)
-		}
+		rev = readRev(tx) + 1
 		tables := tx.Bucket(tablesBucket)
 		var bk *bolt.Bucket
 		var bkName string
@@ -209,11 +214,22 @@ func (b *Backend) Commit(ctx context.Context, rev uint64, changes []store.Change
 				}
 				bkName = c.Table
 			}
+			key := []byte(c.Key)
+			var have uint64
+			if v := bk.Get(key); len(v) >= 8 {
+				have = binary.BigEndian.Uint64(v)
+			}
+			if have != c.Prev {
+				return fmt.Errorf("%s %q is at revision %d, not %d: %w", c.Table, c.Key, have, c.Prev, errdefs.ErrConflict)
+			}
 			var err error
 			if c.Value == nil {
-				err = bk.Delete([]byte(c.Key))
+				err = bk.Delete(key)
 			} else {
-				err = bk.Put([]byte(c.Key), c.Value)
+				v := make([]byte, 8+len(c.Value))
+				binary.BigEndian.PutUint64(v, rev)
+				copy(v[8:], c.Value)
+				err = bk.Put(key, v)
 			}
 			if err != nil {
 				return fmt.Errorf("%s %q: %w", c.Table, c.Key, err)
@@ -222,9 +238,9 @@ func (b *Backend) Commit(ctx context.Context, rev uint64, changes []store.Change
 		return tx.Bucket(metaBucket).Put(revKey, u64(rev))
 	})
 	if err != nil {
-		return fmt.Errorf("boltstore: %s: %w", b.path, classify(err))
+		return 0, fmt.Errorf("boltstore: %s: %w", b.path, classify(err))
 	}
-	return nil
+	return rev, nil
 }
 
 // Snapshot implements store.Snapshotter: a consistent copy of the whole

@@ -22,7 +22,7 @@ var _ store.Backend = (*Backend)(nil)
 type Hooks struct {
 	// BeforeCommit is called with each commit before it is applied; an error
 	// fails the commit, which then applies nothing.
-	BeforeCommit func(rev uint64, changes []store.Change) error
+	BeforeCommit func(changes []store.Change) error
 }
 
 // Backend is an in-memory store.Backend.
@@ -34,13 +34,18 @@ type Backend struct {
 type state struct {
 	mu     sync.Mutex
 	rev    uint64
-	tables map[string]map[string][]byte
+	tables map[string]map[string]entry
 	hooks  Hooks
+}
+
+type entry struct {
+	rev   uint64
+	value []byte
 }
 
 // New returns an empty backend.
 func New() *Backend {
-	return &Backend{s: &state{tables: make(map[string]map[string][]byte)}}
+	return &Backend{s: &state{tables: make(map[string]map[string]entry)}}
 }
 
 // SetHooks replaces the backend's fault hooks.
@@ -60,7 +65,7 @@ func (b *Backend) Durable() bool { return false }
 var errClosed = errors.New("memstore: closed")
 
 // Load implements store.Backend.
-func (b *Backend) Load(ctx context.Context, fn func(table string, key, value []byte) error) (uint64, error) {
+func (b *Backend) Load(ctx context.Context, fn func(table string, key, value []byte, rev uint64) error) (uint64, error) {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	if b.closed {
@@ -72,7 +77,7 @@ func (b *Backend) Load(ctx context.Context, fn func(table string, key, value []b
 			if err := ctx.Err(); err != nil {
 				return 0, err
 			}
-			if err := fn(t, []byte(k), recs[k]); err != nil {
+			if err := fn(t, []byte(k), recs[k].value, recs[k].rev); err != nil {
 				return 0, err
 			}
 		}
@@ -81,37 +86,40 @@ func (b *Backend) Load(ctx context.Context, fn func(table string, key, value []b
 }
 
 // Commit implements store.Backend.
-func (b *Backend) Commit(ctx context.Context, rev uint64, changes []store.Change) error {
+func (b *Backend) Commit(ctx context.Context, changes []store.Change) (uint64, error) {
 	b.s.mu.Lock()
 	defer b.s.mu.Unlock()
 	if b.closed {
-		return errClosed
+		return 0, errClosed
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
-	if rev != b.s.rev+1 {
-		return fmt.Errorf("memstore: commit at revision %d, backend is at %d: %w", rev, b.s.rev, errdefs.ErrConflict)
-	}
-	if h := b.s.hooks.BeforeCommit; h != nil {
-		if err := h(rev, changes); err != nil {
-			return err
+	for _, c := range changes {
+		if have := b.s.tables[c.Table][c.Key].rev; have != c.Prev {
+			return 0, fmt.Errorf("memstore: %s %q is at revision %d, not %d: %w", c.Table, c.Key, have, c.Prev, errdefs.ErrConflict)
 		}
 	}
+	if h := b.s.hooks.BeforeCommit; h != nil {
+		if err := h(changes); err != nil {
+			return 0, err
+		}
+	}
+	rev := b.s.rev + 1
 	for _, c := range changes {
 		t := b.s.tables[c.Table]
 		if t == nil {
-			t = make(map[string][]byte)
+			t = make(map[string]entry)
 			b.s.tables[c.Table] = t
 		}
 		if c.Value == nil {
 			delete(t, c.Key)
 		} else {
-			t[c.Key] = slices.Clone(c.Value)
+			t[c.Key] = entry{rev: rev, value: slices.Clone(c.Value)}
 		}
 	}
 	b.s.rev = rev
-	return nil
+	return rev, nil
 }
 
 // Close implements store.Backend. The state stays reachable through Reopen.

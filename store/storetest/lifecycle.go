@@ -51,8 +51,9 @@ func testReopen(t *testing.T, cfg Config) {
 	}
 }
 
-// testBackendRevisions drives the Backend directly: a commit at the wrong
-// revision is refused, and Load reports the last revision.
+// testBackendRevisions drives the Backend directly: revisions increase,
+// a change computed from a stale revision is refused whole, and Load
+// reports every record with its revision.
 func testBackendRevisions(t *testing.T, cfg Config) {
 	dir := t.TempDir()
 	ctx := ctxT(t)
@@ -60,19 +61,37 @@ func testBackendRevisions(t *testing.T, cfg Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	put := func(rev uint64, key string) error {
-		return b.Commit(ctx, rev, []store.Change{{Table: widgets, Key: key, Value: []byte(`{"id":"` + key + `"}`)}})
+	put := func(key string, prev uint64) (uint64, error) {
+		return b.Commit(ctx, []store.Change{{Table: widgets, Key: key, Value: []byte(`{"id":"` + key + `"}`), Prev: prev}})
 	}
-	if err := put(1, "a"); err != nil {
+	r1, err := put("a", 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := put(3, "b"); !errors.Is(err, errdefs.ErrConflict) {
-		t.Fatalf("commit skipping a revision: %v, want ErrConflict", err)
+	if _, err := put("a", 0); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("creating an existing key: %v, want ErrConflict", err)
 	}
-	if err := put(1, "c"); !errors.Is(err, errdefs.ErrConflict) {
-		t.Fatalf("commit repeating a revision: %v, want ErrConflict", err)
+	r2, err := put("b", 0)
+	if err != nil || r2 <= r1 {
+		t.Fatalf("second commit at %d (%v), want > %d", r2, err, r1)
 	}
-	if err := b.Commit(ctx, 2, []store.Change{{Table: widgets, Key: "a"}}); err != nil {
+	r3, err := put("a", r1)
+	if err != nil || r3 <= r2 {
+		t.Fatalf("update at %d (%v), want > %d", r3, err, r2)
+	}
+	if _, err := put("a", r1); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("update from a stale revision: %v, want ErrConflict", err)
+	}
+	// A commit with one stale change applies none of its changes.
+	_, err = b.Commit(ctx, []store.Change{
+		{Table: widgets, Key: "c", Value: []byte(`{"id":"c"}`)},
+		{Table: widgets, Key: "b", Prev: r1},
+	})
+	if !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("commit with a stale delete: %v, want ErrConflict", err)
+	}
+	r4, err := b.Commit(ctx, []store.Change{{Table: widgets, Key: "b", Prev: r2}})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Close(); err != nil {
@@ -83,10 +102,18 @@ func testBackendRevisions(t *testing.T, cfg Config) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	n := 0
-	rev, err := b.Load(ctx, func(table string, key, value []byte) error { n++; return nil })
-	if err != nil || rev != 2 || n != 0 {
-		t.Fatalf("Load: rev %d, %d records, %v; want rev 2, 0 records", rev, n, err)
+	got := map[string]uint64{}
+	rev, err := b.Load(ctx, func(table string, key, value []byte, rev uint64) error {
+		if table == widgets {
+			got[string(key)] = rev
+		}
+		return nil
+	})
+	if err != nil || rev < r4 {
+		t.Fatalf("Load: revision %d (%v), want at least %d", rev, err, r4)
+	}
+	if len(got) != 1 || got["a"] != r3 {
+		t.Fatalf("Load: %v, want only a at %d (c never committed, b deleted)", got, r3)
 	}
 }
 
@@ -98,11 +125,11 @@ type faulty struct {
 
 var errDiskFull = fmt.Errorf("write stratus.db: %w", syscall.ENOSPC)
 
-func (f *faulty) Commit(ctx context.Context, rev uint64, changes []store.Change) error {
+func (f *faulty) Commit(ctx context.Context, changes []store.Change) (uint64, error) {
 	if f.fail.Load() {
-		return errDiskFull
+		return 0, errDiskFull
 	}
-	return f.Backend.Commit(ctx, rev, changes)
+	return f.Backend.Commit(ctx, changes)
 }
 
 func testFailedCommit(t *testing.T, cfg Config) {
