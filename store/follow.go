@@ -49,7 +49,7 @@ func (s *Store) follow(w Watcher, after uint64) {
 			backoff = 100 * time.Millisecond
 			return nil
 		})
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
 			return
 		}
 		if errors.Is(err, ErrCompacted) {

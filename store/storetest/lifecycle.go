@@ -30,8 +30,8 @@ func testReopen(t *testing.T, cfg Config) {
 	want := e.mustGet("w007")
 
 	e.reopen()
-	if got := e.st.Revision(); got != rev {
-		t.Fatalf("revision after reopen %d, want %d", got, rev)
+	if got := e.st.Revision(); got < rev {
+		t.Fatalf("revision after reopen %d, want at least %d", got, rev)
 	}
 	got := e.mustGet("w007")
 	if got.Count != 42 || got.Revision != want.Revision || len(got.Tags) != 2 || got.Tags[1] != "w007" {
@@ -46,8 +46,8 @@ func testReopen(t *testing.T, cfg Config) {
 	}
 	// Revisions keep increasing after a reopen.
 	e.mustUpdate(func(tx *store.Txn) error { return tx.Insert(widgets, widget("new", "p", "new")) })
-	if n := e.mustGet("new"); n.Revision != rev+1 {
-		t.Fatalf("first revision after reopen %d, want %d", n.Revision, rev+1)
+	if n := e.mustGet("new"); n.Revision <= rev {
+		t.Fatalf("first revision after reopen %d, want more than %d", n.Revision, rev)
 	}
 }
 

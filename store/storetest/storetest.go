@@ -53,11 +53,22 @@ var mainInstalled bool
 // Main runs the tests of a backend package. In the crash test's child
 // process it runs the writer instead. Call it from TestMain.
 func Main(m *testing.M, cfg Config) {
-	if dir := os.Getenv(crashEnv); dir != "" {
-		os.Exit(crashChild(dir, cfg))
+	if IsCrashChild() {
+		os.Exit(crashChild(os.Getenv(crashEnv), cfg))
 	}
+	os.Exit(RunMain(m))
+}
+
+// IsCrashChild reports whether this process is the crash test's writer, for
+// a TestMain that must set things up (a server to connect to) only in the
+// parent: call Main first thing in the child.
+func IsCrashChild() bool { return os.Getenv(crashEnv) != "" }
+
+// RunMain runs the tests, as Main does in the parent, and returns the exit
+// code, for a TestMain that tears things down afterwards.
+func RunMain(m *testing.M) int {
 	mainInstalled = true
-	os.Exit(m.Run())
+	return m.Run()
 }
 
 // Run runs the conformance suite against the backend cfg opens.
