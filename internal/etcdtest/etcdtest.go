@@ -6,6 +6,7 @@ package etcdtest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -147,11 +148,18 @@ func (c *Cluster) Stop() {
 	}
 }
 
+// freePort picks a free port below Linux's ephemeral range (32768 and up),
+// so that a stopped member's port is not taken by some outgoing connection
+// before the member restarts.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 100 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return port, nil
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("etcdtest: no free port found")
 }
