@@ -22,13 +22,17 @@ const compactChunk = 1000
 // that every consumer's cursor has passed and that are older than the event
 // retention. It runs in chunks, so writers are never held up for long.
 func (s *Store) Compact(ctx context.Context) (CompactStats, error) {
+	return s.compact(ctx, s.Update)
+}
+
+func (s *Store) compact(ctx context.Context, update func(context.Context, func(*Txn) error) error) (CompactStats, error) {
 	var st CompactStats
 	now := s.opts.Clock()
 	tsCut := now.Add(-s.opts.TombstoneRetention)
 	evCut := now.Add(-s.opts.EventRetention)
 	for {
 		n := 0
-		err := s.Update(ctx, func(tx *Txn) error {
+		err := update(ctx, func(tx *Txn) error {
 			n = 0
 			all, err := List[Tombstone](nil, tx, tombstoneTable, IDIndex)
 			if err != nil {
@@ -57,7 +61,7 @@ func (s *Store) Compact(ctx context.Context) (CompactStats, error) {
 	}
 	for {
 		n := 0
-		err := s.Update(ctx, func(tx *Txn) error {
+		err := update(ctx, func(tx *Txn) error {
 			n = 0
 			floor := uint64(math.MaxUint64)
 			curs, err := List[cursor](nil, tx, cursorTable, IDIndex)
@@ -93,22 +97,46 @@ func (s *Store) Compact(ctx context.Context) (CompactStats, error) {
 	return st, nil
 }
 
+// compactLoop compacts periodically while this process leads the
+// "store.compaction" election, so that of several controllers sharing a
+// backend only one compacts, with fenced writes.
 func (s *Store) compactLoop() {
 	defer s.wg.Done()
-	t := time.NewTicker(s.opts.CompactInterval)
-	defer t.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
 		<-s.closing
 		cancel()
 	}()
+	for ctx.Err() == nil {
+		l, err := s.Campaign(ctx, "store.compaction")
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("compaction election failed; retrying", "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(s.opts.CompactInterval):
+				}
+			}
+			continue
+		}
+		s.compactWhileLeading(ctx, l)
+		_ = l.Resign(context.WithoutCancel(ctx))
+	}
+}
+
+func (s *Store) compactWhileLeading(ctx context.Context, l *Leader) {
+	t := time.NewTicker(s.opts.CompactInterval)
+	defer t.Stop()
 	for {
 		select {
-		case <-s.closing:
+		case <-ctx.Done():
+			return
+		case <-l.Lost():
+			s.log.Info("lost the compaction leadership")
 			return
 		case <-t.C:
-			st, err := s.Compact(ctx)
+			st, err := s.compact(ctx, l.Update)
 			if err != nil {
 				s.log.Warn("compaction failed", "err", err)
 				continue

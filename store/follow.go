@@ -111,9 +111,10 @@ func (s *Store) apply(ctx context.Context, r *remote) error {
 	}
 }
 
-// applyRemote runs in the committer. A change is applied only if it is
-// newer than the local record, so a controller's own commits, which it
-// applied when they committed, are not applied twice.
+// applyRemote runs in the committer. Commits arrive in the backend's order,
+// this controller's own included (it waits for them: see finishBatch). A
+// change is applied only if it is newer than the local record, so that a
+// reload followed by the watch's replay of the same commits is harmless.
 func (s *Store) applyRemote(r *remote) {
 	defer close(r.done)
 	mtx := s.db.Txn(true)

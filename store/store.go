@@ -81,8 +81,9 @@ type Store struct {
 
 	rev atomic.Uint64
 
-	reqs    chan *request
-	applies chan *remote
+	reqs      chan *request
+	applies   chan *remote
+	elections localElections
 	closing chan struct{}
 	stopped chan struct{} // closed when the committer has stopped
 	once    sync.Once
@@ -92,6 +93,7 @@ type Store struct {
 type request struct {
 	ctx     context.Context
 	fn      func(*Txn) error
+	fence   *Fence // set for a leader's fenced update, which commits alone
 	done    chan error
 	settled bool
 }
@@ -264,6 +266,15 @@ func (s *Store) Snapshot() *Txn {
 // been handed to the committer, Update waits for the outcome even if ctx is
 // cancelled, so that the caller always learns whether it committed.
 func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
+	return s.update(ctx, fn, nil)
+}
+
+func (s *Store) update(ctx context.Context, fn func(*Txn) error, fence *Fence) error {
+	if fence != nil {
+		if _, ok := s.backend.(FencedCommitter); !ok {
+			return fmt.Errorf("store: backend %T cannot fence commits: %w", s.backend, errdefs.ErrUnsupported)
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -272,7 +283,7 @@ func (s *Store) Update(ctx context.Context, fn func(*Txn) error) error {
 		return ErrClosed
 	default:
 	}
-	r := &request{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	r := &request{ctx: ctx, fn: fn, fence: fence, done: make(chan error, 1)}
 	select {
 	case s.reqs <- r:
 	case <-s.closing:
@@ -300,6 +311,12 @@ func (s *Store) commitLoop() {
 	b := &batcher{s: s, reqs: make([]*request, 0, maxBatch), target: 1, timer: time.NewTimer(time.Hour)}
 	b.timer.Stop()
 	for {
+		if b.next != nil {
+			first := b.next
+			b.next = nil
+			b.run(first)
+			continue
+		}
 		select {
 		case first := <-s.reqs:
 			b.run(first)
@@ -317,6 +334,7 @@ type batcher struct {
 	reqs   []*request
 	target int // the previous batch's size: how many writers to wait for
 	timer  *time.Timer
+	next   *request // a fenced request met while gathering: it runs next, alone
 }
 
 // run gathers a batch starting with first and commits it. Each function
@@ -350,7 +368,7 @@ func (b *batcher) run(first *request) {
 	exec(first)
 	var timeout <-chan time.Time
 gather:
-	for len(reqs) < maxBatch && !dirty {
+	for len(reqs) < maxBatch && !dirty && first.fence == nil {
 		var r *request
 		select {
 		case r = <-s.reqs:
@@ -369,6 +387,10 @@ gather:
 				break gather
 			}
 		}
+		if r.fence != nil {
+			b.next = r
+			break
+		}
 		reqs = append(reqs, r)
 		exec(r)
 	}
@@ -380,7 +402,7 @@ gather:
 		mtx.Abort()
 		s.rerunBatch(reqs, rev, now)
 	} else {
-		s.finishBatch(mtx, reqs, rev)
+		s.finishBatch(mtx, reqs, rev, first.fence)
 	}
 	clear(reqs)
 	b.reqs = reqs[:0]
@@ -409,7 +431,7 @@ func (s *Store) rerunBatch(batch []*request, rev uint64, now time.Time) {
 			}
 		}
 		if !rerun {
-			s.finishBatch(mtx, batch, rev)
+			s.finishBatch(mtx, batch, rev, batch[0].fence)
 			return
 		}
 		mtx.Abort()
@@ -418,8 +440,8 @@ func (s *Store) rerunBatch(batch []*request, rev uint64, now time.Time) {
 
 // finishBatch commits a batch's transaction to the backend, then makes it
 // visible and answers every caller not yet answered.
-func (s *Store) finishBatch(mtx *memdb.Txn, batch []*request, spec uint64) {
-	rev, err := s.persist(mtx, spec)
+func (s *Store) finishBatch(mtx *memdb.Txn, batch []*request, spec uint64, fence *Fence) {
+	rev, err := s.persist(mtx, spec, fence)
 	if err != nil {
 		mtx.Abort()
 		for _, r := range batch {
@@ -427,12 +449,33 @@ func (s *Store) finishBatch(mtx *memdb.Txn, batch []*request, spec uint64) {
 		}
 		return
 	}
-	mtx.Commit()
-	if rev > s.rev.Load() {
-		s.rev.Store(rev)
+	if _, replicated := s.backend.(Watcher); replicated && rev != 0 {
+		// Other controllers commit too: apply this commit as the watch
+		// delivers it, in the backend's order, so that a later apply of an
+		// older commit never undoes it. Wait for it: read-your-writes.
+		mtx.Abort()
+		s.waitApplied(rev)
+	} else {
+		mtx.Commit()
+		if rev > s.rev.Load() {
+			s.rev.Store(rev)
+		}
 	}
 	for _, r := range batch {
 		r.finish(nil)
+	}
+}
+
+// waitApplied applies what the watch delivers until the replica has
+// reached rev (or the store closes: the commit is durable either way).
+func (s *Store) waitApplied(rev uint64) {
+	for s.rev.Load() < rev {
+		select {
+		case r := <-s.applies:
+			s.applyRemote(r)
+		case <-s.closing:
+			return
+		}
 	}
 }
 
@@ -461,7 +504,7 @@ func runFn(tx *Txn, fn func(*Txn) error) (err error) {
 // revision the transaction stamped on its records; if the backend assigned
 // another (other controllers committed meanwhile), the records in the
 // transaction are restamped before it commits.
-func (s *Store) persist(mtx *memdb.Txn, spec uint64) (uint64, error) {
+func (s *Store) persist(mtx *memdb.Txn, spec uint64, fence *Fence) (uint64, error) {
 	mc := mtx.Changes()
 	if len(mc) == 0 {
 		return 0, nil
@@ -485,7 +528,13 @@ func (s *Store) persist(mtx *memdb.Txn, spec uint64) (uint64, error) {
 		}
 		changes = append(changes, ch)
 	}
-	rev, err := s.backend.Commit(context.Background(), changes)
+	var rev uint64
+	var err error
+	if fence != nil {
+		rev, err = s.backend.(FencedCommitter).CommitFenced(context.Background(), changes, *fence)
+	} else {
+		rev, err = s.backend.Commit(context.Background(), changes)
+	}
 	if err != nil {
 		if errdefs.Kind(err) == nil {
 			err = errdefs.Wrap(errdefs.ErrUnavailable, err)

@@ -189,9 +189,29 @@ func (b *Backend) Load(ctx context.Context, fn func(table string, key, value []b
 // Commit implements store.Backend: one etcd transaction comparing the
 // revision of every key it writes.
 func (b *Backend) Commit(ctx context.Context, changes []store.Change) (uint64, error) {
+	return b.commit(ctx, changes, nil)
+}
+
+// CommitFenced implements store.FencedCommitter: the commit also compares
+// the leadership key's creation revision, so it applies only while that
+// leadership term holds.
+func (b *Backend) CommitFenced(ctx context.Context, changes []store.Change, fence store.Fence) (uint64, error) {
+	rev, err := b.commit(ctx, changes, []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(fence.Key), "=", int64(fence.Rev)),
+	})
+	if err != nil && errors.Is(err, errdefs.ErrConflict) {
+		if resp, gerr := b.cli.Get(ctx, fence.Key); gerr == nil && (len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != int64(fence.Rev)) {
+			return 0, fmt.Errorf("etcdstore: leadership %s (term %d) has ended: %w", fence.Key, fence.Rev, errdefs.ErrConflict)
+		}
+	}
+	return rev, err
+}
+
+func (b *Backend) commit(ctx context.Context, changes []store.Change, guards []clientv3.Cmp) (uint64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	cmps := make([]clientv3.Cmp, 0, len(changes)+1)
+	cmps := make([]clientv3.Cmp, 0, len(changes)+1+len(guards))
+	cmps = append(cmps, guards...)
 	ops := make([]clientv3.Op, 0, len(changes)+1)
 	for _, c := range changes {
 		k := b.recordKey(c.Table, c.Key)

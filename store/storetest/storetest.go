@@ -85,6 +85,7 @@ func Run(t *testing.T, cfg Config) {
 	t.Run("BackendRevisions", func(t *testing.T) { testBackendRevisions(t, cfg) })
 	t.Run("FailedCommit", func(t *testing.T) { testFailedCommit(t, cfg) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, cfg) })
+	t.Run("Election", func(t *testing.T) { testElection(t, cfg) })
 	t.Run("Crash", func(t *testing.T) { testCrash(t, cfg) })
 }
 
