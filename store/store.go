@@ -84,10 +84,10 @@ type Store struct {
 	reqs      chan *request
 	applies   chan *remote
 	elections localElections
-	closing chan struct{}
-	stopped chan struct{} // closed when the committer has stopped
-	once    sync.Once
-	wg      sync.WaitGroup
+	closing   chan struct{}
+	stopped   chan struct{} // closed when the committer has stopped
+	once      sync.Once
+	wg        sync.WaitGroup
 }
 
 type request struct {

@@ -39,7 +39,7 @@ func testElection(t *testing.T, cfg Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.Resign(ctx)
+	defer func() { _ = other.Resign(ctx) }()
 
 	if err := a.Resign(ctx); err != nil {
 		t.Fatal(err)
