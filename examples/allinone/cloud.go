@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stratuskit/stratus/errdefs"
+	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/internal/httpapi"
 	"github.com/stratuskit/stratus/store"
 	"github.com/stratuskit/stratus/store/boltstore"
@@ -58,7 +59,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return []store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}
+	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables()...)
 }
 
 // Run runs the cloud until ctx ends.
@@ -92,7 +93,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	comps, err := buildComponents(st, logger)
+	comps, err := buildComponents(cfg, st, logger)
 	if err != nil {
 		return err
 	}
@@ -160,10 +161,16 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 }
 
 // buildComponents makes every service that exists, wired together.
-func buildComponents(st *store.Store, logger *slog.Logger) ([]component, error) {
-	_ = st
-	_ = logger
-	return nil, nil
+func buildComponents(cfg Config, st *store.Store, logger *slog.Logger) ([]component, error) {
+	// The catalog lists only the services that run here.
+	catalog := []identity.ServiceEndpoints{
+		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
+	}
+	ident, _, err := identityComponent(cfg, st, logger, catalog)
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

@@ -207,7 +207,8 @@ func (l *Loop) run(ctx context.Context) {
 		case <-ctx.Done():
 			wcancel()
 			return
-		case <-watch:
+		case werr := <-watch:
+			_ = werr // nil when a watch fired; cancellation is seen above
 		case <-due:
 		case <-kick:
 		case <-resync:
