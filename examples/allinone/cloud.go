@@ -22,6 +22,7 @@ import (
 	"github.com/stratuskit/stratus/internal/httpapi"
 	"github.com/stratuskit/stratus/store"
 	"github.com/stratuskit/stratus/store/boltstore"
+	"github.com/stratuskit/stratus/store/etcdstore"
 )
 
 // Config is the all-in-one cloud's configuration.
@@ -32,6 +33,13 @@ type Config struct {
 	Listen string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// Etcd, if set, lists the etcd endpoints that hold the state instead of
+	// the bbolt file: every all-in-one given the same endpoints serves the
+	// same cloud.
+	Etcd []string
+	// PortOffset is added to every conventional port, so that several
+	// controllers can share one address.
+	PortOffset int
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -52,6 +60,9 @@ type cloudRecord struct {
 	store.Meta
 	ID      string    `json:"id"`
 	Created time.Time `json:"created"`
+	// AdminPassword is the generated password of the admin user, shared by
+	// every controller of the cloud and written to admin-openrc.sh.
+	AdminPassword string `json:"admin_password"`
 }
 
 func (c *cloudRecord) StoreKey() string { return "cloud" }
@@ -79,7 +90,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	}
 	defer unlock()
 
-	backend, err := boltstore.Open(ctx, filepath.Join(cfg.DataDir, "stratus.db"), &boltstore.Options{Preallocate: 16 << 20})
+	backend, err := openBackend(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -93,7 +104,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	comps, err := buildComponents(cfg, st, logger)
+	comps, err := buildComponents(cfg, st, cloud, logger)
 	if err != nil {
 		return err
 	}
@@ -112,7 +123,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	// the start cleanly, naming the port.
 	lns := make([]net.Listener, len(comps))
 	for i, c := range comps {
-		ln, err := httpapi.Listen(net.JoinHostPort(cfg.Listen, strconv.Itoa(c.port)))
+		ln, err := httpapi.Listen(net.JoinHostPort(cfg.Listen, strconv.Itoa(c.port+cfg.PortOffset)))
 		if err != nil {
 			for _, l := range lns[:i] {
 				l.Close()
@@ -161,12 +172,12 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 }
 
 // buildComponents makes every service that exists, wired together.
-func buildComponents(cfg Config, st *store.Store, logger *slog.Logger) ([]component, error) {
+func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *slog.Logger) ([]component, error) {
 	// The catalog lists only the services that run here.
 	catalog := []identity.ServiceEndpoints{
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
 	}
-	ident, _, err := identityComponent(cfg, st, logger, catalog)
+	ident, _, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
 		return nil, err
 	}
@@ -211,12 +222,21 @@ func waitReady(ctx context.Context, comps []component, lns []net.Listener) error
 	return nil
 }
 
+// openBackend opens the state: the bbolt file in the data directory, or
+// the etcd cluster that -etcd names.
+func openBackend(ctx context.Context, cfg Config, logger *slog.Logger) (store.Backend, error) {
+	if len(cfg.Etcd) > 0 {
+		return etcdstore.Open(ctx, cfg.Etcd, &etcdstore.Options{Prefix: "/stratus/", Logger: logger})
+	}
+	return boltstore.Open(ctx, filepath.Join(cfg.DataDir, "stratus.db"), &boltstore.Options{Preallocate: 16 << 20})
+}
+
 // ensureCloud returns this cloud's record, creating it on first start.
 func ensureCloud(ctx context.Context, st *store.Store) (*cloudRecord, error) {
 	if c, err := store.Get[cloudRecord](nil, st.Snapshot(), cloudTable, "cloud"); err == nil {
 		return c, nil
 	}
-	c := &cloudRecord{ID: rand.Text(), Created: st.Now().UTC()}
+	c := &cloudRecord{ID: rand.Text(), Created: st.Now().UTC(), AdminPassword: rand.Text()}
 	err := st.Update(ctx, func(tx *store.Txn) error { return tx.Insert(cloudTable, c) })
 	if err != nil && !errors.Is(err, errdefs.ErrConflict) {
 		return nil, err

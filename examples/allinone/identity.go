@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/store"
@@ -22,17 +18,13 @@ const identityPort = 5000
 // identityComponent builds the identity service. Its start runs Bootstrap
 // (admin user, project, roles, and the catalog of every service in
 // catalog) and writes DIR/admin-openrc.sh.
-func identityComponent(cfg Config, st *store.Store, logger *slog.Logger, catalog []identity.ServiceEndpoints) (component, *identity.Service, error) {
+func identityComponent(cfg Config, st *store.Store, password string, logger *slog.Logger, catalog []identity.ServiceEndpoints) (component, *identity.Service, error) {
 	svc, err := identity.New(identity.Config{Store: st, Logger: logger})
 	if err != nil {
 		return component{}, nil, err
 	}
 	start := func(ctx context.Context) error {
 		if err := svc.Start(ctx); err != nil {
-			return err
-		}
-		password, err := adminPassword(cfg.DataDir)
-		if err != nil {
 			return err
 		}
 		if err := svc.Bootstrap(ctx, identity.BootstrapOptions{AdminPassword: password, Services: catalog}); err != nil {
@@ -50,25 +42,7 @@ func serviceURL(cfg Config, port int, path string) string {
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
 		host = "127.0.0.1"
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(port)) + path
-}
-
-// adminPassword returns the admin password kept in DIR/admin-password,
-// creating it on first start.
-func adminPassword(dir string) (string, error) {
-	path := filepath.Join(dir, "admin-password")
-	b, err := os.ReadFile(path)
-	if err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("admin password: %w", err)
-	}
-	pw := rand.Text()
-	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("admin password: %w", err)
-	}
-	return pw, nil
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(port+cfg.PortOffset)) + path
 }
 
 // writeOpenRC writes DIR/admin-openrc.sh for the openstack CLI.

@@ -2,7 +2,7 @@
 // defaults: state in a bbolt file under the data directory, every service
 // that exists on its conventional OpenStack port.
 //
-//	go run ./examples/allinone -data DIR [-listen 127.0.0.1]
+//	go run ./examples/allinone -data DIR [-listen 127.0.0.1] [-etcd URL,...] [-port-offset N]
 //
 // It prints a line containing "stratus: ready" once every API answers,
 // writes DIR/admin-openrc.sh once the identity service exists, and shuts
@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -42,8 +43,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.DataDir, "data", defaultDataDir(), "data directory: state, lock, admin-openrc.sh")
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1", "address every API listens on")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	etcd := fs.String("etcd", "", "comma-separated etcd endpoints to keep the state in, instead of DATA/stratus.db; every all-in-one with the same endpoints serves the same cloud")
+	fs.IntVar(&cfg.PortOffset, "port-offset", 0, "added to every conventional port (5000, 8774, ...), to run several controllers on one address")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *etcd != "" {
+		cfg.Etcd = strings.Split(*etcd, ",")
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "allinone: unexpected arguments: %v\n", fs.Args())
