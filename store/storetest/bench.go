@@ -68,6 +68,10 @@ func commitN(tb testing.TB, st *store.Store, writers, n int, prefix string) time
 	return time.Since(start)
 }
 
+// BenchCommit measures acknowledged transactions per second with the given
+// number of concurrent writers, each transaction inserting one record.
+func BenchCommit(b *testing.B, cfg Config, writers int) { benchCommit(b, cfg, writers) }
+
 func benchCommit(b *testing.B, cfg Config, writers int) {
 	st := openBench(b, cfg, b.TempDir())
 	defer st.Close()
