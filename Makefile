@@ -27,7 +27,8 @@ all: test
 
 ## run: the all-in-one cloud from examples/allinone on embedded defaults.
 run: deps-run
-	$(GO) run ./examples/allinone -data $(DATA) -listen $(LISTEN)
+	$(GO) build -o $(BIN)/allinone ./examples/allinone
+	$(BIN)/allinone -data $(DATA) -listen $(LISTEN)
 
 ## test: the whole suite: vet, unit and integration tests with -race,
 ## then every benchmark once and the performance checks without -race.
