@@ -368,7 +368,7 @@ func (b *batcher) run(first *request) {
 	exec(first)
 	var timeout <-chan time.Time
 gather:
-	for len(reqs) < maxBatch && !dirty && first.fence == nil {
+	for len(reqs) < maxBatch && first.fence == nil {
 		var r *request
 		select {
 		case r = <-s.reqs:
@@ -392,7 +392,9 @@ gather:
 			break
 		}
 		reqs = append(reqs, r)
-		exec(r)
+		if !dirty {
+			exec(r) // once dirty, the batch reruns from scratch anyway
+		}
 	}
 	if timeout != nil && !b.timer.Stop() {
 		<-b.timer.C
@@ -419,6 +421,10 @@ func (s *Store) rerunBatch(batch []*request, rev uint64, now time.Time) {
 		rerun := false
 		for _, r := range batch {
 			if r.settled {
+				continue
+			}
+			if err := r.ctx.Err(); err != nil {
+				r.finish(err)
 				continue
 			}
 			tx.wrote = false
