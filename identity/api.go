@@ -113,6 +113,11 @@ func list[T any](w http.ResponseWriter, r *http.Request, name string, items []T,
 	body := map[string]any{name: out, "links": listLinks(r)}
 	if more {
 		body["truncated"] = true
+		// With limit=0 the page is empty: there is no last id to page from.
+		if len(items) == 0 {
+			ok(w, http.StatusOK, body)
+			return
+		}
 		if ls := httpapi.PageLinks(r, page, more, id(items[len(items)-1])); len(ls) > 0 {
 			body["links"].(map[string]any)["next"] = ls[0].Href
 		}

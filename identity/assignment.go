@@ -94,6 +94,25 @@ func (g Grant) assignment() (*Assignment, error) {
 	return a, nil
 }
 
+// isAdminProject reports whether p is the project whose admins are cloud
+// admins.
+func (s *Service) isAdminProject(p *Project) bool {
+	return p.Name == s.cfg.AdminProjectName && p.DomainID == s.cfg.AdminProjectDomainID
+}
+
+// grantWriteTarget returns the target for creating or revoking a: that of
+// reading it, without the domain when a is on the admin project, since a
+// role there makes (or unmakes) a cloud admin and is not a domain admin's
+// to give or take.
+func (s *Service) grantWriteTarget(tx *store.Txn, a *Assignment, t Target) Target {
+	if a.TargetType == targetProject {
+		if p, err := store.Get[Project](nil, tx, projectTable, a.TargetID); err == nil && s.isAdminProject(p) {
+			t.DomainID = ""
+		}
+	}
+	return t
+}
+
 // grantTarget checks that the parts of a exist and returns the policy
 // target and actions for it.
 func (s *Service) grantTarget(tx *store.Txn, a *Assignment) (Target, error) {
@@ -147,7 +166,10 @@ func (s *Service) CreateGrant(ctx context.Context, g Grant) error {
 			return err
 		}
 		read, create, _ := grantActions(a)
-		if err := s.authorize(ctx, read, create, t, a.TargetType, a.TargetID); err != nil {
+		if err := s.see(ctx, read, t, a.TargetType, a.TargetID); err != nil {
+			return err
+		}
+		if err := s.policy.Enforce(ctx, create, s.grantWriteTarget(tx, a, t)); err != nil {
 			return err
 		}
 		if _, err := store.Get[Assignment](nil, tx, assignmentTable, a.StoreKey()); err == nil {
@@ -192,7 +214,10 @@ func (s *Service) DeleteGrant(ctx context.Context, g Grant) error {
 			return err
 		}
 		read, _, revoke := grantActions(a)
-		if err := s.authorize(ctx, read, revoke, t, a.TargetType, a.TargetID); err != nil {
+		if err := s.see(ctx, read, t, a.TargetType, a.TargetID); err != nil {
+			return err
+		}
+		if err := s.policy.Enforce(ctx, revoke, s.grantWriteTarget(tx, a, t)); err != nil {
 			return err
 		}
 		if _, err := store.Get[Assignment](nil, tx, assignmentTable, a.StoreKey()); err != nil {
@@ -433,12 +458,20 @@ func (s *Service) domainRef(tx *store.Txn, id string) Ref {
 }
 
 // ListUserProjects lists the enabled projects on which a user has a role,
-// directly or through a group.
+// directly or through a group: all of them for the user itself, else those
+// the caller may see.
 func (s *Service) ListUserProjects(ctx context.Context, userID string) ([]*Project, error) {
 	if _, err := s.GetUser(ctx, userID); err != nil {
 		return nil, err
 	}
-	return s.scopeTargets(s.st.Snapshot(), userID), nil
+	c := CredentialsFrom(ctx)
+	ps := s.scopeTargets(s.st.Snapshot(), userID)
+	if c.UserID == userID {
+		return ps, nil
+	}
+	return slices.DeleteFunc(ps, func(p *Project) bool {
+		return !s.policy.Allowed(c, "identity:get_project", projectTarget(p))
+	}), nil
 }
 
 // scopeTargets returns the enabled projects the user can scope a token to.
@@ -451,7 +484,7 @@ func (s *Service) scopeTargets(tx *store.Txn, userID string) []*Project {
 		}
 		seen[id] = true
 		if p, err := store.Get[Project](nil, tx, projectTable, id); err == nil && p.Enabled {
-			out = append(out, p)
+			out = append(out, p.detach())
 		}
 	}
 	slices.SortFunc(out, func(a, b *Project) int { return cmpString(a.ID, b.ID) })
@@ -501,7 +534,7 @@ func (s *Service) AuthDomains(ctx context.Context) ([]*Domain, error) {
 		}
 		seen[id] = true
 		if d, err := store.Get[Domain](nil, tx, domainTable, id); err == nil && d.Enabled {
-			out = append(out, d)
+			out = append(out, d.detach())
 		}
 	}
 	return out, nil
@@ -524,4 +557,59 @@ func cmpString(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// confinedTo reports whether every role assignment of the actors (pairs of
+// actor type and id) applies inside domainID: on the domain itself or on
+// one of its projects. A user or group holding a role on the system or in
+// another domain is not confined, and a domain admin may not change it:
+// adding itself to such a group, or resetting such a user's password,
+// would give it power beyond its domain.
+// Roles on the admin project make cloud admins, so they are never confined
+// to its domain.
+func (s *Service) confinedTo(tx *store.Txn, domainID string, actors ...[2]string) bool {
+	for _, ac := range actors {
+		as, err := listAssignments(tx, "actor", key(ac[0], ac[1]))
+		if err != nil {
+			return false
+		}
+		for _, a := range as {
+			switch a.TargetType {
+			case targetDomain:
+				if a.TargetID != domainID {
+					return false
+				}
+			case targetProject:
+				p, err := store.Get[Project](nil, tx, projectTable, a.TargetID)
+				if err != nil || p.DomainID != domainID || s.isAdminProject(p) {
+					return false
+				}
+			default:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// userActors returns the user and its groups, as actors for confinedTo.
+func userActors(tx *store.Txn, userID string) [][2]string {
+	out := [][2]string{{actorUser, userID}}
+	if ms, err := store.List[Membership](nil, tx, memberTable, "user", userID); err == nil {
+		for m := range ms {
+			out = append(out, [2]string{actorGroup, m.GroupID})
+		}
+	}
+	return out
+}
+
+// writeTarget returns t for a write that changes what actors may do: its
+// domain is dropped when their roles reach beyond it, so that rules on the
+// target's domain (a domain admin's) do not match, while cloud-wide rules
+// still do.
+func (s *Service) writeTarget(tx *store.Txn, t Target, actors ...[2]string) Target {
+	if t.DomainID != "" && !s.confinedTo(tx, t.DomainID, actors...) {
+		t.DomainID = ""
+	}
+	return t
 }

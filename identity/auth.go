@@ -285,10 +285,16 @@ func (s *Service) checkPassword(pa PasswordAuth) (*User, error) {
 				domainID = d.ID
 			}
 		}
-		if domainID == "" {
+		switch {
+		case domainID != "":
+			u, err = store.First[User](nil, tx, userTable, "name", key(domainID, pa.UserName))
+		case pa.DomainName != "":
+			// An unknown domain fails like an unknown user, so that the
+			// answer does not tell which domain names exist.
+			err = errdefs.ErrNotFound
+		default:
 			return nil, errdefs.Invalid("auth.identity.password.user.domain", "is required with a user name")
 		}
-		u, err = store.First[User](nil, tx, userTable, "name", key(domainID, pa.UserName))
 	default:
 		return nil, errdefs.Invalid("auth.identity.password.user", "needs an id or a name")
 	}

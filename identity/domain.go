@@ -21,6 +21,12 @@ type Domain struct {
 // StoreKey implements store.Record.
 func (d *Domain) StoreKey() string { return d.ID }
 
+// detach gives d its own copy of the map it shares with the stored record.
+func (d *Domain) detach() *Domain {
+	d.Options = cloneMap(d.Options)
+	return d
+}
+
 var domainTableDef = store.Table{
 	Name: domainTable,
 	New:  func() store.Record { return new(Domain) },
@@ -93,7 +99,7 @@ func (s *Service) getDomain(tx *store.Txn, id string) (*Domain, error) {
 	if err != nil {
 		return nil, notFound("domain", id)
 	}
-	return d, nil
+	return d.detach(), nil
 }
 
 // GetDomain returns a domain the caller may see.
@@ -124,7 +130,7 @@ func (s *Service) ListDomains(ctx context.Context, opts ListDomainsOpts) ([]*Dom
 			continue
 		}
 		if s.policy.Allowed(c, "identity:get_domain", domainTarget(d)) {
-			out = append(out, d)
+			out = append(out, d.detach())
 		}
 	}
 	return out, nil

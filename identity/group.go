@@ -249,7 +249,10 @@ func (s *Service) AddUserToGroup(ctx context.Context, groupID, userID string) er
 		if err != nil {
 			return err
 		}
-		if err := s.authorize(ctx, "identity:get_group", "identity:add_user_to_group", groupTarget(g), "group", groupID); err != nil {
+		if err := s.see(ctx, "identity:get_group", groupTarget(g), "group", groupID); err != nil {
+			return err
+		}
+		if err := s.policy.Enforce(ctx, "identity:add_user_to_group", s.writeTarget(tx, groupTarget(g), [2]string{actorGroup, groupID})); err != nil {
 			return err
 		}
 		if _, err := s.getUser(tx, userID); err != nil {

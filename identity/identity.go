@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -347,13 +348,32 @@ func ptrOr[T any](p *T, def T) T {
 	return *p
 }
 
+// cloneMap returns a deep copy of a JSON-like map (nested maps and slices
+// are copied too), so that records handed to callers share no memory with
+// the store.
 func cloneMap(m map[string]any) map[string]any {
 	if m == nil {
 		return nil
 	}
 	c := make(map[string]any, len(m))
 	for k, v := range m {
-		c[k] = v
+		c[k] = cloneValue(v)
 	}
 	return c
+}
+
+func cloneValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		return cloneMap(x)
+	case []any:
+		c := make([]any, len(x))
+		for i, e := range x {
+			c[i] = cloneValue(e)
+		}
+		return c
+	case []string:
+		return slices.Clone(x)
+	}
+	return v
 }

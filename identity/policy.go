@@ -12,7 +12,12 @@ import (
 type Target struct {
 	// ProjectID is the project that owns the resource, if any.
 	ProjectID string
-	// DomainID is the domain that owns the resource, if any.
+	// DomainID is the domain that owns the resource, if any. It is empty
+	// for a change to a user (update, delete) or to a group's membership
+	// when that user or group holds roles beyond its domain (on the system,
+	// in another domain or on the admin project), and for a change to a
+	// role assignment on the admin project, so that rules on the domain,
+	// such as a domain admin's, do not allow it.
 	DomainID string
 	// UserID is the user the action is about, if any (a user record, the
 	// subject of a token, the owner of a credential).

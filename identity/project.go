@@ -31,6 +31,13 @@ type Project struct {
 // StoreKey implements store.Record.
 func (p *Project) StoreKey() string { return p.ID }
 
+// detach gives p its own copies of the slices and maps it shares with the
+// stored record, so that a caller changing them cannot change the store.
+func (p *Project) detach() *Project {
+	p.Tags, p.Options = slices.Clone(p.Tags), cloneMap(p.Options)
+	return p
+}
+
 var projectTableDef = store.Table{
 	Name: projectTable,
 	New:  func() store.Record { return new(Project) },
@@ -187,7 +194,7 @@ func (s *Service) getProject(tx *store.Txn, id string) (*Project, error) {
 	if err != nil {
 		return nil, notFound("project", id)
 	}
-	return p, nil
+	return p.detach(), nil
 }
 
 // GetProject returns a project the caller may see: readers of its domain,
@@ -216,7 +223,7 @@ func (s *Service) ListProjects(ctx context.Context, opts ListProjectsOpts) ([]*P
 	var out []*Project
 	for p := range all {
 		if opts.match(p) && s.policy.Allowed(c, "identity:get_project", projectTarget(p)) {
-			out = append(out, p)
+			out = append(out, p.detach())
 		}
 	}
 	return out, nil

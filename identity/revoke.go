@@ -220,6 +220,13 @@ func (s *Service) Revoke(ctx context.Context, opts RevokeOpts) error {
 	if opts.AuditID == "" && opts.UserID == "" && opts.ProjectID == "" {
 		return fmt.Errorf("identity: revoke: %w", errdefs.Invalid("audit_id", "one of audit_id, user_id and project_id is required"))
 	}
+	if opts.AuditID != "" {
+		// An audit id that cannot match a token would make the event a
+		// silent no-op.
+		if _, err := decodeAuditID(opts.AuditID); err != nil {
+			return fmt.Errorf("identity: revoke: %w", errdefs.Invalid("audit_id", "is not an audit id"))
+		}
+	}
 	return s.update(ctx, func(tx *store.Txn) error {
 		ev := Revocation{AuditID: opts.AuditID, UserID: opts.UserID, ProjectID: opts.ProjectID}
 		if opts.AuditID != "" {

@@ -21,6 +21,12 @@ type Role struct {
 // StoreKey implements store.Record.
 func (r *Role) StoreKey() string { return r.ID }
 
+// detach gives r its own copy of the map it shares with the stored record.
+func (r *Role) detach() *Role {
+	r.Options = cloneMap(r.Options)
+	return r
+}
+
 // ImpliedRole records that holding PriorID implies holding ImpliedID.
 type ImpliedRole struct {
 	store.Meta
@@ -106,7 +112,7 @@ func (s *Service) getRole(tx *store.Txn, id string) (*Role, error) {
 	if err != nil {
 		return nil, notFound("role", id)
 	}
-	return r, nil
+	return r.detach(), nil
 }
 
 // GetRole returns a role.
@@ -146,7 +152,7 @@ func (s *Service) ListRoles(ctx context.Context, opts ListRolesOpts) ([]*Role, e
 			continue
 		}
 		if s.policy.Allowed(c, "identity:get_role", Target{DomainID: r.DomainID}) {
-			out = append(out, r)
+			out = append(out, r.detach())
 		}
 	}
 	return out, nil

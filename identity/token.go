@@ -544,7 +544,7 @@ func (s *Service) resolve(tx *store.Txn, p *payload) (*Token, error) {
 			return nil, deny("project's domain is disabled")
 		}
 		t.Project = &TokenProject{ID: pr.ID, Name: pr.Name, Domain: Ref{ID: pd.ID, Name: pd.Name}}
-		t.IsAdminProject = pr.Name == s.cfg.AdminProjectName && pr.DomainID == s.cfg.AdminProjectDomainID
+		t.IsAdminProject = s.isAdminProject(pr)
 		roles = effectiveRoles(tx, u.ID, targetProject, pr.ID)
 	case scopeDomain:
 		d, err := store.Get[Domain](nil, tx, domainTable, p.scopeID)

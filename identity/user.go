@@ -88,8 +88,15 @@ func checkExtra(extra map[string]any) error {
 	return nil
 }
 
+// clean drops the password hash from u and gives it its own copies of the
+// maps it shares with the stored record.
 func clean(u *User) *User {
 	u.PasswordHash = ""
+	u.Options, u.Extra = cloneMap(u.Options), cloneMap(u.Extra)
+	if u.PasswordExpiresAt != nil {
+		t := *u.PasswordExpiresAt
+		u.PasswordExpiresAt = &t
+	}
 	return u
 }
 
@@ -303,6 +310,9 @@ func (s *Service) userForWrite(ctx context.Context, tx *store.Txn, c *Credential
 	t := userTarget(tx, c, u)
 	if !s.policy.Allowed(c, "identity:get_user", t) {
 		return nil, notFound("user", id)
+	}
+	if action != "identity:change_password" {
+		t = s.writeTarget(tx, t, userActors(tx, u.ID)...)
 	}
 	if err := s.policy.Enforce(ctx, action, t); err != nil {
 		return nil, err
