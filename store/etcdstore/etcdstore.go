@@ -37,6 +37,7 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/store"
@@ -79,7 +80,9 @@ func Open(ctx context.Context, endpoints []string, opts *Options) (*Backend, err
 		Endpoints:   endpoints,
 		DialTimeout: o.DialTimeout,
 		Context:     context.WithoutCancel(ctx),
-		Logger:      nil,
+		// The client's own retry chatter would go to stderr; the store
+		// reports what matters through its logger.
+		Logger: zap.NewNop(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcdstore: connect %v: %w", endpoints, errdefs.Wrap(errdefs.ErrUnavailable, err))
