@@ -55,21 +55,35 @@ func (t *Txn) mustWrite() error {
 	return nil
 }
 
+// current prepares a write to table: it checks the table and that the
+// transaction may write, and returns the stored record with key (nil if
+// there is none).
+func (t *Txn) current(table, key string) (Table, Record, error) {
+	tb, err := t.table(table)
+	if err != nil {
+		return Table{}, nil, err
+	}
+	if err := t.mustWrite(); err != nil {
+		return Table{}, nil, err
+	}
+	old, err := t.tx.First(table, IDIndex, key)
+	if err != nil {
+		return Table{}, nil, fmt.Errorf("store: %s %q: %w", table, key, err)
+	}
+	if old == nil {
+		return tb, nil, nil
+	}
+	return tb, old.(Record), nil
+}
+
 // Insert adds a new record. It fails with errdefs.ErrConflict if a record
 // with the same key exists. A tombstone left by an earlier record with the
 // same key is removed.
 func (t *Txn) Insert(table string, rec Record) error {
-	tb, err := t.table(table)
-	if err != nil {
-		return err
-	}
-	if err := t.mustWrite(); err != nil {
-		return err
-	}
 	key := rec.StoreKey()
-	old, err := t.tx.First(table, IDIndex, key)
+	tb, old, err := t.current(table, key)
 	if err != nil {
-		return fmt.Errorf("store: %s %q: %w", table, key, err)
+		return err
 	}
 	if old != nil {
 		return fmt.Errorf("store: %s %q already exists: %w", table, key, errdefs.ErrConflict)
@@ -85,22 +99,15 @@ func (t *Txn) Insert(table string, rec Record) error {
 // with errdefs.ErrConflict. It fails with errdefs.ErrNotFound if there is no
 // record with rec's key.
 func (t *Txn) Update(table string, rec Record) error {
-	tb, err := t.table(table)
-	if err != nil {
-		return err
-	}
-	if err := t.mustWrite(); err != nil {
-		return err
-	}
 	key := rec.StoreKey()
-	old, err := t.tx.First(table, IDIndex, key)
+	tb, old, err := t.current(table, key)
 	if err != nil {
-		return fmt.Errorf("store: %s %q: %w", table, key, err)
+		return err
 	}
 	if old == nil {
 		return fmt.Errorf("store: %s %q: %w", table, key, errdefs.ErrNotFound)
 	}
-	if have, want := old.(Record).StoreMeta().Revision, rec.StoreMeta().Revision; have != want {
+	if have, want := old.StoreMeta().Revision, rec.StoreMeta().Revision; have != want {
 		return fmt.Errorf("store: %s %q changed since it was read (revision %d, now %d): %w",
 			table, key, want, have, errdefs.ErrConflict)
 	}
@@ -110,11 +117,8 @@ func (t *Txn) Update(table string, rec Record) error {
 // Put inserts or replaces a record without a revision check. Prefer Insert
 // and Update; Put is for records that have a single writer.
 func (t *Txn) Put(table string, rec Record) error {
-	tb, err := t.table(table)
+	tb, _, err := t.current(table, rec.StoreKey())
 	if err != nil {
-		return err
-	}
-	if err := t.mustWrite(); err != nil {
 		return err
 	}
 	return t.put(tb, rec)
@@ -138,20 +142,14 @@ func (t *Txn) put(tb Table, rec Record) error {
 // value for the store's tombstone retention. It fails with
 // errdefs.ErrNotFound if there is no such record.
 func (t *Txn) Delete(table, key string) error {
-	if _, err := t.table(table); err != nil {
-		return err
-	}
-	if err := t.mustWrite(); err != nil {
-		return err
-	}
-	old, err := t.tx.First(table, IDIndex, key)
+	_, old, err := t.current(table, key)
 	if err != nil {
-		return fmt.Errorf("store: %s %q: %w", table, key, err)
+		return err
 	}
 	if old == nil {
 		return fmt.Errorf("store: %s %q: %w", table, key, errdefs.ErrNotFound)
 	}
-	ts, err := newTombstone(table, old.(Record), t.now)
+	ts, err := newTombstone(table, old, t.now)
 	if err != nil {
 		return err
 	}
