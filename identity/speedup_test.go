@@ -11,9 +11,6 @@ import (
 // cached token validation at most 10% of its rate, measured in the same
 // run (best of three alternating measurements, the machines being noisy).
 func TestRevocationCostSpeedup(t *testing.T) {
-	if testing.Short() {
-		t.Skip("performance check")
-	}
 	plain, tok1 := benchEnv(t)
 	loaded, tok2 := benchEnv(t)
 	addRevocations(t, loaded, 10000)
