@@ -65,6 +65,15 @@ func fail(w http.ResponseWriter, r *http.Request, err error) {
 
 func ok(w http.ResponseWriter, status int, v any) { _ = httpapi.WriteJSON(w, status, v) }
 
+// reply writes err, or else {key: render(r, v)} with status.
+func reply[T any](w http.ResponseWriter, r *http.Request, status int, key string, render func(*http.Request, *T) map[string]any, v *T, err error) {
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	ok(w, status, map[string]any{key: render(r, v)})
+}
+
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return httpapi.DecodeJSON(w, r, v, httpapi.DecodeOptions{})
 }

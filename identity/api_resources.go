@@ -74,6 +74,16 @@ func renderEndpoint(r *http.Request, e *Endpoint) map[string]any {
 		"service_id": e.ServiceID, "url": e.URL, "enabled": e.Enabled, "links": link(r, "/v3/endpoints/"+e.ID)}
 }
 
+// bind decodes {"<name>": {...}} into v, writing the error and returning
+// false if it cannot.
+func bind(w http.ResponseWriter, r *http.Request, name string, v any) bool {
+	if err := body(w, r, name, v); err != nil {
+		fail(w, r, err)
+		return false
+	}
+	return true
+}
+
 // body decodes {"<name>": {...}} into v.
 func body(w http.ResponseWriter, r *http.Request, name string, v any) error {
 	var env map[string]json.RawMessage
@@ -108,37 +118,23 @@ func (a *api) routeDomains(rt *httpapi.Router) {
 	})
 	rt.HandleFunc("POST /v3/domains", func(w http.ResponseWriter, r *http.Request) {
 		var in wire
-		if err := body(w, r, "domain", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "domain", &in) {
 			return
 		}
 		d, err := a.svc.CreateDomain(r.Context(), CreateDomainOpts{ID: in.ID, Name: ptrOr(in.Name, ""), Description: ptrOr(in.Description, ""), Enabled: in.Enabled, Options: in.Options})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusCreated, map[string]any{"domain": renderDomain(r, d)})
+		reply(w, r, http.StatusCreated, "domain", renderDomain, d, err)
 	})
 	rt.HandleFunc("GET /v3/domains/{id}", func(w http.ResponseWriter, r *http.Request) {
 		d, err := a.svc.GetDomain(r.Context(), r.PathValue("id"))
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"domain": renderDomain(r, d)})
+		reply(w, r, http.StatusOK, "domain", renderDomain, d, err)
 	})
 	rt.HandleFunc("PATCH /v3/domains/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var in wire
-		if err := body(w, r, "domain", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "domain", &in) {
 			return
 		}
 		d, err := a.svc.UpdateDomain(r.Context(), r.PathValue("id"), UpdateDomainOpts{Name: in.Name, Description: in.Description, Enabled: in.Enabled, Options: in.Options})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"domain": renderDomain(r, d)})
+		reply(w, r, http.StatusOK, "domain", renderDomain, d, err)
 	})
 	rt.HandleFunc("DELETE /v3/domains/{id}", func(w http.ResponseWriter, r *http.Request) {
 		noContent(w, r, a.svc.DeleteDomain(r.Context(), r.PathValue("id")))
@@ -182,8 +178,7 @@ func (a *api) routeProjects(rt *httpapi.Router) {
 	})
 	rt.HandleFunc("POST /v3/projects", func(w http.ResponseWriter, r *http.Request) {
 		var in wire
-		if err := body(w, r, "project", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "project", &in) {
 			return
 		}
 		if in.IsDomain {
@@ -192,11 +187,7 @@ func (a *api) routeProjects(rt *httpapi.Router) {
 		}
 		p, err := a.svc.CreateProject(r.Context(), CreateProjectOpts{Name: ptrOr(in.Name, ""), DomainID: ptrOr(in.DomainID, ""),
 			ParentID: ptrOr(in.ParentID, ""), Description: ptrOr(in.Description, ""), Enabled: in.Enabled, Tags: ptrOr(in.Tags, nil), Options: in.Options})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusCreated, map[string]any{"project": renderProject(r, p)})
+		reply(w, r, http.StatusCreated, "project", renderProject, p, err)
 	})
 	get := func(w http.ResponseWriter, r *http.Request) (*Project, bool) {
 		p, err := a.svc.GetProject(r.Context(), r.PathValue("id"))
@@ -207,23 +198,17 @@ func (a *api) routeProjects(rt *httpapi.Router) {
 		return p, true
 	}
 	rt.HandleFunc("GET /v3/projects/{id}", func(w http.ResponseWriter, r *http.Request) {
-		if p, good := get(w, r); good {
-			ok(w, http.StatusOK, map[string]any{"project": renderProject(r, p)})
-		}
+		p, err := a.svc.GetProject(r.Context(), r.PathValue("id"))
+		reply(w, r, http.StatusOK, "project", renderProject, p, err)
 	})
 	rt.HandleFunc("PATCH /v3/projects/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var in wire
-		if err := body(w, r, "project", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "project", &in) {
 			return
 		}
 		p, err := a.svc.UpdateProject(r.Context(), r.PathValue("id"), UpdateProjectOpts{Name: in.Name, Description: in.Description,
 			Enabled: in.Enabled, Tags: in.Tags, Options: in.Options})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"project": renderProject(r, p)})
+		reply(w, r, http.StatusOK, "project", renderProject, p, err)
 	})
 	rt.HandleFunc("DELETE /v3/projects/{id}", func(w http.ResponseWriter, r *http.Request) {
 		noContent(w, r, a.svc.DeleteProject(r.Context(), r.PathValue("id")))
@@ -334,8 +319,7 @@ func (a *api) routeUsers(rt *httpapi.Router) {
 	})
 	rt.HandleFunc("POST /v3/users", func(w http.ResponseWriter, r *http.Request) {
 		var raw map[string]json.RawMessage
-		if err := body(w, r, "user", &raw); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "user", &raw) {
 			return
 		}
 		in, extra, err := userFields(raw)
@@ -346,24 +330,15 @@ func (a *api) routeUsers(rt *httpapi.Router) {
 		u, err := a.svc.CreateUser(r.Context(), CreateUserOpts{Name: ptrOr(in.Name, ""), DomainID: ptrOr(in.DomainID, ""),
 			Password: ptrOr(in.Password, ""), Enabled: in.Enabled, DefaultProjectID: ptrOr(in.DefaultProjectID, ""),
 			Description: ptrOr(in.Description, ""), Options: in.Options, Extra: extra})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusCreated, map[string]any{"user": renderUser(r, u)})
+		reply(w, r, http.StatusCreated, "user", renderUser, u, err)
 	})
 	rt.HandleFunc("GET /v3/users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		u, err := a.svc.GetUser(r.Context(), r.PathValue("id"))
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"user": renderUser(r, u)})
+		reply(w, r, http.StatusOK, "user", renderUser, u, err)
 	})
 	rt.HandleFunc("PATCH /v3/users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var raw map[string]json.RawMessage
-		if err := body(w, r, "user", &raw); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "user", &raw) {
 			return
 		}
 		in, extra, err := userFields(raw)
@@ -373,11 +348,7 @@ func (a *api) routeUsers(rt *httpapi.Router) {
 		}
 		u, err := a.svc.UpdateUser(r.Context(), r.PathValue("id"), UpdateUserOpts{Name: in.Name, Password: in.Password,
 			Enabled: in.Enabled, DefaultProjectID: in.DefaultProjectID, Description: in.Description, Options: in.Options, Extra: extra})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"user": renderUser(r, u)})
+		reply(w, r, http.StatusOK, "user", renderUser, u, err)
 	})
 	rt.HandleFunc("DELETE /v3/users/{id}", func(w http.ResponseWriter, r *http.Request) {
 		noContent(w, r, a.svc.DeleteUser(r.Context(), r.PathValue("id")))
@@ -387,8 +358,7 @@ func (a *api) routeUsers(rt *httpapi.Router) {
 			Password         string `json:"password"`
 			OriginalPassword string `json:"original_password"`
 		}
-		if err := body(w, r, "user", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "user", &in) {
 			return
 		}
 		noContent(w, r, a.svc.ChangePassword(r.Context(), r.PathValue("id"), in.OriginalPassword, in.Password))
@@ -427,37 +397,23 @@ func (a *api) routeGroups(rt *httpapi.Router) {
 	})
 	rt.HandleFunc("POST /v3/groups", func(w http.ResponseWriter, r *http.Request) {
 		var in wire
-		if err := body(w, r, "group", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "group", &in) {
 			return
 		}
 		g, err := a.svc.CreateGroup(r.Context(), CreateGroupOpts{Name: ptrOr(in.Name, ""), DomainID: ptrOr(in.DomainID, ""), Description: ptrOr(in.Description, "")})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusCreated, map[string]any{"group": renderGroup(r, g)})
+		reply(w, r, http.StatusCreated, "group", renderGroup, g, err)
 	})
 	rt.HandleFunc("GET /v3/groups/{id}", func(w http.ResponseWriter, r *http.Request) {
 		g, err := a.svc.GetGroup(r.Context(), r.PathValue("id"))
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"group": renderGroup(r, g)})
+		reply(w, r, http.StatusOK, "group", renderGroup, g, err)
 	})
 	rt.HandleFunc("PATCH /v3/groups/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var in wire
-		if err := body(w, r, "group", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "group", &in) {
 			return
 		}
 		g, err := a.svc.UpdateGroup(r.Context(), r.PathValue("id"), UpdateGroupOpts{Name: in.Name, Description: in.Description})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"group": renderGroup(r, g)})
+		reply(w, r, http.StatusOK, "group", renderGroup, g, err)
 	})
 	rt.HandleFunc("DELETE /v3/groups/{id}", func(w http.ResponseWriter, r *http.Request) {
 		noContent(w, r, a.svc.DeleteGroup(r.Context(), r.PathValue("id")))
@@ -499,37 +455,23 @@ func (a *api) routeRoles(rt *httpapi.Router) {
 	})
 	rt.HandleFunc("POST /v3/roles", func(w http.ResponseWriter, r *http.Request) {
 		var in wire
-		if err := body(w, r, "role", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "role", &in) {
 			return
 		}
 		ro, err := a.svc.CreateRole(r.Context(), CreateRoleOpts{Name: ptrOr(in.Name, ""), DomainID: ptrOr(in.DomainID, ""), Description: ptrOr(in.Description, ""), Options: in.Options})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusCreated, map[string]any{"role": renderRole(r, ro)})
+		reply(w, r, http.StatusCreated, "role", renderRole, ro, err)
 	})
 	rt.HandleFunc("GET /v3/roles/{id}", func(w http.ResponseWriter, r *http.Request) {
 		ro, err := a.svc.GetRole(r.Context(), r.PathValue("id"))
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"role": renderRole(r, ro)})
+		reply(w, r, http.StatusOK, "role", renderRole, ro, err)
 	})
 	rt.HandleFunc("PATCH /v3/roles/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var in wire
-		if err := body(w, r, "role", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "role", &in) {
 			return
 		}
 		ro, err := a.svc.UpdateRole(r.Context(), r.PathValue("id"), UpdateRoleOpts{Name: in.Name, Description: in.Description, Options: in.Options})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"role": renderRole(r, ro)})
+		reply(w, r, http.StatusOK, "role", renderRole, ro, err)
 	})
 	rt.HandleFunc("DELETE /v3/roles/{id}", func(w http.ResponseWriter, r *http.Request) {
 		noContent(w, r, a.svc.DeleteRole(r.Context(), r.PathValue("id")))
@@ -731,42 +673,28 @@ func (a *api) routeCatalog(rt *httpapi.Router) {
 	})
 	createRegion := func(w http.ResponseWriter, r *http.Request) {
 		var in regionWire
-		if err := body(w, r, "region", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "region", &in) {
 			return
 		}
 		if id := r.PathValue("id"); id != "" {
 			in.ID = id
 		}
 		re, err := a.svc.CreateRegion(r.Context(), Region{ID: in.ID, Description: ptrOr(in.Description, ""), ParentRegionID: in.ParentRegionID})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusCreated, map[string]any{"region": renderRegion(r, re)})
+		reply(w, r, http.StatusCreated, "region", renderRegion, re, err)
 	}
 	rt.HandleFunc("POST /v3/regions", createRegion)
 	rt.HandleFunc("PUT /v3/regions/{id}", createRegion)
 	rt.HandleFunc("GET /v3/regions/{id}", func(w http.ResponseWriter, r *http.Request) {
 		re, err := a.svc.GetRegion(r.Context(), r.PathValue("id"))
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"region": renderRegion(r, re)})
+		reply(w, r, http.StatusOK, "region", renderRegion, re, err)
 	})
 	rt.HandleFunc("PATCH /v3/regions/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var in regionWire
-		if err := body(w, r, "region", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "region", &in) {
 			return
 		}
 		re, err := a.svc.UpdateRegion(r.Context(), r.PathValue("id"), in.Description)
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"region": renderRegion(r, re)})
+		reply(w, r, http.StatusOK, "region", renderRegion, re, err)
 	})
 	rt.HandleFunc("DELETE /v3/regions/{id}", func(w http.ResponseWriter, r *http.Request) {
 		noContent(w, r, a.svc.DeleteRegion(r.Context(), r.PathValue("id")))
@@ -788,37 +716,23 @@ func (a *api) routeCatalog(rt *httpapi.Router) {
 	})
 	rt.HandleFunc("POST /v3/services", func(w http.ResponseWriter, r *http.Request) {
 		var in serviceWire
-		if err := body(w, r, "service", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "service", &in) {
 			return
 		}
 		s, err := a.svc.CreateService(r.Context(), CatalogService{Type: ptrOr(in.Type, ""), Name: ptrOr(in.Name, ""), Description: ptrOr(in.Description, ""), Enabled: ptrOr(in.Enabled, true)})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusCreated, map[string]any{"service": renderService(r, s)})
+		reply(w, r, http.StatusCreated, "service", renderService, s, err)
 	})
 	rt.HandleFunc("GET /v3/services/{id}", func(w http.ResponseWriter, r *http.Request) {
 		s, err := a.svc.GetService(r.Context(), r.PathValue("id"))
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"service": renderService(r, s)})
+		reply(w, r, http.StatusOK, "service", renderService, s, err)
 	})
 	rt.HandleFunc("PATCH /v3/services/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var in serviceWire
-		if err := body(w, r, "service", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "service", &in) {
 			return
 		}
 		s, err := a.svc.UpdateService(r.Context(), r.PathValue("id"), UpdateServiceOpts(in))
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"service": renderService(r, s)})
+		reply(w, r, http.StatusOK, "service", renderService, s, err)
 	})
 	rt.HandleFunc("DELETE /v3/services/{id}", func(w http.ResponseWriter, r *http.Request) {
 		noContent(w, r, a.svc.DeleteService(r.Context(), r.PathValue("id")))
@@ -843,42 +757,28 @@ func (a *api) routeCatalog(rt *httpapi.Router) {
 	})
 	rt.HandleFunc("POST /v3/endpoints", func(w http.ResponseWriter, r *http.Request) {
 		var in endpointWire
-		if err := body(w, r, "endpoint", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "endpoint", &in) {
 			return
 		}
 		region := ptrOr(in.RegionID, ptrOr(in.Region, ""))
 		e, err := a.svc.CreateEndpoint(r.Context(), Endpoint{ServiceID: ptrOr(in.ServiceID, ""), Interface: ptrOr(in.Interface, ""),
 			RegionID: region, URL: ptrOr(in.URL, ""), Enabled: ptrOr(in.Enabled, true)})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusCreated, map[string]any{"endpoint": renderEndpoint(r, e)})
+		reply(w, r, http.StatusCreated, "endpoint", renderEndpoint, e, err)
 	})
 	rt.HandleFunc("GET /v3/endpoints/{id}", func(w http.ResponseWriter, r *http.Request) {
 		e, err := a.svc.GetEndpoint(r.Context(), r.PathValue("id"))
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"endpoint": renderEndpoint(r, e)})
+		reply(w, r, http.StatusOK, "endpoint", renderEndpoint, e, err)
 	})
 	rt.HandleFunc("PATCH /v3/endpoints/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var in endpointWire
-		if err := body(w, r, "endpoint", &in); err != nil {
-			fail(w, r, err)
+		if !bind(w, r, "endpoint", &in) {
 			return
 		}
 		if in.RegionID == nil {
 			in.RegionID = in.Region
 		}
 		e, err := a.svc.UpdateEndpoint(r.Context(), r.PathValue("id"), UpdateEndpointOpts{Interface: in.Interface, URL: in.URL, RegionID: in.RegionID, Enabled: in.Enabled})
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"endpoint": renderEndpoint(r, e)})
+		reply(w, r, http.StatusOK, "endpoint", renderEndpoint, e, err)
 	})
 	rt.HandleFunc("DELETE /v3/endpoints/{id}", func(w http.ResponseWriter, r *http.Request) {
 		noContent(w, r, a.svc.DeleteEndpoint(r.Context(), r.PathValue("id")))
