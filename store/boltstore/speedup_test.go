@@ -15,11 +15,11 @@ import (
 // the same disk in the same run. It is left out of -race builds, whose
 // slowdown of the CPU-bound part hides the fsync that group commit shares.
 func TestGroupCommitSpeedup(t *testing.T) {
-	// The disks here are shared and noisy: take the best of three
+	// The disks here are shared and noisy: take the best of five
 	// alternating measurements of each.
 	cfg := configWith(&boltstore.Options{Preallocate: 64 << 20})
 	var one, many float64
-	for range 3 {
+	for range 5 {
 		one = max(one, storetest.CommitRate(t, cfg, 1, 500*time.Millisecond))
 		many = max(many, storetest.CommitRate(t, cfg, 16, 500*time.Millisecond))
 	}
