@@ -154,6 +154,17 @@ func grantActions(a *Assignment) (read, create, revoke string) {
 	return "identity:get_grant", "identity:create_grant", "identity:revoke_grant"
 }
 
+// visibleGrant resolves the target of a and checks that the caller may see
+// grants on it.
+func (s *Service) visibleGrant(ctx context.Context, tx *store.Txn, a *Assignment) (Target, error) {
+	t, err := s.grantTarget(tx, a)
+	if err != nil {
+		return t, err
+	}
+	read, _, _ := grantActions(a)
+	return t, s.see(ctx, read, t, a.TargetType, a.TargetID)
+}
+
 // CreateGrant assigns a role. It is idempotent.
 func (s *Service) CreateGrant(ctx context.Context, g Grant) error {
 	a, err := g.assignment()
@@ -161,14 +172,11 @@ func (s *Service) CreateGrant(ctx context.Context, g Grant) error {
 		return err
 	}
 	return s.update(ctx, func(tx *store.Txn) error {
-		t, err := s.grantTarget(tx, a)
+		t, err := s.visibleGrant(ctx, tx, a)
 		if err != nil {
 			return err
 		}
-		read, create, _ := grantActions(a)
-		if err := s.see(ctx, read, t, a.TargetType, a.TargetID); err != nil {
-			return err
-		}
+		_, create, _ := grantActions(a)
 		if err := s.policy.Enforce(ctx, create, s.grantWriteTarget(tx, a, t)); err != nil {
 			return err
 		}
@@ -187,12 +195,7 @@ func (s *Service) CheckGrant(ctx context.Context, g Grant) error {
 		return err
 	}
 	tx := s.st.Snapshot()
-	t, err := s.grantTarget(tx, a)
-	if err != nil {
-		return err
-	}
-	read, _, _ := grantActions(a)
-	if err := s.see(ctx, read, t, a.TargetType, a.TargetID); err != nil {
+	if _, err := s.visibleGrant(ctx, tx, a); err != nil {
 		return err
 	}
 	if _, err := store.Get[Assignment](nil, tx, assignmentTable, a.StoreKey()); err != nil {
@@ -209,14 +212,11 @@ func (s *Service) DeleteGrant(ctx context.Context, g Grant) error {
 		return err
 	}
 	return s.update(ctx, func(tx *store.Txn) error {
-		t, err := s.grantTarget(tx, a)
+		t, err := s.visibleGrant(ctx, tx, a)
 		if err != nil {
 			return err
 		}
-		read, _, revoke := grantActions(a)
-		if err := s.see(ctx, read, t, a.TargetType, a.TargetID); err != nil {
-			return err
-		}
+		_, _, revoke := grantActions(a)
 		if err := s.policy.Enforce(ctx, revoke, s.grantWriteTarget(tx, a, t)); err != nil {
 			return err
 		}
