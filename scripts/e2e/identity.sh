@@ -5,55 +5,9 @@
 #   scripts/e2e/identity.sh        (needs: go, python3-openstackclient)
 set -euo pipefail
 
-cd "$(dirname "$0")/../.."
-command -v openstack >/dev/null || { echo "identity.sh: openstack CLI missing: apt-get install -y python3-openstackclient" >&2; exit 1; }
-
-tmp=$(mktemp -d)
-listen="127.0.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))"
-server=""
-cleanup() {
-	if [[ -n "$server" ]]; then
-		kill "$server" 2>/dev/null || true
-		wait "$server" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-go build -o "$tmp/allinone" ./examples/allinone
-"$tmp/allinone" -data "$tmp/data" -listen "$listen" -log-level warn >"$tmp/out.log" 2>"$tmp/err.log" &
-server=$!
-for _ in $(seq 1 300); do
-	grep -q "stratus: ready" "$tmp/out.log" 2>/dev/null && break
-	kill -0 "$server" 2>/dev/null || { cat "$tmp/err.log" >&2; echo "server exited" >&2; exit 1; }
-	sleep 0.1
-done
-grep -q "stratus: ready" "$tmp/out.log" || { echo "server not ready" >&2; cat "$tmp/err.log" >&2; exit 1; }
-
-# shellcheck disable=SC1091
-source "$tmp/data/admin-openrc.sh"
-
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); echo "ok   $*"; }
-bad() { failed=$((failed + 1)); echo "FAIL $*"; }
-# expect NAME WANT CMD...: the command's output must be WANT.
-expect() {
-	local name=$1 want=$2 got
-	shift 2
-	if got=$("$@" 2>"$tmp/cmd.err"); [[ "$got" == "$want" ]]; then
-		ok "$name"
-	else
-		bad "$name: got '$got', want '$want' $(head -c 300 "$tmp/cmd.err")"
-	fi
-}
-# expect_fail NAME CMD...: the command must fail.
-expect_fail() {
-	local name=$1
-	shift
-	if "$@" >"$tmp/cmd.out" 2>&1; then bad "$name: succeeded: $(head -c 300 "$tmp/cmd.out")"; else ok "$name"; fi
-}
-os() { openstack "$@"; }
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+e2e_start
 
 tok=$(os token issue -f value -c id)
 [[ ${#tok} -gt 50 ]] && ok "token issue" || bad "token issue: '$tok'"
@@ -116,5 +70,4 @@ expect_fail "user deleted" os user show u1
 os project delete p1
 expect_fail "project deleted" os project show p1
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+e2e_done
