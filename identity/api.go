@@ -231,7 +231,11 @@ func (a *api) renderToken(t *Token, catalog bool) map[string]any {
 	if t.Project != nil || t.Domain != nil || t.System {
 		out["roles"] = roles
 		if catalog {
-			out["catalog"] = a.svc.catalog(a.svc.st.Snapshot())
+			project := ""
+			if t.Project != nil {
+				project = t.Project.ID
+			}
+			out["catalog"] = a.svc.catalog(a.svc.st.Snapshot(), project)
 		}
 	}
 	return out

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/store"
@@ -87,7 +88,7 @@ type CatalogEndpoint struct {
 func validInterface(i string) bool { return i == "public" || i == "internal" || i == "admin" }
 
 func checkURL(v string) error {
-	u, err := url.Parse(v)
+	u, err := url.Parse(strings.NewReplacer(urlSubstitutions[0], "p", urlSubstitutions[1], "p", urlSubstitutions[2], "p", urlSubstitutions[3], "p").Replace(v))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errdefs.Invalid("url", "must be an absolute http or https URL")
 	}
@@ -99,10 +100,35 @@ func (s *Service) Catalog(ctx context.Context) ([]CatalogEntry, error) {
 	if err := s.see(ctx, "identity:get_catalog", Target{}, "catalog", ""); err != nil {
 		return nil, err
 	}
-	return s.catalog(s.st.Snapshot()), nil
+	project := ""
+	if c := CredentialsFrom(ctx); c != nil {
+		project = c.ProjectID
+	}
+	return s.catalog(s.st.Snapshot(), project), nil
 }
 
-func (s *Service) catalog(tx *store.Txn) []CatalogEntry {
+// urlSubstitutions are the placeholders Keystone fills in endpoint URLs
+// with the token's project, such as Swift's .../v1/AUTH_%(project_id)s.
+var urlSubstitutions = []string{"%(project_id)s", "$(project_id)s", "%(tenant_id)s", "$(tenant_id)s"}
+
+// expandURL fills u's placeholders with project. ok is false when u has a
+// placeholder and there is no project to fill it: Keystone leaves such
+// endpoints out of unscoped, domain and system tokens' catalogs.
+func expandURL(u, project string) (string, bool) {
+	for _, p := range urlSubstitutions {
+		if strings.Contains(u, p) {
+			if project == "" {
+				return "", false
+			}
+			u = strings.ReplaceAll(u, p, project)
+		}
+	}
+	return u, true
+}
+
+// catalog is the catalog as a token scoped to project (or to no project)
+// sees it.
+func (s *Service) catalog(tx *store.Txn, project string) []CatalogEntry {
 	out := []CatalogEntry{}
 	svcs, err := store.List[CatalogService](nil, tx, serviceTable, store.IDIndex)
 	if err != nil {
@@ -118,8 +144,11 @@ func (s *Service) catalog(tx *store.Txn) []CatalogEntry {
 			continue
 		}
 		for ep := range eps {
-			if ep.Enabled {
-				e.Endpoints = append(e.Endpoints, CatalogEndpoint{ID: ep.ID, Interface: ep.Interface, Region: ep.RegionID, RegionID: ep.RegionID, URL: ep.URL})
+			if !ep.Enabled {
+				continue
+			}
+			if u, ok := expandURL(ep.URL, project); ok {
+				e.Endpoints = append(e.Endpoints, CatalogEndpoint{ID: ep.ID, Interface: ep.Interface, Region: ep.RegionID, RegionID: ep.RegionID, URL: u})
 			}
 		}
 		out = append(out, e)

@@ -275,3 +275,36 @@ func TestImpliedAndEffectiveRoles(t *testing.T) {
 		t.Fatal("implied role not effective")
 	}
 }
+
+// TestCatalogProjectSubstitution: an endpoint URL with %(project_id)s, as
+// Swift's, is filled with the token's project; a token without a project
+// does not list it.
+func TestCatalogProjectSubstitution(t *testing.T) {
+	e := newEnv(t)
+	if err := e.svc.Bootstrap(context.Background(), BootstrapOptions{AdminPassword: "secret", Services: []ServiceEndpoints{
+		{Type: "identity", Name: "keystone", PublicURL: "http://127.0.0.1:5000/v3"},
+		{Type: "object-store", Name: "swift", PublicURL: "http://127.0.0.1:8080/v1/AUTH_%(project_id)s"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	_, ctx := e.login(t, "admin", "secret", AuthScope{ProjectName: "admin", ProjectDomainName: "Default"})
+	project := CredentialsFrom(ctx).ProjectID
+	urls := func(cat []CatalogEntry) []string {
+		var out []string
+		for _, c := range cat {
+			if c.Type == "object-store" {
+				for _, ep := range c.Endpoints {
+					out = append(out, ep.URL)
+				}
+			}
+		}
+		return out
+	}
+	got := urls(must(e.svc.Catalog(ctx)))
+	if len(got) != 3 || got[0] != "http://127.0.0.1:8080/v1/AUTH_"+project {
+		t.Fatalf("project-scoped object-store endpoints %v, want AUTH_%s", got, project)
+	}
+	if got := urls(must(e.svc.Catalog(e.admin))); len(got) != 0 {
+		t.Fatalf("system-scoped catalog lists %v, want no object-store endpoint", got)
+	}
+}
