@@ -299,4 +299,5 @@ func index(name string, f strIndex) *memdb.IndexSchema {
 
 // now is the service's clock, for records written outside a transaction.
 func (s *Service) now() time.Time { return s.st.Now().UTC() }
+
 type memdbIndex = memdb.IndexSchema

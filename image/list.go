@@ -47,16 +47,16 @@ type ListImagesOpts struct {
 	// Tags must all be on the image.
 	Tags []string
 	// Hidden selects os_hidden images; nil means not hidden.
-	Hidden          *bool
-	Protected       *bool
-	SizeMin         *int64
-	SizeMax         *int64
-	CreatedAt       []TimeFilter
-	UpdatedAt       []TimeFilter
-	Properties      map[string]string
-	Sort            []Sort
-	Marker          string
-	Limit           int // 0: no limit
+	Hidden     *bool
+	Protected  *bool
+	SizeMin    *int64
+	SizeMax    *int64
+	CreatedAt  []TimeFilter
+	UpdatedAt  []TimeFilter
+	Properties map[string]string
+	Sort       []Sort
+	Marker     string
+	Limit      int // 0: no limit
 }
 
 // ListImages returns a page of the images the caller may see that match
