@@ -232,6 +232,8 @@ func (a *api) createImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", httpapi.BaseURL(r)+"/v2/images/"+img.ID)
+	w.Header().Set("OpenStack-image-import-methods", strings.Join(a.svc.ImportMethods(), ","))
+	w.Header().Set("OpenStack-image-store-ids", storeID)
 	reply(w, http.StatusCreated, a.render(r, img))
 }
 
@@ -342,6 +344,10 @@ func (a *api) download(w http.ResponseWriter, r *http.Request) {
 	img, err := a.svc.GetImage(r.Context(), id)
 	if err != nil {
 		fail(w, r, err)
+		return
+	}
+	if img.BlobKey == "" {
+		w.WriteHeader(http.StatusNoContent) // no data yet, as Glance answers
 		return
 	}
 	var size int64
