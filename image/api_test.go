@@ -103,7 +103,9 @@ func (c *cloud) client(t *testing.T, user, password, project string) *gopherclou
 	return ic
 }
 
-func (c *cloud) admin(t *testing.T) *gophercloud.ServiceClient { return c.client(t, "admin", "secret", "admin") }
+func (c *cloud) admin(t *testing.T) *gophercloud.ServiceClient {
+	return c.client(t, "admin", "secret", "admin")
+}
 func (c *cloud) user2(t *testing.T) *gophercloud.ServiceClient { return c.client(t, "u2", "pw2", "p2") }
 
 func TestGophercloudImages(t *testing.T) {
@@ -506,7 +508,12 @@ func TestDiscoveryAndSchemas(t *testing.T) {
 			t.Fatalf("schema %s: %d %.200s", s, status, body)
 		}
 	}
-	if resp, err := http.Get(c.imgURL + "/v2/images"); err != nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("no token: %v %v", resp.Status, err)
+	resp, err := http.Get(c.imgURL + "/v2/images")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no token: %s", resp.Status)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -262,7 +261,8 @@ func isUUID(s string) bool {
 				return false
 			}
 		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			hex := c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+			if !hex {
 				return false
 			}
 		}
@@ -296,8 +296,5 @@ func (f strIndex) FromArgs(args ...any) ([]byte, error) {
 func index(name string, f strIndex) *memdb.IndexSchema {
 	return &memdb.IndexSchema{Name: name, AllowMissing: true, Indexer: f}
 }
-
-// now is the service's clock, for records written outside a transaction.
-func (s *Service) now() time.Time { return s.st.Now().UTC() }
 
 type memdbIndex = memdb.IndexSchema

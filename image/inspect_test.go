@@ -150,7 +150,7 @@ func TestInspectQemuImg(t *testing.T) {
 		t.Fatalf("plain qcow2: %+v, %v", ins, err)
 	}
 	for name, args := range map[string][]string{
-		"backing.qcow2": {"-f", "qcow2", "-F", "qcow2", "-b", filepath.Join(dir, "base.qcow2"), "64M"},
+		"backing.qcow2":  {"-f", "qcow2", "-F", "qcow2", "-b", filepath.Join(dir, "base.qcow2"), "64M"},
 		"datafile.qcow2": {"-f", "qcow2", "-o", "data_file=" + filepath.Join(dir, "data.raw"), "64M"},
 		"flat.vmdk":      {"-f", "vmdk", "-o", "subformat=monolithicFlat", "8M"},
 		"split.vmdk":     {"-f", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", "8M"},
