@@ -209,8 +209,9 @@ func (s *Service) ingest(ctx context.Context, key string, r io.Reader, format st
 			return Data{}, err
 		}
 	}
-	m := &meter{r: io.MultiReader(bytes.NewReader(head), r), limit: limit, md5: md5.New(), sha: sha512.New()} //nolint:gosec // see import
+	m := newMeter(io.MultiReader(bytes.NewReader(head), r), limit)
 	size, err := s.blobs.Put(ctx, key, m)
+	md5sum, sha := m.sums()
 	if err != nil {
 		if m.over {
 			return Data{}, fmt.Errorf("image: image data exceeds the remaining quota of %d bytes: %w", limit, errdefs.ErrQuotaExceeded)
@@ -220,7 +221,7 @@ func (s *Service) ingest(ctx context.Context, key string, r io.Reader, format st
 		}
 		return Data{}, err
 	}
-	d := Data{Key: key, Size: size, Checksum: hex.EncodeToString(m.md5.Sum(nil)), HashValue: hex.EncodeToString(m.sha.Sum(nil))}
+	d := Data{Key: key, Size: size, Checksum: md5sum, HashValue: sha}
 	switch {
 	case size != m.n:
 		err = fmt.Errorf("image: blob store stored %d of %d bytes", size, m.n)
@@ -243,7 +244,10 @@ func (s *Service) ingest(ctx context.Context, key string, r io.Reader, format st
 }
 
 // meter hashes and counts what is read through it and fails once more than
-// limit bytes (if limit >= 0) went through.
+// limit bytes (if limit >= 0) went through. MD5 and SHA-512 run on two
+// goroutines of their own, on a copy of each chunk, while the caller
+// writes the chunk out: a chunk costs the slowest of the three instead of
+// their sum.
 type meter struct {
 	r     io.Reader
 	n     int64
@@ -252,13 +256,55 @@ type meter struct {
 	sha   hash.Hash
 	over  bool
 	err   error // the source's error, if it failed
+
+	buf     []byte
+	work    [2]chan []byte
+	done    chan struct{}
+	pending int
+}
+
+func newMeter(r io.Reader, limit int64) *meter {
+	m := &meter{r: r, limit: limit, md5: md5.New(), sha: sha512.New(), done: make(chan struct{}, 2)} //nolint:gosec // see import
+	for i, h := range []hash.Hash{m.md5, m.sha} {
+		m.work[i] = make(chan []byte, 1)
+		go func() {
+			for b := range m.work[i] {
+				h.Write(b)
+				m.done <- struct{}{}
+			}
+		}()
+	}
+	return m
+}
+
+// wait waits until the chunk being hashed is done.
+func (m *meter) wait() {
+	for ; m.pending > 0; m.pending-- {
+		<-m.done
+	}
+}
+
+// sums stops the hashers and returns the MD5 and SHA-512 of everything
+// read. It must be called once, when reading is over.
+func (m *meter) sums() (md5sum, sha string) {
+	m.wait()
+	close(m.work[0])
+	close(m.work[1])
+	return hex.EncodeToString(m.md5.Sum(nil)), hex.EncodeToString(m.sha.Sum(nil))
 }
 
 func (m *meter) Read(p []byte) (int, error) {
+	m.wait() // the hashers are done with m.buf
 	n, err := m.r.Read(p)
 	if n > 0 {
-		m.md5.Write(p[:n])
-		m.sha.Write(p[:n])
+		if cap(m.buf) < n {
+			m.buf = make([]byte, n)
+		}
+		b := m.buf[:n]
+		copy(b, p[:n])
+		m.work[0] <- b
+		m.work[1] <- b
+		m.pending = 2
 		m.n += int64(n)
 		if m.limit >= 0 && m.n > m.limit {
 			m.over = true

@@ -86,12 +86,12 @@ func Inspect(head []byte) (Inspection, error) {
 		if len(head) < 512 {
 			return Inspection{}, unsafe("truncated vhd footer")
 		}
-		return Inspection{Format: f, VirtualSize: int64(binary.BigEndian.Uint64(head[48:]))}, nil
+		return sized(f, binary.BigEndian.Uint64(head[48:]))
 	case DiskVDI:
 		if len(head) < 0x178 {
 			return Inspection{}, unsafe("truncated vdi header")
 		}
-		return Inspection{Format: f, VirtualSize: int64(binary.LittleEndian.Uint64(head[0x170:]))}, nil
+		return sized(f, binary.LittleEndian.Uint64(head[0x170:]))
 	case DiskISO:
 		if len(head) < 0x8000+132 {
 			return Inspection{}, unsafe("truncated iso primary volume descriptor")
@@ -103,6 +103,15 @@ func Inspect(head []byte) (Inspection, error) {
 	default:
 		return Inspection{Format: f}, nil
 	}
+}
+
+// sized returns an inspection of format f with a declared virtual size,
+// refusing sizes no disk has.
+func sized(f string, size uint64) (Inspection, error) {
+	if size > 1<<62 {
+		return Inspection{}, unsafe("%s virtual size out of range", f)
+	}
+	return Inspection{Format: f, VirtualSize: int64(size)}, nil
 }
 
 // qcow2 incompatible feature bits (qemu docs/interop/qcow2.txt).
