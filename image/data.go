@@ -229,6 +229,8 @@ func (s *Service) ingest(ctx context.Context, key string, r io.Reader, format st
 		err = errdefs.Invalid("size", "the declared size %d does not match the %d bytes received", opts.Size, size)
 	case opts.Checksum != "" && !strings.EqualFold(opts.Checksum, d.Checksum):
 		err = errdefs.Invalid("checksum", "checksum verification failed: the declared checksum %s does not match the data's %s", opts.Checksum, d.Checksum)
+	default:
+		err = CheckTail(ins, head, m.tail)
 	}
 	if err != nil {
 		if derr := s.blobs.Delete(context.WithoutCancel(ctx), key); derr != nil {
@@ -257,6 +259,7 @@ type meter struct {
 	over  bool
 	err   error // the source's error, if it failed
 
+	tail    []byte // the last vmdkTail bytes read, for CheckTail
 	buf     []byte
 	work    [2]chan []byte
 	done    chan struct{}
@@ -293,6 +296,19 @@ func (m *meter) sums() (md5sum, sha string) {
 	return hex.EncodeToString(m.md5.Sum(nil)), hex.EncodeToString(m.sha.Sum(nil))
 }
 
+// keepTail keeps the last vmdkTail bytes of the stream.
+func (m *meter) keepTail(b []byte) {
+	if len(b) >= vmdkTail {
+		m.tail = append(m.tail[:0], b[len(b)-vmdkTail:]...)
+		return
+	}
+	m.tail = append(m.tail, b...)
+	if extra := len(m.tail) - vmdkTail; extra > 0 {
+		copy(m.tail, m.tail[extra:])
+		m.tail = m.tail[:vmdkTail]
+	}
+}
+
 func (m *meter) Read(p []byte) (int, error) {
 	m.wait() // the hashers are done with m.buf
 	n, err := m.r.Read(p)
@@ -305,6 +321,7 @@ func (m *meter) Read(p []byte) (int, error) {
 		m.work[0] <- b
 		m.work[1] <- b
 		m.pending = 2
+		m.keepTail(p[:n])
 		m.n += int64(n)
 		if m.limit >= 0 && m.n > m.limit {
 			m.over = true
@@ -403,18 +420,19 @@ func (s *Service) importStaged(ctx context.Context, _ *identity.Credentials, img
 		return conflict("image %s has no staged data to import (status %s)", img.ID, img.Status)
 	}
 	d := *img.Staged
-	rc, err := s.blobs.Get(ctx, d.Key, 0, InspectBytes)
-	if err != nil {
-		return err
-	}
-	head, err := io.ReadAll(rc)
-	rc.Close()
+	head, err := s.readBlob(ctx, d.Key, 0, InspectBytes)
 	if err != nil {
 		return err
 	}
 	ins, err := Inspect(head)
 	if err == nil {
 		err = checkFormat(img.DiskFormat, ins)
+	}
+	if err == nil && ins.footer {
+		var tail []byte
+		if tail, err = s.readBlob(ctx, d.Key, max(d.Size-vmdkTail, 0), vmdkTail); err == nil {
+			err = CheckTail(ins, head, tail)
+		}
 	}
 	if err != nil {
 		// Bad staged data is dropped, as a failed Glance import does.
@@ -445,6 +463,16 @@ func (s *Service) importStaged(ctx context.Context, _ *identity.Credentials, img
 		activate(cur, d)
 		return tx.Emit("image.image.import", img.ID, cur.Owner, map[string]any{"method": ImportGlanceDirect, "size": d.Size})
 	})
+}
+
+// readBlob reads a small range of a blob.
+func (s *Service) readBlob(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	rc, err := s.blobs.Get(ctx, key, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, n))
 }
 
 // allowedURL checks a web-download URI against the allow-list.
