@@ -132,6 +132,18 @@ func TestCrashRecovery(t *testing.T) {
 	if k := e.keys(t); len(k) != 0 {
 		t.Fatalf("partial bytes kept: %v", k)
 	}
+
+	// Bytes of an image whose record is gone (a crash between deleting the
+	// record and the bytes) are swept at start; others are kept.
+	kept := e.raw(t, p1, "kept", []byte("kept"), VisibilityPrivate)
+	must(e.blobs.Put(context.Background(), "images/"+newUUID()+"/orphan", strings.NewReader("orphan")))
+	must(e.blobs.Put(context.Background(), "other/thing", strings.NewReader("not ours")))
+	if err := e.svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if k := e.keys(t); len(k) != 2 || !slices.Contains(k, kept.BlobKey) || !slices.Contains(k, "other/thing") {
+		t.Fatalf("after the sweep: %v", k)
+	}
 }
 
 func TestVisibilityRules(t *testing.T) {
