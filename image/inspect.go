@@ -36,6 +36,12 @@ type Inspection struct {
 	// footer is set for a VMDK whose grain directory is in a footer at the
 	// end: CheckTail must check the end of the data too.
 	footer bool
+	// mbr is set when the data starts with a master boot record (or a
+	// GPT's protective one); badMBR says why its partition table is
+	// invalid, if it is. A Linux kernel (bzImage) carries the boot
+	// signature of an MBR without a partition table.
+	mbr    bool
+	badMBR error
 }
 
 // Inspect detects the format of an image from its leading bytes (at most
@@ -73,12 +79,11 @@ func Inspect(head []byte) (Inspection, error) {
 	}
 	switch len(found) {
 	case 0:
+		ins := Inspection{Format: formatRaw, mbr: gpt}
 		if gpt {
-			if err := checkMBR(head); err != nil {
-				return Inspection{}, err
-			}
+			ins.badMBR = checkMBR(head)
 		}
-		return Inspection{Format: formatRaw}, nil
+		return ins, nil
 	case 1: // an ISO may also carry an MBR or GPT (bootable ISOs)
 	default:
 		return Inspection{}, unsafe("image data matches more than one format (%s)", strings.Join(found, ", "))
@@ -337,14 +342,19 @@ func checkMBR(b []byte) error {
 // checkFormat reports whether data detected as ins may be stored as an
 // image of disk format declared. Formats with a signature must match it;
 // raw and the formats without one (aki, ari, ami, ploop) must not look
-// like any other format, so that a qcow2 cannot pass as raw. A vhd whose
-// copy of the footer is not at the start (a fixed vhd) is accepted as raw
-// data.
+// like any other format, so that a qcow2 cannot pass as raw. A disk image
+// (raw, ami) that starts with an MBR must have a valid partition table, as
+// Glance's GPT inspector requires; kernels and ramdisks are not disks. A
+// vhd whose copy of the footer is not at the start (a fixed vhd) is
+// accepted as raw data.
 func checkFormat(declared string, ins Inspection) error {
 	switch declared {
 	case DiskRaw, DiskAKI, DiskARI, DiskAMI, DiskPloop:
 		if ins.Format != formatRaw {
 			return unsafe("image data is %s, not %s", ins.Format, declared)
+		}
+		if ins.badMBR != nil && (declared == DiskRaw || declared == DiskAMI) {
+			return ins.badMBR
 		}
 	case DiskVHD:
 		if ins.Format != DiskVHD && ins.Format != formatRaw {

@@ -106,8 +106,7 @@ func TestInspect(t *testing.T) {
 		{"vmdk descriptor elsewhere", func() []byte { b := vmdkSparse(desc("monolithicSparse", `RW 2048 SPARSE "a"`)); b[28] = 2; return b }(), "", 0, "sector 1"},
 		{"mbr", mbr(0x83, 0x80, 2048), "raw", 0, ""},
 		{"gpt", gptPMBR(), "raw", 0, ""},
-		{"mbr bad boot flag", mbr(0x83, 0x12, 2048), "", 0, "boot flag"},
-		{"mbr without partitions", mbr(0, 0, 0), "", 0, "no partitions"},
+		{"mbr bad boot flag (checked for disks only)", mbr(0x83, 0x12, 2048), "raw", 0, ""},
 		{"vmdk sparse with a flat extent", vmdkSparse(desc("monolithicSparse", `RW 2048 FLAT "/etc/shadow" 0`)), "", 0, "SPARSE"},
 		{"vmdk two extents", vmdkSparse(desc("monolithicSparse", "RW 2048 SPARSE \"a\"\nRW 2048 SPARSE \"/etc/shadow\"")), "", 0, "SPARSE"},
 		{"iso", iso, "iso", 100 * 2048, ""},
@@ -167,6 +166,28 @@ func TestVMDKFooter(t *testing.T) {
 }
 
 func TestCheckFormat(t *testing.T) {
+	badBoot := must(Inspect(mbr(0x83, 0x12, 2048)))
+	noParts := must(Inspect(mbr(0, 0, 0)))
+	kernel := make([]byte, 4096) // a bzImage: a boot signature, no partition table
+	copy(kernel, "MZ")
+	for i := 446; i < 510; i++ {
+		kernel[i] = 0xff
+	}
+	binary.LittleEndian.PutUint16(kernel[510:], 0xaa55)
+	bz := must(Inspect(kernel))
+	for _, c := range []struct {
+		declared string
+		ins      Inspection
+		want     string
+	}{
+		{DiskRaw, badBoot, "boot flag"}, {DiskAMI, noParts, "no partitions"}, {DiskRaw, bz, "boot flag"},
+		{DiskAKI, bz, ""}, {DiskARI, noParts, ""}, {DiskRaw, must(Inspect(gptPMBR())), ""},
+	} {
+		err := checkFormat(c.declared, c.ins)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("checkFormat(%s, MBR data) = %v, want %q", c.declared, err, c.want)
+		}
+	}
 	raw := Inspection{Format: formatRaw}
 	q := Inspection{Format: DiskQCOW2}
 	for _, c := range []struct {

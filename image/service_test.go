@@ -492,3 +492,32 @@ func TestUploadChecksVMDKFooter(t *testing.T) {
 		t.Fatalf("blobs: %v", k)
 	}
 }
+
+// TestKernelBootImages registers a kernel (aki), a ramdisk (ari) and a root
+// disk (ami) linked by kernel_id and ramdisk_id, as compute boots them.
+func TestKernelBootImages(t *testing.T) {
+	e := newEnv(t)
+	kernel := make([]byte, 64<<10) // a bzImage: boot signature, no partition table
+	copy(kernel, "MZ")
+	for i := 446; i < 510; i++ {
+		kernel[i] = 0xff
+	}
+	binary.LittleEndian.PutUint16(kernel[510:], 0xaa55)
+	upload := func(name, format string, data []byte, props map[string]string) *Image {
+		img := must(e.svc.CreateImage(e.admin, CreateImageOpts{Name: name, DiskFormat: format, ContainerFormat: format,
+			Visibility: VisibilityPublic, Owner: "admin", Properties: props}))
+		return must(e.svc.UploadData(e.admin, img.ID, bytes.NewReader(data), UploadOpts{Size: -1}))
+	}
+	aki := upload("k", DiskAKI, kernel, nil)
+	ari := upload("r", DiskARI, append([]byte("\x1f\x8b\x08\x00"), make([]byte, 1000)...), nil)
+	ami := upload("root", DiskAMI, make([]byte, 1<<20), map[string]string{"kernel_id": aki.ID, "ramdisk_id": ari.ID})
+	got := must(e.svc.GetImage(project("p2"), ami.ID))
+	if got.KernelID() != aki.ID || got.RamdiskID() != ari.ID || got.Status != StatusActive {
+		t.Fatalf("ami as another project sees it: %+v", got)
+	}
+	// The same kernel bytes are not a disk: refused as raw (an MBR with an
+	// invalid partition table).
+	img := must(e.svc.CreateImage(e.admin, CreateImageOpts{DiskFormat: DiskRaw, ContainerFormat: "bare"}))
+	_, err := e.svc.UploadData(e.admin, img.ID, bytes.NewReader(kernel), UploadOpts{Size: -1})
+	wantKind(t, err, errdefs.ErrInvalid)
+}
