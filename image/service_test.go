@@ -517,7 +517,7 @@ func TestKernelBootImages(t *testing.T) {
 	}
 	// The same kernel bytes are not a disk: refused as raw (an MBR with an
 	// invalid partition table).
-	img := must(e.svc.CreateImage(e.admin, CreateImageOpts{DiskFormat: DiskRaw, ContainerFormat: "bare"}))
+	img := must(e.svc.CreateImage(e.admin, CreateImageOpts{DiskFormat: DiskRaw, ContainerFormat: "bare", Owner: "admin"}))
 	_, err := e.svc.UploadData(e.admin, img.ID, bytes.NewReader(kernel), UploadOpts{Size: -1})
 	wantKind(t, err, errdefs.ErrInvalid)
 }
