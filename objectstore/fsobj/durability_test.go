@@ -14,7 +14,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +25,10 @@ import (
 	"github.com/stratuskit/stratus/objectstore/fsobj"
 )
 
-const crashEnv = "STRATUS_FSOBJ_CRASH_DIR"
+const (
+	crashEnv     = "STRATUS_FSOBJ_CRASH_DIR"
+	crashBaseEnv = "STRATUS_FSOBJ_CRASH_BASE" // first version number - 1
+)
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashEnv); dir != "" {
@@ -72,32 +77,33 @@ func crashChild(dir string) int {
 	out := bufio.NewWriter(os.Stdout)
 	fmt.Fprintln(out, "ready")
 	out.Flush()
-	done := make(chan string)
+	var mu sync.Mutex
+	say := func(format string, args ...any) { // returns once written
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(out, format+"\n", args...)
+		out.Flush()
+	}
+	base, _ := strconv.Atoi(os.Getenv(crashBaseEnv))
 	for w := range 4 {
 		go func() {
-			for v := 1; ; v++ {
+			for v := base + 1; ; v++ {
 				name := fmt.Sprintf("w%d/o%d", w, v%7)
 				var err error
 				if v%5 == 0 {
-					err = b.Delete(ctx, key(name))
-					if err == nil {
-						done <- fmt.Sprintf("del %s", name)
-					}
+					say("del %s", name) // before: it may happen unacknowledged
+					_ = b.Delete(ctx, key(name))
 					continue
 				}
 				if _, err = b.Put(ctx, key(name), bytes.NewReader(content(name, v)), objectstore.PutOptions{}); err != nil {
 					fmt.Fprintln(os.Stderr, "crash child: put:", err)
 					os.Exit(3)
 				}
-				done <- fmt.Sprintf("put %s %d", name, v)
+				say("put %s %d", name, v)
 			}
 		}()
 	}
-	for line := range done {
-		fmt.Fprintln(out, line)
-		out.Flush()
-	}
-	return 0
+	select {}
 }
 
 // TestCrash kills a process that is writing objects at random moments
@@ -112,7 +118,7 @@ func TestCrash(t *testing.T) {
 	}
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashEnv+"="+dir)
+		cmd.Env = append(os.Environ(), crashEnv+"="+dir, fmt.Sprintf("%s=%d", crashBaseEnv, round*1_000_000))
 		cmd.Stderr = os.Stderr
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
@@ -121,7 +127,7 @@ func TestCrash(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		acked := map[string]int{} // last acknowledged version; -1 deleted
+		acked := map[string]int{} // last acknowledged version; -1 after a delete began
 		lines := make(chan struct{})
 		ready := make(chan struct{})
 		go func() {
