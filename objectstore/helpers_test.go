@@ -2,6 +2,7 @@ package objectstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -144,3 +145,5 @@ func (c *cloud) expect(t testing.TB, want int, u *user, method, path, body strin
 }
 
 func ioPipe() (*io.PipeReader, *io.PipeWriter) { return io.Pipe() }
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

@@ -15,6 +15,10 @@
 // version listed, never a partial one; files no index entry references are
 // removed when the backend opens.
 //
+// Objects of at most InlineSize bytes are kept in the index itself, with
+// their CRC-32C, and written by one bbolt transaction: no file, no
+// directory entry.
+//
 // Each 64 KiB chunk of an object has a CRC-32C kept in the file's trailer.
 // Readers verify each chunk before returning any of its bytes and fail
 // with objectstore.ErrCorrupt instead of returning bytes that differ from
@@ -51,6 +55,10 @@ var _ objectstore.Backend = (*Backend)(nil)
 // ChunkSize is the unit of checksumming: each ChunkSize bytes of an
 // object carry their own CRC-32C.
 const ChunkSize = 64 << 10
+
+// InlineSize is the largest object kept in the index rather than in a
+// file of its own.
+const InlineSize = 16 << 10
 
 // MaxNameLen bounds object names (bytes); the Service's limit is lower.
 const MaxNameLen = 4096
@@ -90,10 +98,14 @@ type Backend struct {
 	bufs   sync.Pool
 }
 
-// record is an object's entry in its container's index.
+// record is an object's entry in its container's index: its information
+// and either the id of its file or, for a small object, its bytes and
+// their CRC-32C.
 type record struct {
-	ID   string                 `json:"id"`
-	Info objectstore.ObjectInfo `json:"info"`
+	ID   string
+	Info objectstore.ObjectInfo
+	Data []byte
+	CRC  uint32
 }
 
 // trailer is the metadata kept in an object's file after its bytes.
@@ -161,8 +173,8 @@ func (b *Backend) sweep() error {
 	err := b.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketContainers).ForEachBucket(func(k []byte) error {
 			return tx.Bucket(bucketContainers).Bucket(k).Bucket(bucketObjects).ForEach(func(_, v []byte) error {
-				var r record
-				if err := json.Unmarshal(v, &r); err != nil {
+				r, err := decodeRecord(v, false)
+				if err != nil {
 					return err
 				}
 				live[r.ID] = true
@@ -215,6 +227,9 @@ func (b *Backend) DataPath(key objectstore.ObjectKey) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if id == "" {
+		return "", fmt.Errorf("fsobj: %s is stored in the index: %w", key, errdefs.ErrNotFound)
+	}
 	return b.path(id, ".data"), nil
 }
 
@@ -250,11 +265,12 @@ func getRecord(tx *bolt.Tx, key objectstore.ObjectKey) (*record, error) {
 	if v == nil {
 		return nil, fmt.Errorf("fsobj: object %s: %w", key, errdefs.ErrNotFound)
 	}
-	var r record
-	if err := json.Unmarshal(v, &r); err != nil {
+	r, err := decodeRecord(v, true)
+	if err != nil {
 		return nil, fmt.Errorf("fsobj: index entry of %s: %w", key, err)
 	}
-	return &r, nil
+	r.Info.Name = key.Name
+	return r, nil
 }
 
 func getStats(c *bolt.Bucket) objectstore.ContainerStats {
@@ -349,6 +365,15 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	if err := b.db.View(func(tx *bolt.Tx) error { _, err := containerBucket(tx, key.Account, key.Container); return err }); err != nil {
 		return nil, err
 	}
+	head := make([]byte, InlineSize+1)
+	n, err := io.ReadFull(r, head)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		return b.putInline(ctx, key, head[:n], opts)
+	case err != nil:
+		return nil, fmt.Errorf("fsobj: put %s: %w", key, err)
+	}
+	r = io.MultiReader(bytes.NewReader(head), r)
 	id := newID()
 	tmp := filepath.Join(b.dir, "tmp", id)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
@@ -384,28 +409,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	if err := b.install(tmp, b.path(id, ".data")); err != nil {
 		return nil, fmt.Errorf("fsobj: put %s: %w", key, err)
 	}
-	var oldID string
-	err = b.db.Update(func(tx *bolt.Tx) error {
-		oldID = ""
-		c, err := containerBucket(tx, key.Account, key.Container)
-		if err != nil {
-			return err
-		}
-		var dObjects, dBytes int64 = 1, info.Size
-		if old, err := getRecord(tx, key); err == nil {
-			oldID = old.ID
-			dObjects, dBytes = 0, info.Size-old.Info.Size
-			if old.Info.DeleteAt != 0 {
-				if err := tx.Bucket(bucketExpiry).Delete(expiryKey(old.Info.DeleteAt, key)); err != nil {
-					return err
-				}
-			}
-		}
-		if err := putRecord(tx, c, key, &record{ID: id, Info: *info}); err != nil {
-			return err
-		}
-		return addStats(c, dObjects, dBytes)
-	})
+	oldID, err := b.commitPut(key, &record{ID: id, Info: *info})
 	if err != nil {
 		return nil, err
 	}
@@ -416,11 +420,58 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	return info.Clone(), nil
 }
 
-func putRecord(tx *bolt.Tx, c *bolt.Bucket, key objectstore.ObjectKey, r *record) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return err
+// putInline stores a small object in the index.
+func (b *Backend) putInline(ctx context.Context, key objectstore.ObjectKey, data []byte, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
+	sum := md5.Sum(data)
+	etag := hex.EncodeToString(sum[:])
+	if opts.ETag != "" && !strings.EqualFold(opts.ETag, etag) {
+		return nil, errdefs.Wrap(errdefs.ErrInvalid, objectstore.ErrETagMismatch)
+	}
+	info := newInfo(key.Name, opts, b.now())
+	info.Size, info.ETag = int64(len(data)), etag
+	rec := &record{Info: *info, Data: data, CRC: crc32.Checksum(data, castagnoli)}
+	oldID, err := b.commitPut(key, rec)
+	if err != nil {
+		return nil, err
+	}
+	if oldID != "" {
+		b.removeFiles(oldID)
+	}
+	return info.Clone(), nil
+}
+
+// commitPut makes rec the object's index entry and returns the id of the
+// file of the version it replaced, if any.
+func (b *Backend) commitPut(key objectstore.ObjectKey, rec *record) (oldID string, err error) {
+	err = b.db.Update(func(tx *bolt.Tx) error {
+		oldID = ""
+		c, err := containerBucket(tx, key.Account, key.Container)
+		if err != nil {
+			return err
+		}
+		var dObjects, dBytes int64 = 1, rec.Info.Size
+		if old, err := getRecord(tx, key); err == nil {
+			oldID = old.ID
+			dObjects, dBytes = 0, rec.Info.Size-old.Info.Size
+			if old.Info.DeleteAt != 0 {
+				if err := tx.Bucket(bucketExpiry).Delete(expiryKey(old.Info.DeleteAt, key)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := putRecord(tx, c, key, rec); err != nil {
+			return err
+		}
+		return addStats(c, dObjects, dBytes)
+	})
+	return oldID, err
+}
+
+func putRecord(tx *bolt.Tx, c *bolt.Bucket, key objectstore.ObjectKey, r *record) error {
+	v := encodeRecord(r)
 	if r.Info.DeleteAt != 0 {
 		if err := tx.Bucket(bucketExpiry).Put(expiryKey(r.Info.DeleteAt, key), nil); err != nil {
 			return err
@@ -430,6 +481,9 @@ func putRecord(tx *bolt.Tx, c *bolt.Bucket, key objectstore.ObjectKey, r *record
 }
 
 func (b *Backend) removeFiles(id string) {
+	if id == "" {
+		return
+	}
 	_ = os.Remove(b.path(id, ".data"))
 	_ = os.Remove(b.path(id, ".meta"))
 }
@@ -572,6 +626,16 @@ func (b *Backend) Get(_ context.Context, key objectstore.ObjectKey, offset, leng
 		if offset < 0 || offset > r.Info.Size {
 			return nil, nil, errdefs.Invalid("offset", "%d is outside the object's %d bytes", offset, r.Info.Size)
 		}
+		end := r.Info.Size
+		if length >= 0 && offset+length < end {
+			end = offset + length
+		}
+		if r.ID == "" {
+			if crc32.Checksum(r.Data, castagnoli) != r.CRC {
+				return nil, nil, errdefs.Wrap(errdefs.ErrUnavailable, fmt.Errorf("%s: %w", key, objectstore.ErrCorrupt))
+			}
+			return io.NopCloser(bytes.NewReader(r.Data[offset:end])), r.Info.Clone(), nil
+		}
 		f, err := os.Open(b.path(r.ID, ".data"))
 		if errors.Is(err, os.ErrNotExist) && attempt < 3 {
 			continue // replaced between the lookup and the open
@@ -583,10 +647,6 @@ func (b *Backend) Get(_ context.Context, key objectstore.ObjectKey, offset, leng
 		if err != nil {
 			f.Close()
 			return nil, nil, fmt.Errorf("fsobj: %s: %w", key, err)
-		}
-		end := r.Info.Size
-		if length >= 0 && offset+length < end {
-			end = offset + length
 		}
 		rd := &reader{f: f, crcs: crcs, size: r.Info.Size, pos: offset - offset%ChunkSize, skip: offset % ChunkSize, end: end, pool: &b.bufs}
 		return rd, r.Info.Clone(), nil
@@ -729,8 +789,10 @@ func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 		if err != nil {
 			return nil, err
 		}
-		if err := b.writeFile(b.path(r.ID, ".meta"), meta); err != nil {
-			return nil, fmt.Errorf("fsobj: set metadata of %s: %w", key, err)
+		if r.ID != "" {
+			if err := b.writeFile(b.path(r.ID, ".meta"), meta); err != nil {
+				return nil, fmt.Errorf("fsobj: set metadata of %s: %w", key, err)
+			}
 		}
 		changed := false
 		err = b.db.Update(func(tx *bolt.Tx) error {
@@ -742,7 +804,7 @@ func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 			if err != nil {
 				return err
 			}
-			if now.ID != r.ID {
+			if now.ID != r.ID || (r.ID == "" && now.Info.ETag != r.Info.ETag) {
 				changed = true
 				return nil
 			}
@@ -753,7 +815,7 @@ func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 			}
 			info.Size, info.ETag = now.Info.Size, now.Info.ETag
 			out = info
-			return putRecord(tx, c, key, &record{ID: r.ID, Info: *info})
+			return putRecord(tx, c, key, &record{ID: r.ID, Info: *info, Data: now.Data, CRC: now.CRC})
 		})
 		if err != nil {
 			return nil, err
@@ -836,10 +898,11 @@ func (b *Backend) List(_ context.Context, account, cont string, opts objectstore
 				out = append(out, objectstore.Entry{Subdir: name})
 				return true
 			}
-			var r record
-			if err = json.Unmarshal(cur.v, &r); err != nil {
+			var r *record
+			if r, err = decodeRecord(cur.v, false); err != nil {
 				return false
 			}
+			r.Info.Name = name
 			out = append(out, objectstore.Entry{Object: &r.Info})
 			return true
 		})
