@@ -3,10 +3,12 @@ package objectstore_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -43,7 +45,9 @@ func newBenchEnv(tb testing.TB, opts *fsobj.Options) *benchEnv {
 	return &benchEnv{c: c, u: u, dir: dir, backend: b}
 }
 
-func (e *benchEnv) url(name string) string { return e.c.objURL + "/v1/" + e.u.account + "/bench/" + name }
+func (e *benchEnv) url(name string) string {
+	return e.c.objURL + "/v1/" + e.u.account + "/bench/" + name
+}
 
 func (e *benchEnv) put(tb testing.TB, name string, data []byte) {
 	req, _ := http.NewRequest("PUT", e.url(name), bytes.NewReader(data))
@@ -70,6 +74,29 @@ func (e *benchEnv) get(tb testing.TB, name string) int64 {
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != 200 {
 		tb.Fatalf("GET %s: %d %v", name, resp.StatusCode, err)
+	}
+	return n
+}
+
+// serveFile writes data to a file and serves it with net/http's own file
+// server on loopback: the peer of a GET through the Swift API.
+func serveFile(tb testing.TB, data []byte) string {
+	dir := tb.TempDir()
+	writeFile(tb, filepath.Join(dir, "o"), data)
+	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	tb.Cleanup(srv.Close)
+	return srv.URL + "/o"
+}
+
+func httpGet(tb testing.TB, url string) int64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		tb.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
 	}
 	return n
 }
@@ -129,6 +156,17 @@ func BenchmarkPut(b *testing.B) {
 				e.put(b, fmt.Sprintf("o%d", i%16), data)
 			}
 		})
+		b.Run(sz.name+"/backend", func(b *testing.B) {
+			e := newBenchEnv(b, nil)
+			b.SetBytes(int64(sz.size))
+			b.ResetTimer()
+			for i := range b.N {
+				k := objectstore.ObjectKey{Account: e.u.account, Container: "bench", Name: fmt.Sprintf("o%d", i%16)}
+				if _, err := e.backend.Put(context.Background(), k, bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		b.Run(sz.name+"/file", func(b *testing.B) {
 			dir := b.TempDir()
 			b.SetBytes(int64(sz.size))
@@ -137,7 +175,28 @@ func BenchmarkPut(b *testing.B) {
 				writeFile(b, filepath.Join(dir, fmt.Sprintf("o%d", i%16)), data)
 			}
 		})
+		b.Run(sz.name+"/file+md5", func(b *testing.B) {
+			dir := b.TempDir()
+			b.SetBytes(int64(sz.size))
+			b.ResetTimer()
+			for i := range b.N {
+				writeFileMD5(b, filepath.Join(dir, fmt.Sprintf("o%d", i%16)), data)
+			}
+		})
 	}
+}
+
+// writeFileMD5 is writeFile that also computes the data's MD5, which
+// Swift's ETag requires of every PUT, on another core at the same time.
+func writeFileMD5(tb testing.TB, path string, data []byte) {
+	done := make(chan []byte)
+	go func() {
+		h := md5.New()
+		h.Write(data)
+		done <- h.Sum(nil)
+	}()
+	writeFile(tb, path, data)
+	<-done
 }
 
 // BenchmarkGet compares GET through the Swift API (fsobj, checksums
@@ -161,6 +220,14 @@ func BenchmarkGet(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				readFile(b, path)
+			}
+		})
+		b.Run(sz.name+"/httpfile", func(b *testing.B) {
+			url := serveFile(b, data)
+			b.SetBytes(int64(sz.size))
+			b.ResetTimer()
+			for range b.N {
+				httpGet(b, url)
 			}
 		})
 	}

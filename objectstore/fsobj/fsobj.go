@@ -711,6 +711,28 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// WriteTo writes the verified bytes to w a loaded window at a time,
+// sparing io.Copy's intermediate buffer.
+func (r *reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(r.cur) == 0 {
+			if err := r.load(); err != nil {
+				if err == io.EOF {
+					return total, nil
+				}
+				return total, err
+			}
+		}
+		n, err := w.Write(r.cur)
+		total += int64(n)
+		r.cur = r.cur[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
 func (r *reader) load() error {
 	if r.err != nil {
 		return r.err
