@@ -110,4 +110,3 @@ func FuzzRange(f *testing.F) {
 		}
 	})
 }
-

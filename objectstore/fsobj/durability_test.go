@@ -250,6 +250,13 @@ func readAll(t *testing.T, b *fsobj.Backend, name string) []byte {
 // ErrCorrupt at the corrupt chunk, never returning its bytes, and reads of
 // other chunks still work.
 func TestCorruption(t *testing.T) {
+	// Small reads go through a buffer, large ones through a mapping.
+	for _, extra := range []int{3 * fsobj.ChunkSize, 6 << 20} {
+		t.Run(fmt.Sprint(extra), func(t *testing.T) { testCorruption(t, extra) })
+	}
+}
+
+func testCorruption(t *testing.T, extra int) {
 	ctx := context.Background()
 	b := open(t, t.TempDir())
 	defer b.Close()
@@ -257,7 +264,7 @@ func TestCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := content("victim", 1)
-	data = append(data, bytes.Repeat([]byte("z"), 3*fsobj.ChunkSize)...)
+	data = append(data, bytes.Repeat([]byte("z"), extra)...)
 	if _, err := b.Put(ctx, key("victim"), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
