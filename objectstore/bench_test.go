@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stratuskit/stratus/objectstore"
 	"github.com/stratuskit/stratus/objectstore/fsobj"
@@ -242,11 +241,6 @@ func listingObjects() int {
 	return 100_000
 }
 
-var (
-	listingOnce sync.Once
-	listingEnv  *benchEnv
-)
-
 // BenchmarkList100k lists a 100,000-object container through the Swift
 // API, page by page (10,000 per page, JSON, as swiftclient does), beside
 // reading a directory of as many files.
@@ -332,15 +326,4 @@ func (e *benchEnv) listAll(tb testing.TB) int {
 		total += len(page)
 		marker = page[len(page)-1].Name
 	}
-}
-
-// measure returns the best of rounds timings of fn.
-func measure(rounds int, fn func()) time.Duration {
-	best := time.Duration(1<<63 - 1)
-	for range rounds {
-		start := time.Now()
-		fn()
-		best = min(best, time.Since(start))
-	}
-	return best
 }

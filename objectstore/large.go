@@ -112,7 +112,7 @@ func segmentsSizeETag(segs []segment) (int64, string) {
 	var size int64
 	for _, sg := range segs {
 		size += sg.size
-		io.WriteString(h, sg.etag)
+		_, _ = io.WriteString(h, sg.etag)
 	}
 	return size, `"` + hex.EncodeToString(h.Sum(nil)) + `"`
 }

@@ -142,7 +142,7 @@ func Open(dir string, opts *Options) (*Backend, error) {
 		return nil, fmt.Errorf("fsobj: open index: %w", err)
 	}
 	b := &Backend{dir: dir, db: db, noSync: o.NoSync, now: o.Clock}
-	b.bufs.New = func() any { return make([]byte, ioBufSize) }
+	b.bufs.New = func() any { p := make([]byte, ioBufSize); return &p }
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketContainers, bucketExpiry} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -370,7 +370,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	head := make([]byte, InlineSize+1)
 	n, err := io.ReadFull(r, head)
 	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 		return b.putInline(ctx, key, head[:n], opts)
 	case err != nil:
 		return nil, fmt.Errorf("fsobj: put %s: %w", key, err)
@@ -511,7 +511,7 @@ func newInfo(name string, opts objectstore.PutOptions, now time.Time) *objectsto
 func (b *Backend) writeData(ctx context.Context, f *os.File, r io.Reader) (size int64, etag string, crcs []uint32, err error) {
 	free := make(chan []byte, ioBufs)
 	for range ioBufs {
-		free <- b.bufs.Get().([]byte)
+		free <- *b.bufs.Get().(*[]byte)
 	}
 	full := make(chan []byte, ioBufs)
 	h := md5.New()
@@ -534,7 +534,8 @@ func (b *Backend) writeData(ctx context.Context, f *os.File, r io.Reader) (size 
 	defer func() {
 		finish()
 		for range ioBufs {
-			b.bufs.Put(<-free)
+			p := <-free
+			b.bufs.Put(&p)
 		}
 	}()
 	var synced int64
@@ -562,7 +563,7 @@ func (b *Backend) writeData(ctx context.Context, f *os.File, r io.Reader) (size 
 			free <- p
 		}
 		switch {
-		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+		case errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF):
 			// Flush the data while the MD5 catches up; the final fsync
 			// then has only the trailer left.
 			flushed := make(chan struct{})
@@ -740,7 +741,7 @@ func (r *reader) WriteTo(w io.Writer) (int64, error) {
 	for {
 		if len(r.cur) == 0 {
 			if err := r.load(); err != nil {
-				if err == io.EOF {
+				if errors.Is(err, io.EOF) {
 					return total, nil
 				}
 				return total, err
@@ -784,7 +785,7 @@ func (r *reader) load() (err error) {
 		win = r.mapped[r.pos : r.pos+n]
 	} else {
 		if r.buf == nil {
-			r.buf = r.pool.Get().([]byte)
+			r.buf = *r.pool.Get().(*[]byte)
 		}
 		win = r.buf[:n]
 		if _, err := r.f.ReadAt(win, r.pos); err != nil {
@@ -808,7 +809,8 @@ func (r *reader) load() (err error) {
 
 func (r *reader) Close() error {
 	if r.buf != nil {
-		r.pool.Put(r.buf)
+		buf := r.buf
+		r.pool.Put(&buf)
 		r.buf = nil
 	}
 	r.cur = nil
