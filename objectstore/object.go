@@ -287,9 +287,11 @@ func (s *Service) GetObject(ctx context.Context, key ObjectKey, opts GetObjectOp
 	if err != nil {
 		return nil, err
 	}
-	if got.ETag != info.ETag { // replaced since the head: read what is there now
+	if got.ETag != info.ETag || got.Size != info.Size {
+		// Replaced between the head and the open: the headers (and the
+		// conditions) were decided on the old version.
 		rc.Close()
-		return s.GetObject(ctx, key, opts)
+		return nil, errdefs.Wrap(errdefs.ErrConflict, fmt.Errorf("object %s changed while it was being opened; retry", key.Name))
 	}
 	out.Body = rc
 	return out, nil
@@ -434,11 +436,12 @@ func (s *Service) DeleteObject(ctx context.Context, key ObjectKey) error {
 	}
 	err = s.backend.Delete(ctx, key)
 	if c.VersionsLocation != "" {
-		if rerr := s.restore(ctx, c, key); rerr != nil {
+		restored, rerr := s.restore(ctx, c, key)
+		if rerr != nil {
 			return rerr
 		}
-		if errors.Is(err, errdefs.ErrNotFound) {
-			return nil
+		if restored && errors.Is(err, errdefs.ErrNotFound) {
+			return nil // an expired or missing current version; the previous one is back
 		}
 	}
 	return err
