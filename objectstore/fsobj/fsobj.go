@@ -97,7 +97,9 @@ type Backend struct {
 	db     *bolt.DB
 	noSync bool
 	now    func() time.Time
-	bufs   sync.Pool
+	bufs   sync.Pool // *[]byte of ioBufSize
+	heads  sync.Pool // *[]byte of InlineSize+1
+	commit *committer
 }
 
 // record is an object's entry in its container's index: its information
@@ -143,6 +145,7 @@ func Open(dir string, opts *Options) (*Backend, error) {
 	}
 	b := &Backend{dir: dir, db: db, noSync: o.NoSync, now: o.Clock}
 	b.bufs.New = func() any { p := make([]byte, ioBufSize); return &p }
+	b.heads.New = func() any { p := make([]byte, InlineSize+1); return &p }
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketContainers, bucketExpiry} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -158,6 +161,7 @@ func Open(dir string, opts *Options) (*Backend, error) {
 		db.Close()
 		return nil, fmt.Errorf("fsobj: %w", err)
 	}
+	b.commit = newCommitter(db)
 	return b, nil
 }
 
@@ -210,7 +214,10 @@ func (b *Backend) sweep() error {
 }
 
 // Close implements objectstore.Backend.
-func (b *Backend) Close() error { return b.db.Close() }
+func (b *Backend) Close() error {
+	b.commit.close()
+	return b.db.Close()
+}
 
 // Dir returns the backend's directory.
 func (b *Backend) Dir() string { return b.dir }
@@ -297,7 +304,7 @@ func (b *Backend) CreateContainer(_ context.Context, account, cont string) error
 	if err != nil {
 		return err
 	}
-	return b.db.Update(func(tx *bolt.Tx) error {
+	return b.commit.update(func(tx *bolt.Tx) error {
 		c, err := tx.Bucket(bucketContainers).CreateBucketIfNotExists(k)
 		if err != nil {
 			return err
@@ -309,7 +316,7 @@ func (b *Backend) CreateContainer(_ context.Context, account, cont string) error
 
 // DeleteContainer implements objectstore.Backend.
 func (b *Backend) DeleteContainer(_ context.Context, account, cont string) error {
-	return b.db.Update(func(tx *bolt.Tx) error {
+	return b.commit.update(func(tx *bolt.Tx) error {
 		c, err := containerBucket(tx, account, cont)
 		if err != nil {
 			return err
@@ -367,7 +374,9 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	if err := b.db.View(func(tx *bolt.Tx) error { _, err := containerBucket(tx, key.Account, key.Container); return err }); err != nil {
 		return nil, err
 	}
-	head := make([]byte, InlineSize+1)
+	hp := b.heads.Get().(*[]byte)
+	defer b.heads.Put(hp)
+	head := *hp
 	n, err := io.ReadFull(r, head)
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
@@ -448,7 +457,7 @@ func (b *Backend) putInline(ctx context.Context, key objectstore.ObjectKey, data
 // commitPut makes rec the object's index entry and returns the id of the
 // file of the version it replaced, if any.
 func (b *Backend) commitPut(key objectstore.ObjectKey, rec *record) (oldID string, err error) {
-	err = b.db.Update(func(tx *bolt.Tx) error {
+	err = b.commit.update(func(tx *bolt.Tx) error {
 		oldID = ""
 		c, err := containerBucket(tx, key.Account, key.Container)
 		if err != nil {
@@ -863,7 +872,7 @@ func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 			}
 		}
 		changed := false
-		err = b.db.Update(func(tx *bolt.Tx) error {
+		err = b.commit.update(func(tx *bolt.Tx) error {
 			c, err := containerBucket(tx, key.Account, key.Container)
 			if err != nil {
 				return err
@@ -920,7 +929,7 @@ func (b *Backend) writeFile(path string, data []byte) error {
 // Delete implements objectstore.Backend.
 func (b *Backend) Delete(_ context.Context, key objectstore.ObjectKey) error {
 	var id string
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.commit.update(func(tx *bolt.Tx) error {
 		var err error
 		id, err = deleteRecord(tx, key)
 		return err
@@ -1014,7 +1023,7 @@ func (b *boltCursor) Prev() (string, bool) { return b.ret(b.c.Prev()) }
 func (b *Backend) ReapExpired(_ context.Context, now time.Time, limit int) ([]objectstore.ObjectKey, error) {
 	var reaped []objectstore.ObjectKey
 	var ids []string
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.commit.update(func(tx *bolt.Tx) error {
 		reaped, ids = nil, nil
 		exp := tx.Bucket(bucketExpiry)
 		var stale [][]byte
