@@ -65,21 +65,17 @@ func withSegmentAccess(ctx context.Context) context.Context {
 	return context.WithValue(ctx, segmentKey{}, true)
 }
 
+// allows reports whether the grant covers o on object in ct: its own
+// object (or prefix) in its own container, reading for a GET or HEAD
+// URL, writing for the others, and nothing else.
 func (g *tempGrant) allows(o op, account string, ct *Container, object string) bool {
-	if account != g.account || ct == nil {
-		return false
-	}
-	read := g.method == http.MethodGet || g.method == http.MethodHead
-	if o == opObjectRead && read && ct.Name != g.container {
-		return false
-	}
-	if ct.Name != g.container {
+	if account != g.account || ct == nil || ct.Name != g.container {
 		return false
 	}
 	if g.prefix && !strings.HasPrefix(object, g.object) || !g.prefix && object != g.object {
 		return false
 	}
-	if read {
+	if g.method == http.MethodGet || g.method == http.MethodHead {
 		return o == opObjectRead
 	}
 	return o == opObjectWrite
