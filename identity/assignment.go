@@ -249,6 +249,11 @@ func (s *Service) deleteAssignmentTxn(tx *store.Txn, a *Assignment) error {
 			return err
 		}
 	}
+	// Application credentials carrying a role the user lost are deleted,
+	// as in Keystone (their tokens already fail validation).
+	if a.TargetType == targetProject {
+		return pruneAppCredsTxn(tx, users, a.TargetID)
+	}
 	return nil
 }
 
