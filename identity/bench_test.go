@@ -190,3 +190,40 @@ func BenchmarkHTTPValidate(b *testing.B) {
 		benchHTTP(b, NewHandler(e.svc, quiet), tok)
 	})
 }
+
+// rotateN rotates the token keys n times with room for every key, so that
+// a token issued before stays valid, now decrypted by a secondary key.
+func rotateN(b testing.TB, svc *Service, n int) {
+	b.Helper()
+	for range n {
+		if err := svc.RotateTokenKeys(WithCredentials(context.Background(), SystemAdmin())); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// keyedEnv is benchEnv with room for 12 keys (staged, primary and 10
+// secondaries).
+func keyedEnv(b testing.TB) (*env, string) {
+	e := newEnvWith(b, func(c *Config) { c.MaxActiveKeys = 12 })
+	p, _ := e.tenant(b, "p1", "alice", "member")
+	tok, _ := e.login(b, "alice", "alice-pw", AuthScope{ProjectID: p.ID})
+	return e, tok
+}
+
+// BenchmarkValidateKeys measures uncached validation (decrypt and
+// resolve) of a token with one key and no revocation events, and of a
+// token of the oldest of 10 secondary keys with 10,000 revocation events:
+// the key id in the token picks the one key that opens it.
+func BenchmarkValidateKeys(b *testing.B) {
+	b.Run("1-key", func(b *testing.B) {
+		e, tok := keyedEnv(b)
+		benchValidate(b, must(New(Config{Store: e.st, TokenCacheSize: -1})), tok)
+	})
+	b.Run("10-secondaries-10k-revocations", func(b *testing.B) {
+		e, tok := keyedEnv(b)
+		rotateN(b, e.svc, 10)
+		addRevocations(b, e, 10000)
+		benchValidate(b, must(New(Config{Store: e.st, TokenCacheSize: -1})), tok)
+	})
+}
