@@ -223,6 +223,9 @@ func (s *Service) Start(ctx context.Context) error {
 	if _, err := s.keyring(ctx); err != nil {
 		return err
 	}
+	if err := s.noteTTL(ctx); err != nil {
+		return fmt.Errorf("identity: record token lifetime: %w", err)
+	}
 	s.wg.Go(s.pruneLoop)
 	if s.cfg.KeyRotationInterval > 0 {
 		s.wg.Go(s.rotateLoop)
@@ -241,7 +244,7 @@ func (s *Service) Close() error {
 }
 
 func (s *Service) pruneLoop() {
-	t := time.NewTicker(10 * time.Minute)
+	t := time.NewTicker(noteTTLEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -249,6 +252,9 @@ func (s *Service) pruneLoop() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := s.noteTTL(ctx); err != nil {
+				s.log.Warn("identity: record token lifetime", "err", err)
+			}
 			if n, err := s.PruneRevocations(ctx); err != nil {
 				s.log.Warn("identity: prune revocations", "err", err)
 			} else if n > 0 {

@@ -48,6 +48,12 @@ type TokenKeys struct {
 	// Keys is the format before key rotation existed (the primary first);
 	// it is read as Primary and Secondaries.
 	Keys [][]byte `json:"keys,omitempty"`
+	// MaxTokenTTL is the longest token lifetime of the controllers,
+	// MaxTTLSeenAt when one of them last said it issues tokens that long:
+	// revocation events live that long, whatever the lifetime of the
+	// controller that writes them (token repository only).
+	MaxTokenTTL  time.Duration `json:"max_token_ttl,omitempty"`
+	MaxTTLSeenAt time.Time     `json:"max_ttl_seen_at"`
 }
 
 // StoreKey implements store.Record.
@@ -288,4 +294,40 @@ func (s *Service) credentialAEAD(ctx context.Context) (cipher.AEAD, error) {
 	}
 	s.credAEAD = g
 	return g, nil
+}
+
+// noteTTLEvery is how often a controller says which token lifetime it uses.
+const noteTTLEvery = 10 * time.Minute
+
+// noteTTL records this controller's token lifetime in the token key
+// repository, so that revocation events are kept as long as the longest
+// lifetime of any token they may match, even one issued by a controller
+// configured with a longer lifetime than the one that writes the event. A
+// longer lifetime nobody has used for longer than it lasts is forgotten.
+func (s *Service) noteTTL(ctx context.Context) error {
+	now, ttl := s.now(), s.cfg.TokenTTL
+	return s.st.Update(ctx, func(tx *store.Txn) error {
+		rec, err := store.Get[TokenKeys](nil, tx, keyTable, tokenKeysID)
+		if err != nil {
+			return nil
+		}
+		rec.canonical()
+		switch {
+		case ttl > rec.MaxTokenTTL, ttl == rec.MaxTokenTTL && now.Sub(rec.MaxTTLSeenAt) >= noteTTLEvery:
+		case ttl < rec.MaxTokenTTL && now.Sub(rec.MaxTTLSeenAt) > rec.MaxTokenTTL+2*noteTTLEvery:
+		default:
+			return nil
+		}
+		rec.MaxTokenTTL, rec.MaxTTLSeenAt = ttl, now
+		return tx.Update(keyTable, rec)
+	})
+}
+
+// maxTTLTxn returns the longest token lifetime in use.
+func (s *Service) maxTTLTxn(tx *store.Txn) time.Duration {
+	ttl := s.cfg.TokenTTL
+	if rec, err := store.Get[TokenKeys](nil, tx, keyTable, tokenKeysID); err == nil {
+		ttl = max(ttl, rec.MaxTokenTTL)
+	}
+	return ttl
 }

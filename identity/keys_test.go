@@ -194,3 +194,36 @@ func TestKeyRotationAcrossControllers(t *testing.T) {
 		t.Fatalf("b's token of the secondary key: %v", err)
 	}
 }
+
+// Revocation events outlive the longest token lifetime in use by any
+// controller, not only that of the controller that writes them.
+func TestRevocationKeptForLongestTTL(t *testing.T) {
+	e := newEnvWith(t, func(c *Config) { c.TokenTTL = 24 * time.Hour })
+	p, u := e.tenant(t, "p1", "alice", "member")
+	long, _ := e.login(t, "alice", "alice-pw", AuthScope{ProjectID: p.ID})
+	short := must(New(Config{Store: e.st, PasswordHashing: cheapHashing, TokenTTL: time.Hour, Clock: e.clock.Now}))
+	if err := short.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { short.Close() })
+	if err := short.Revoke(e.admin, RevokeOpts{UserID: u.ID}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(3 * time.Hour)
+	if n := must(short.PruneRevocations(context.Background())); n != 0 {
+		t.Fatalf("pruned %d events while a 24h token they revoke is alive", n)
+	}
+	e.mustReject(t, long, "revoked by a controller with a shorter lifetime")
+	// Once no controller has used the long lifetime for longer than it
+	// lasts, it is forgotten.
+	e.clock.Advance(25 * time.Hour)
+	if err := short.noteTTL(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.keys(t).MaxTokenTTL; got != time.Hour {
+		t.Fatalf("max token lifetime %v, want 1h", got)
+	}
+	if n := must(short.PruneRevocations(context.Background())); n != 1 {
+		t.Fatalf("pruned %d events, want 1", n)
+	}
+}
