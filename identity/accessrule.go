@@ -93,8 +93,8 @@ func parseGlob(p string) ([]globTok, bool) {
 		toks = append(toks, globTok{kind: globLit, lit: s})
 	}
 	for i := 0; i < len(p); {
-		switch c := p[i]; {
-		case c == '*':
+		switch p[i] {
+		case '*':
 			n := 0
 			for i+n < len(p) && p[i+n] == '*' {
 				n++
@@ -108,14 +108,14 @@ func parseGlob(p string) ([]globTok, bool) {
 				return nil, false
 			}
 			i += n
-		case c == '{':
+		case '{':
 			end := strings.IndexByte(p[i:], '}')
 			if end < 0 || strings.ContainsAny(p[i+1:i+end], "{/*") {
 				return nil, false
 			}
 			toks = append(toks, globTok{kind: globSegment})
 			i += end + 1
-		case c == '}':
+		case '}':
 			return nil, false
 		default:
 			j := i

@@ -203,12 +203,6 @@ func renderCredential(r *http.Request, c *Credential) map[string]any {
 }
 
 func (a *api) routeCredentials(rt *httpapi.Router) {
-	type wire struct {
-		UserID    *string `json:"user_id"`
-		ProjectID *string `json:"project_id"`
-		Type      *string `json:"type"`
-		Blob      *string `json:"blob"`
-	}
 	rt.HandleFunc("GET /v3/credentials", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		cs, err := a.svc.ListCredentials(r.Context(), ListCredentialsOpts{UserID: q.Get("user_id"), Type: q.Get("type")})

@@ -295,7 +295,7 @@ var errAppCredAuth = errUnauthenticated("the request you have made requires auth
 
 // checkAppCred finds the application credential of a and verifies its
 // secret, its expiry and its user.
-func (s *Service) checkAppCred(ctx context.Context, a AppCredAuth, now time.Time) (*ApplicationCredential, error) {
+func (s *Service) checkAppCred(a AppCredAuth, now time.Time) (*ApplicationCredential, error) {
 	if len(a.Secret) > MaxPasswordLen {
 		return nil, errAppCredAuth
 	}
@@ -332,7 +332,6 @@ func (s *Service) checkAppCred(ctx context.Context, a AppCredAuth, now time.Time
 	if s.inactive(u, now) {
 		return nil, errUserDisabled(u.ID)
 	}
-	_ = ctx
 	return ac, nil
 }
 

@@ -302,7 +302,7 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (string, *T
 			if req.ApplicationCredential == nil {
 				return "", nil, errdefs.Invalid("auth.identity.application_credential", "is required")
 			}
-			ac, err := s.checkAppCred(ctx, *req.ApplicationCredential, now)
+			ac, err := s.checkAppCred(*req.ApplicationCredential, now)
 			if err != nil {
 				return "", nil, err
 			}

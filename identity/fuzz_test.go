@@ -70,6 +70,9 @@ func FuzzParseAuthRequest(f *testing.F) {
 		`{"auth":{"identity":{"methods":["password"],"password":{"user":{"id":"u","password":"x"}}},"scope":"unscoped"}}`,
 		`{"auth":{"identity":{"methods":["password","token"]},"scope":{"domain":{"id":"default"}}}}`,
 		`{"auth":null}`, `[]`, `{"auth":{"identity":{"methods":["x"]}}}`,
+		`{"auth":{"identity":{"methods":["application_credential"],"application_credential":{"id":"a","secret":"s"}}}}`,
+		`{"auth":{"identity":{"methods":["application_credential"],"application_credential":{"name":"n","secret":"s","user":{"name":"u","domain":{"name":"Default"}}}}}}`,
+		`{"auth":{"identity":{"methods":["password"],"password":{"user":{"id":"u","password":"x"}}},"scope":{"OS-TRUST:trust":{"id":"t"}}}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -82,13 +85,14 @@ func FuzzParseAuthRequest(f *testing.F) {
 			t.Fatal("accepted a request without methods")
 		}
 		for _, m := range req.Methods {
-			if (m == "password" && req.Password == nil) || (m == "token" && req.Token == "") {
+			if (m == "password" && req.Password == nil) || (m == "token" && req.Token == "") ||
+				(m == "application_credential" && (req.ApplicationCredential == nil || req.ApplicationCredential.Secret == "")) {
 				t.Fatalf("method %s without its input", m)
 			}
 		}
 		sc := req.Scope
 		n := 0
-		for _, set := range []bool{sc.ProjectID != "" || sc.ProjectName != "", sc.DomainID != "" || sc.DomainName != "", sc.System} {
+		for _, set := range []bool{sc.ProjectID != "" || sc.ProjectName != "", sc.DomainID != "" || sc.DomainName != "", sc.System, sc.TrustID != ""} {
 			if set {
 				n++
 			}

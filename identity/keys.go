@@ -308,8 +308,10 @@ func (s *Service) noteTTL(ctx context.Context) error {
 	now, ttl := s.now(), s.cfg.TokenTTL
 	return s.st.Update(ctx, func(tx *store.Txn) error {
 		rec, err := store.Get[TokenKeys](nil, tx, keyTable, tokenKeysID)
-		if err != nil {
-			return nil
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return nil // no keys yet: Start makes them first
+		} else if err != nil {
+			return err
 		}
 		rec.canonical()
 		switch {

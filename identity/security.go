@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -126,8 +127,10 @@ func (s *Service) recordAuthFailure(ctx context.Context, userID string) {
 	now := s.now()
 	err := s.update(ctx, func(tx *store.Txn) error {
 		u, err := store.Get[User](nil, tx, userTable, userID)
-		if err != nil {
-			return nil
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return nil // deleted meanwhile
+		} else if err != nil {
+			return err
 		}
 		if u.FailedAuthAt != nil && !now.Before(u.FailedAuthAt.Add(s.cfg.Security.lockoutDuration())) {
 			u.FailedAuthCount = 0 // a lockout (or a failure) long past
@@ -153,8 +156,10 @@ func (s *Service) recordAuthSuccess(ctx context.Context, u *User) {
 	}
 	err := s.update(ctx, func(tx *store.Txn) error {
 		cur, err := store.Get[User](nil, tx, userTable, u.ID)
-		if err != nil {
-			return nil
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return nil // deleted meanwhile
+		} else if err != nil {
+			return err
 		}
 		if reset {
 			cur.FailedAuthCount, cur.FailedAuthAt = 0, nil

@@ -308,23 +308,30 @@ func deleteUserTrustsTxn(tx *store.Txn, userID string) error {
 }
 
 // useTrust checks that userID may get a token from trust id now, and
-// counts the use when the trust has limited uses.
+// counts the use when the trust has limited uses (the only case that
+// writes).
 func (s *Service) useTrust(ctx context.Context, id, userID string, now time.Time) (*Trust, error) {
-	var t *Trust
-	err := s.update(ctx, func(tx *store.Txn) error {
-		var err error
-		t, err = store.Get[Trust](nil, tx, trustTable, id)
+	check := func(tx *store.Txn) (*Trust, error) {
+		t, err := store.Get[Trust](nil, tx, trustTable, id)
 		if err != nil || t.TrusteeUserID != userID {
-			return errUnauthenticated("the request you have made requires authentication: could not find trust: " + id)
+			return nil, errUnauthenticated("the request you have made requires authentication: could not find trust: " + id)
 		}
 		if t.ExpiresAt != nil && !now.Before(*t.ExpiresAt) {
-			return errUnauthenticated("the request you have made requires authentication: trust " + id + " has expired")
+			return nil, errUnauthenticated("the request you have made requires authentication: trust " + id + " has expired")
 		}
-		if t.RemainingUses == nil {
-			return nil
+		if t.RemainingUses != nil && *t.RemainingUses <= 0 {
+			return nil, forbidden("No remaining uses for trust: %s", id)
 		}
-		if *t.RemainingUses <= 0 {
-			return forbidden("No remaining uses for trust: %s", id)
+		return t, nil
+	}
+	t, err := check(s.st.Snapshot())
+	if err != nil || t.RemainingUses == nil {
+		return t, err
+	}
+	err = s.update(ctx, func(tx *store.Txn) error {
+		var err error
+		if t, err = check(tx); err != nil {
+			return err
 		}
 		n := *t.RemainingUses - 1
 		t.RemainingUses = &n
@@ -367,6 +374,8 @@ func (s *Service) resolveTrust(tx *store.Txn, p *payload, t *Token) ([]*Role, er
 // once with Authenticate, keeps its Credentials, and whenever it must act
 // for the trustor calls AuthenticateTrust with them in ctx; the returned
 // Token's Credentials carry the trust's roles on the trustor's project.
+// Credentials past their token's expiry are refused: the service logs in
+// again when its own token expires.
 func (s *Service) AuthenticateTrust(ctx context.Context, trustID string) (string, *Token, error) {
 	c, err := requireCredentials(ctx)
 	if err != nil {
@@ -376,6 +385,9 @@ func (s *Service) AuthenticateTrust(ctx context.Context, trustID string) (string
 		return "", nil, forbidden("a trust-scoped or application credential token cannot get a trust token")
 	}
 	now := s.now()
+	if !c.ExpiresAt.IsZero() && !now.Before(c.ExpiresAt) {
+		return "", nil, errUnauthenticated("the request you have made requires authentication: the trustee's token has expired")
+	}
 	tr, err := s.useTrust(ctx, trustID, c.UserID, now)
 	if err != nil {
 		return "", nil, err
