@@ -132,8 +132,9 @@ func (s *Service) recordAuthFailure(ctx context.Context, userID string) {
 		} else if err != nil {
 			return err
 		}
-		if u.FailedAuthAt != nil && !now.Before(u.FailedAuthAt.Add(s.cfg.Security.lockoutDuration())) {
-			u.FailedAuthCount = 0 // a lockout (or a failure) long past
+		if u.FailedAuthCount >= s.cfg.Security.LockoutFailureAttempts && u.FailedAuthAt != nil &&
+			!now.Before(u.FailedAuthAt.Add(s.cfg.Security.lockoutDuration())) {
+			u.FailedAuthCount = 0 // a lockout that has ended; as in Keystone, failures count until a success
 		}
 		u.FailedAuthCount++
 		u.FailedAuthAt = &now

@@ -43,6 +43,17 @@ func TestLockout(t *testing.T) {
 	if err := e.tryLogin("alice", "alice-pw"); err != nil {
 		t.Fatal(err)
 	}
+	// Failures count however far apart, as in Keystone.
+	for range 2 {
+		wantKind(t, e.tryLogin("alice", "wrong"), errdefs.ErrUnauthenticated)
+		e.clock.Advance(time.Hour)
+	}
+	wantKind(t, e.tryLogin("alice", "wrong"), errdefs.ErrUnauthenticated)
+	wantMessage(t, e.tryLogin("alice", "alice-pw"), http.StatusUnauthorized, "The account is locked for user: "+u.ID+".")
+	e.clock.Advance(6 * time.Minute)
+	if err := e.tryLogin("alice", "alice-pw"); err != nil {
+		t.Fatal(err)
+	}
 	for range 3 {
 		wantKind(t, e.tryLogin("alice", "wrong"), errdefs.ErrUnauthenticated)
 	}

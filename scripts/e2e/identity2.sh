@@ -7,7 +7,7 @@ set -euo pipefail
 
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
-e2e_start -lockout-failure-attempts 3 -lockout-duration 3s -unique-last-password-count 3
+e2e_start -lockout-failure-attempts 3 -lockout-duration 10s -unique-last-password-count 3
 
 os project create p1 >/dev/null
 p1=$(os project show p1 -f value -c id)
@@ -52,12 +52,12 @@ as u1 pw1 trust delete "$tid"
 expect_fail "trust show after delete" as u1 pw1 trust show "$tid"
 expect_fail "deleted trust gives no token" trusted token issue
 
-# Lockout after 3 failures, released after 3 s.
+# Lockout after 3 failures, released after 10 s.
 os user create u3 --password pw3 >/dev/null
 u3() { bare --os-username u3 --os-password "$1" --os-user-domain-name Default token issue -f value -c user_id; }
 for _ in 1 2 3; do u3 wrong >/dev/null 2>&1 || true; done
 if out=$(u3 pw3 2>&1); then bad "locked user logged in: $out"; elif [[ "$out" == *"The account is locked for user"* ]]; then ok "lockout"; else bad "lockout message: $out"; fi
-sleep 3.5
+sleep 10
 expect "lockout released" "$(os user show u3 -f value -c id)" u3 pw3
 
 # Password history: the last 2 passwords may not be reused.
