@@ -104,6 +104,26 @@ func (a *api) routeAppCreds(rt *httpapi.Router) {
 	rt.HandleFunc("DELETE "+base+"/{id}", func(w http.ResponseWriter, r *http.Request) {
 		noContent(w, r, a.svc.DeleteApplicationCredential(r.Context(), r.PathValue("user_id"), r.PathValue("id")))
 	})
+	rules := "/v3/users/{user_id}/access_rules"
+	rt.HandleFunc("GET "+rules, func(w http.ResponseWriter, r *http.Request) {
+		rs, err := a.svc.ListAccessRules(r.Context(), r.PathValue("user_id"))
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		ok(w, http.StatusOK, map[string]any{"access_rules": renderAccessRules(rs), "links": listLinks(r)})
+	})
+	rt.HandleFunc("GET "+rules+"/{id}", func(w http.ResponseWriter, r *http.Request) {
+		rule, err := a.svc.GetAccessRule(r.Context(), r.PathValue("user_id"), r.PathValue("id"))
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		ok(w, http.StatusOK, map[string]any{"access_rule": renderAccessRules([]AccessRule{*rule})[0]})
+	})
+	rt.HandleFunc("DELETE "+rules+"/{id}", func(w http.ResponseWriter, r *http.Request) {
+		noContent(w, r, a.svc.DeleteAccessRule(r.Context(), r.PathValue("user_id"), r.PathValue("id")))
+	})
 }
 
 func renderTrust(r *http.Request, t *Trust) map[string]any {

@@ -401,3 +401,40 @@ func deleteUserAppCredsTxn(tx *store.Txn, userID string) error {
 	}
 	return nil
 }
+
+// ListAccessRules lists the access rules of the application credentials
+// of userID. A rule lives with the credential that holds it.
+func (s *Service) ListAccessRules(ctx context.Context, userID string) ([]AccessRule, error) {
+	acs, err := s.ListApplicationCredentials(ctx, userID, "")
+	if err != nil {
+		return nil, err
+	}
+	var out []AccessRule
+	for _, ac := range acs {
+		out = append(out, ac.AccessRules...)
+	}
+	return out, nil
+}
+
+// GetAccessRule returns an access rule of userID's application credentials.
+func (s *Service) GetAccessRule(ctx context.Context, userID, id string) (*AccessRule, error) {
+	rules, err := s.ListAccessRules(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rules {
+		if r.ID == id {
+			return &r, nil
+		}
+	}
+	return nil, notFound("access rule", id)
+}
+
+// DeleteAccessRule refuses to delete a rule in use: every rule is, by the
+// credential that holds it (delete the credential instead).
+func (s *Service) DeleteAccessRule(ctx context.Context, userID, id string) error {
+	if _, err := s.GetAccessRule(ctx, userID, id); err != nil {
+		return err
+	}
+	return forbidden("access rule %s is in use by an application credential", id)
+}

@@ -93,8 +93,9 @@
 // /v3/ec2tokens and /v3/s3tokens are not offered: a front end that accepts
 // AWS signatures must verify them itself with the secret from
 // LookupEC2Credential, and must never mint a token from a request whose
-// signature it did not check (OSSA-2025-002). Access rule listing
-// (/v3/users/{id}/access_rules), OS-INHERIT inherited assignments,
+// signature it did not check (OSSA-2025-002). Access rules live with their
+// credential (/v3/users/{id}/access_rules lists them; deleting one in use
+// is refused, and every one is). OS-INHERIT inherited assignments,
 // federation, OAuth and TOTP auth are not implemented. Domain-specific roles
 // exist but cannot be granted specially.
 //

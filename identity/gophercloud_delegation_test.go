@@ -72,6 +72,20 @@ func TestGophercloudApplicationCredentials(t *testing.T) {
 			}
 		}
 	}
+	rp, err := applicationcredentials.ListAccessRules(c, alice.ID).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rules, _ := applicationcredentials.ExtractAccessRules(rp); len(rules) != 1 || rules[0].Path != "/v3/auth/tokens" {
+		t.Fatalf("access rules %+v", rules)
+	}
+	rule, err := applicationcredentials.GetAccessRule(ctx, c, alice.ID, ac.AccessRules[0].ID).Extract()
+	if err != nil || rule.Service != "identity" {
+		t.Fatalf("access rule %+v %v", rule, err)
+	}
+	if err := applicationcredentials.DeleteAccessRule(ctx, c, alice.ID, rule.ID).ExtractErr(); !gophercloud.ResponseCodeIs(err, 403) {
+		t.Fatalf("deleting a rule in use: %v", err)
+	}
 	if err := applicationcredentials.Delete(ctx, c, alice.ID, ac.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}
