@@ -3,7 +3,10 @@ package identity
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -190,5 +193,50 @@ func TestSecurityConfigValidation(t *testing.T) {
 		if err := (Config{Store: newEnv(t).st, Security: sc}).Validate(); !errors.Is(err, errdefs.ErrInvalid) {
 			t.Fatalf("%+v: %v", sc, err)
 		}
+	}
+}
+
+// Over HTTP: the Keystone error bodies, and the password change of a user
+// whose password expired, which has no token.
+func TestSecurityComplianceHTTP(t *testing.T) {
+	e := newEnvWith(t, func(c *Config) {
+		c.Security = SecurityCompliance{ChangePasswordUponFirstUse: true, LockoutFailureAttempts: 2, LockoutDuration: time.Minute}
+	})
+	srv := httptest.NewServer(NewHandler(e.svc, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	t.Cleanup(srv.Close)
+	u := must(e.svc.CreateUser(e.admin, CreateUserOpts{Name: "erin", Password: "first-pw"}))
+	post := func(path, body string) (int, string) {
+		resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	login := func(pw string) (int, string) {
+		return post("/v3/auth/tokens", `{"auth":{"identity":{"methods":["password"],"password":{"user":{"id":"`+u.ID+`","password":"`+pw+`"}}}}}`)
+	}
+	code, body := login("first-pw")
+	if code != 401 || !strings.Contains(body, `"message":"The password is expired and needs to be changed for user: `+u.ID+`."`) {
+		t.Fatalf("expired: %d %s", code, body)
+	}
+	code, body = post("/v3/users/"+u.ID+"/password", `{"user":{"original_password":"first-pw","password":"second-pw"}}`)
+	if code != 204 {
+		t.Fatalf("password change without a token: %d %s", code, body)
+	}
+	if code, body := login("second-pw"); code != 201 {
+		t.Fatalf("login: %d %s", code, body)
+	}
+	for range 2 {
+		login("wrong")
+	}
+	if code, body := login("second-pw"); code != 401 || !strings.Contains(body, "The account is locked for user: "+u.ID+".") {
+		t.Fatalf("locked: %d %s", code, body)
+	}
+	// Without a token the original password must be right, and counts.
+	code, _ = post("/v3/users/"+u.ID+"/password", `{"user":{"original_password":"wrong","password":"third-pw"}}`)
+	if code != 401 {
+		t.Fatalf("wrong original password: %d", code)
 	}
 }
