@@ -227,3 +227,34 @@ func BenchmarkValidateKeys(b *testing.B) {
 		benchValidate(b, must(New(Config{Store: e.st, TokenCacheSize: -1})), tok)
 	})
 }
+
+// BenchmarkAppCredAuth measures authentication with an application
+// credential at the default argon2id cost: the first time (the KDF runs)
+// and once its secret is remembered (a SHA-256 compare).
+func BenchmarkAppCredAuth(b *testing.B) {
+	e := newEnv(b)
+	svc := must(New(Config{Store: e.st}))
+	p, u := e.tenant(b, "p1", "alice", "member")
+	_, ctx := e.login(b, "alice", "alice-pw", AuthScope{ProjectID: p.ID})
+	ac := must(svc.CreateApplicationCredential(ctx, u.ID, CreateAppCredOpts{Name: "bench"}))
+	req := AuthRequest{Methods: []string{"application_credential"}, ApplicationCredential: &AppCredAuth{ID: ac.ID, Secret: ac.Secret}}
+	auth := func(b *testing.B) {
+		if _, _, err := svc.Authenticate(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("kdf", func(b *testing.B) {
+		for b.Loop() {
+			svc.secrets.mu.Lock()
+			svc.secrets.m = nil
+			svc.secrets.mu.Unlock()
+			auth(b)
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		auth(b)
+		for b.Loop() {
+			auth(b)
+		}
+	})
+}
