@@ -10,6 +10,7 @@
 //     (admin ⇒ member ⇒ reader by default), role assignments of users or
 //     groups on projects, domains or the system, and the catalog: regions,
 //     services and endpoints.
+//
 //   - Authentication by password (argon2id hashes, see [PasswordHashing])
 //     and by token (rescoping), for unscoped, project-, domain- and
 //     system-scoped tokens. Tokens are stateless: AES-256-GCM over a compact
@@ -17,27 +18,32 @@
 //     and application credential ids), with keys kept in the store and
 //     created at first start. A rescoped token keeps the audit ids of its
 //     chain and never outlives it.
+//
 //   - Revocation by token (and every token rescoped from it), user, project,
 //     and user on project; on password change, user disable or delete, role
 //     unassignment, group removal, and project disable or delete. Events are
 //     indexed in memory, so 10,000 of them cost validation a few bit tests.
 //     Disabled or deleted users, domains and projects invalidate tokens at
 //     once, and a token whose user lost every role on its scope is invalid.
+//
 //   - Validation with a cache that never skips the expiry and revocation
 //     checks; cached entries are resolved again whenever an identity table
 //     changes (including changes that another controller makes through the
 //     store).
+//
 //   - [Policy]: rules per action in Go with Keystone-like defaults
 //     ([DefaultPolicy]); a host overrides rules in [Config.Policy]. Service
 //     methods enforce it on the [Credentials] in the context, so library
 //     callers get the same checks; what a caller may not see is
 //     errdefs.ErrNotFound, what it may see but not change is
 //     errdefs.ErrForbidden.
+//
 //   - For other services: [Credentials] in the context ([WithCredentials],
 //     [CredentialsFrom]), [Middleware] for X-Auth-Token (401 with the Keystone
 //     body and WWW-Authenticate), rule helpers ([ProjectDefaults], [AnyOf],
 //     [ProjectRole], ...) and [Service.Bootstrap] for the admin user, project,
 //     roles and the catalog of every service the host runs.
+//
 //   - The Keystone v3 REST API ([NewHandler]): version discovery, /v3/auth/*
 //     (tokens with nocatalog, catalog, projects, domains, system), CRUD of
 //     domains, projects (and tags), users (and password change, projects,
@@ -57,6 +63,7 @@
 //     service type, method, path glob with * and **) enforced by [Middleware]
 //     for its [MiddlewareOptions.ServiceType]. Deleting the user, or the user
 //     losing a role the credential carries, deletes it and kills its tokens.
+//
 //   - Trusts (OS-TRUST: /v3/OS-TRUST/trusts and their roles): a trustor
 //     delegates roles on a project to a trustee, with impersonation, expiry,
 //     remaining uses and redelegation (bounded by
@@ -65,12 +72,14 @@
 //     the trustor losing a role or being disabled. In Go a service acts for a
 //     user with [Service.AuthenticateTrust]; [BootstrapOptions.ServiceUsers]
 //     makes service users (role "service" on project "service").
+//
 //   - Security compliance ([SecurityCompliance], Keystone's
-//     [security_compliance]): lockout after failed logins for a duration,
+//     security_compliance options): lockout after failed logins for a duration,
 //     password regex with its description, expiry, history, minimum age,
 //     change upon first use, disabling of inactive users, each with
 //     Keystone's status and message. POST /v3/users/{id}/password needs no
 //     token, so that an expired password can be changed.
+//
 //   - Key rotation: the token keys are a repository in the store ([TokenKeys]:
 //     staged, primary, secondaries, as fernet), rotated by
 //     [Service.RotateTokenKeys] (cloud admins; there is no HTTP endpoint, as
@@ -78,11 +87,13 @@
 //     [Config.KeyRotationInterval]; every controller sees a rotation through
 //     the store. A token names its key, so validation opens it with one key;
 //     tokens of a retired key are rejected, cached or not.
+//
 //   - Credentials (/v3/credentials: "ec2" access/secret pairs, whose id is
 //     the SHA-256 of the access key as in Keystone, and any other type):
 //     owner-scoped, blobs encrypted at rest with AES-256-GCM under
 //     [Config.CredentialKey] or a key generated in the store;
 //     [Service.LookupEC2Credential] is the lookup an S3 front end will use.
+//
 //   - Revocation events are kept as long as the longest token lifetime of
 //     any controller; disabling a domain revokes the tokens of its users and
 //     projects for good; revoking a token revokes every token rescoped from
