@@ -378,3 +378,20 @@ func TestTrustLimits(t *testing.T) {
 	_, err = e.svc.GetTrust(actx, tr.ID)
 	wantKind(t, err, errdefs.ErrNotFound)
 }
+
+// Deleting a project deletes its application credentials and trusts.
+func TestDeleteProjectDeletesDelegations(t *testing.T) {
+	e := newEnv(t)
+	p, alice := e.tenant(t, "p1", "alice", "member")
+	_, bob := e.tenant(t, "p2", "bob", "member")
+	_, actx := e.login(t, "alice", "alice-pw", AuthScope{ProjectID: p.ID})
+	ac := must(e.svc.CreateApplicationCredential(actx, alice.ID, CreateAppCredOpts{Name: "ci"}))
+	tr := must(e.svc.CreateTrust(actx, CreateTrustOpts{TrustorUserID: alice.ID, TrusteeUserID: bob.ID, ProjectID: p.ID, Roles: []Ref{{Name: "member"}}}))
+	if err := e.svc.DeleteProject(e.admin, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.GetApplicationCredential(e.admin, alice.ID, ac.ID)
+	wantKind(t, err, errdefs.ErrNotFound)
+	_, err = e.svc.GetTrust(e.admin, tr.ID)
+	wantKind(t, err, errdefs.ErrNotFound)
+}

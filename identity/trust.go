@@ -400,3 +400,42 @@ func (s *Service) AuthenticateTrust(ctx context.Context, trustID string) (string
 	}
 	return s.issue(ctx, p)
 }
+
+// deleteProjectDelegationsTxn deletes the application credentials and
+// trusts on a project.
+func deleteProjectDelegationsTxn(tx *store.Txn, projectID string) error {
+	acs, err := store.List[ApplicationCredential](nil, tx, appCredTable, store.IDIndex)
+	if err != nil {
+		return err
+	}
+	var gone []string
+	for ac := range acs {
+		if ac.ProjectID == projectID {
+			gone = append(gone, ac.ID)
+		}
+	}
+	for _, id := range gone {
+		if err := tx.Delete(appCredTable, id); err != nil {
+			return err
+		}
+	}
+	trs, err := store.List[Trust](nil, tx, trustTable, store.IDIndex)
+	if err != nil {
+		return err
+	}
+	gone = gone[:0]
+	for t := range trs {
+		if t.ProjectID == projectID {
+			gone = append(gone, t.ID)
+		}
+	}
+	for _, id := range gone {
+		if _, err := store.Get[Trust](nil, tx, trustTable, id); err != nil {
+			continue // deleted with its parent
+		}
+		if err := deleteTrustTxn(tx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
