@@ -208,3 +208,23 @@ func TestDomainAdminCannotGrantToOtherDomainsUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// CVE-2019-19687: a member of a project must not list the credentials of
+// another member of the same project.
+func TestCVE201919687CredentialsOfProjectPeers(t *testing.T) {
+	e := newEnv(t)
+	p, alice := e.tenant(t, "p1", "alice", "member")
+	peer := must(e.svc.CreateUser(e.admin, CreateUserOpts{Name: "peer", Password: "peer-pw"}))
+	if err := e.svc.CreateGrant(e.admin, Grant{UserID: peer.ID, ProjectID: p.ID, RoleID: e.role(t, "admin").ID}); err != nil {
+		t.Fatal(err)
+	}
+	must(e.svc.CreateCredential(e.admin, CreateCredentialOpts{UserID: alice.ID, ProjectID: p.ID, Type: "ec2",
+		Blob: `{"access":"AKIAPEER","secret":"alice-secret"}`}))
+	_, pctx := e.login(t, "peer", "peer-pw", AuthScope{ProjectID: p.ID})
+	if l := must(e.svc.ListCredentials(pctx, ListCredentialsOpts{})); len(l) != 0 {
+		t.Fatalf("a project admin lists a peer's credentials: %+v", l)
+	}
+	if l := must(e.svc.ListCredentials(pctx, ListCredentialsOpts{UserID: alice.ID})); len(l) != 0 {
+		t.Fatalf("filtered by the peer's id: %+v", l)
+	}
+}
