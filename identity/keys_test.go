@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -225,5 +226,34 @@ func TestRevocationKeptForLongestTTL(t *testing.T) {
 	}
 	if n := must(short.PruneRevocations(context.Background())); n != 1 {
 		t.Fatalf("pruned %d events, want 1", n)
+	}
+}
+
+// Keys stored before rotation existed (a plain list, the primary first)
+// keep working: tokens they issued validate, and the first rotation
+// converts them.
+func TestLegacyKeysFormat(t *testing.T) {
+	e := newEnv(t)
+	p, _ := e.tenant(t, "p1", "alice", "member")
+	old := bytes.Repeat([]byte{9}, 32)
+	if err := e.st.Update(context.Background(), func(tx *store.Txn) error {
+		rec := must(store.Get[TokenKeys](nil, tx, keyTable, tokenKeysID))
+		rec.Keys, rec.Staged, rec.Primary, rec.Secondaries = [][]byte{old, rec.Primary}, nil, nil, nil
+		return tx.Update(keyTable, rec)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := e.login(t, "alice", "alice-pw", AuthScope{ProjectID: p.ID})
+	if _, kid, err := decodeToken(must(e.svc.keyring(context.Background())), tok); err != nil || kid != keyID(old) {
+		t.Fatalf("token of the legacy primary: kid %x, %v", kid, err)
+	}
+	if err := e.svc.RotateTokenKeys(e.admin); err != nil {
+		t.Fatal(err)
+	}
+	if k := e.keys(t); k.Keys != nil || string(k.Secondaries[0]) != string(old) || k.Staged == nil {
+		t.Fatalf("not converted: %+v", k)
+	}
+	if _, err := e.svc.ValidateToken(context.Background(), tok); err != nil {
+		t.Fatal(err)
 	}
 }
