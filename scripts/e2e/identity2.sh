@@ -38,6 +38,13 @@ as u1 pw1 application credential delete ac1
 expect "application credential delete" "" bash -c "env OS_USERNAME=u1 OS_PASSWORD=pw1 OS_PROJECT_NAME=p1 openstack application credential list -f value -c Name | grep -x ac1 || true"
 expect_fail "deleted application credential authenticates" appcred s3cret-ac token issue
 
+# Access rules: a credential allowed only GET /v3/users/* on identity.
+acr=$(as u1 pw1 application credential create ac2 --secret s3cret-ar --access-rules '[{"service":"identity","method":"GET","path":"/v3/users/*"}]' -f value -c id)
+ruled() { bare --os-auth-type v3applicationcredential --os-application-credential-id "$acr" --os-application-credential-secret s3cret-ar "$@"; }
+expect "access rule allows" "u1" ruled user show "$u1id" -f value -c name
+if out=$(ruled project list 2>&1); then bad "access rule refuses: listed projects"; elif [[ "$out" == *"HTTP 401"* ]]; then ok "access rule refuses (401)"; else bad "access rule refuses: $out"; fi
+as u1 pw1 application credential delete ac2
+
 # Trusts: u1 delegates member on p1 to u2, impersonating.
 tid=$(as u1 pw1 trust create --project p1 --role member --impersonate u1 u2 -f value -c id)
 [[ ${#tid} -eq 32 ]] && ok "trust create" || bad "trust create: '$tid'"
