@@ -53,9 +53,9 @@ type Credentials struct {
 	AccessRules []AccessRule
 }
 
-// restricted reports whether c comes from a restricted application
-// credential or a trust: such credentials may not create or delete
-// application credentials or (except a redelegation) trusts.
+// restrictedAppCred reports whether c comes from a restricted application
+// credential, which may not create or delete application credentials or
+// trusts.
 func (c *Credentials) restrictedAppCred() bool {
 	return c.ApplicationCredentialID != "" && !c.AppCredUnrestricted
 }
