@@ -41,6 +41,9 @@ type Config struct {
 	// PortOffset is added to every conventional port, so that several
 	// controllers can share one address.
 	PortOffset int
+	// Identity configures the identity service (security compliance, key
+	// rotation).
+	Identity IdentityOptions
 }
 
 // component is one service as the host runs it: its API on its port and
