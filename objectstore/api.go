@@ -31,7 +31,7 @@ const listingTime = "2006-01-02T15:04:05.000000"
 // URL or a public-read ACL allows.
 func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) http.Handler {
 	a := &api{svc: svc}
-	h := identity.Middleware(v, a, &identity.MiddlewareOptions{Public: func(*http.Request) bool { return true }})
+	h := identity.Middleware(v, a, &identity.MiddlewareOptions{ServiceType: "object-store", Public: func(*http.Request) bool { return true }})
 	return httpapi.Wrap(h, httpapi.Swift, logger)
 }
 
