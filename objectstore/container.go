@@ -257,6 +257,8 @@ func (s *Service) PutContainer(ctx context.Context, account, name string, opts C
 	if err := opts.apply(&Container{}); err != nil { // validate before creating anything
 		return false, err
 	}
+	s.containerMu.Lock()
+	defer s.containerMu.Unlock()
 	if err := s.backend.CreateContainer(ctx, account, name); err != nil {
 		return false, err
 	}
@@ -344,6 +346,8 @@ func (s *Service) DeleteContainer(ctx context.Context, account, name string) err
 	if err := s.authorize(ctx, opAccountWrite, account, nil, ""); err != nil {
 		return err
 	}
+	s.containerMu.Lock()
+	defer s.containerMu.Unlock()
 	if _, err := getContainer(s.st.Snapshot(), account, name); err != nil {
 		return err
 	}

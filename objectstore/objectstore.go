@@ -104,6 +104,10 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 
+	// containerMu orders container creations and deletions, which touch
+	// both the store and the backend (rare operations; one lock is enough).
+	containerMu sync.Mutex
+
 	stop     chan struct{}
 	stopOnce sync.Once
 	wg       sync.WaitGroup
