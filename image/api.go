@@ -69,7 +69,7 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 	rt.HandleFunc("GET /v2/info/import", a.infoImport)
 	rt.HandleFunc("GET /v2/info/stores", a.infoStores)
 
-	h := identity.Middleware(v, rt, &identity.MiddlewareOptions{Public: func(r *http.Request) bool {
+	h := identity.Middleware(v, rt, &identity.MiddlewareOptions{ServiceType: "image", Public: func(r *http.Request) bool {
 		switch r.URL.Path {
 		case "/", "/versions", "/v2", "/v2/":
 			return r.Method == http.MethodGet || r.Method == http.MethodHead

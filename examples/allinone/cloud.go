@@ -22,6 +22,7 @@ import (
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/image"
 	"github.com/stratuskit/stratus/internal/httpapi"
+	"github.com/stratuskit/stratus/objectstore"
 	"github.com/stratuskit/stratus/store"
 	"github.com/stratuskit/stratus/store/boltstore"
 	"github.com/stratuskit/stratus/store/etcdstore"
@@ -42,6 +43,9 @@ type Config struct {
 	// PortOffset is added to every conventional port, so that several
 	// controllers can share one address.
 	PortOffset int
+	// Identity configures the identity service (security compliance, key
+	// rotation).
+	Identity IdentityOptions
 	// ImageWebDownloadHosts are the hosts the image service's web-download
 	// import may fetch from; none by default.
 	ImageWebDownloadHosts []string
@@ -75,7 +79,8 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, slices.Concat(identity.Tables(), image.Tables())...)
+	tables := append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables()...)
+	return slices.Concat(tables, objectstore.Tables(), image.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -181,17 +186,22 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	// The catalog lists only the services that run here.
 	catalog := []identity.ServiceEndpoints{
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
+		objectStoreCatalog(cfg),
 		imageCatalog(cfg),
 	}
-	ident, idSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
+	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
 		return nil, err
 	}
-	img, _, err := imageComponent(cfg, st, idSvc, logger)
+	objects, err := objectStoreComponent(cfg, st, identSvc, logger)
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident, img}, nil
+	img, _, err := imageComponent(cfg, st, identSvc, logger)
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, objects, img}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {
