@@ -193,11 +193,11 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	objects, err := objectStoreComponent(cfg, st, identSvc, logger)
+	objects, objectBackend, err := objectStoreComponent(cfg, st, identSvc, logger)
 	if err != nil {
 		return nil, err
 	}
-	img, _, err := imageComponent(cfg, st, identSvc, logger)
+	img, _, err := imageComponent(cfg, st, identSvc, objectBackend, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -1,12 +1,13 @@
 package main
 
 import (
+	"context"
 	"log/slog"
-	"path/filepath"
 
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/image"
-	"github.com/stratuskit/stratus/image/fileblob"
+	"github.com/stratuskit/stratus/image/objblob"
+	"github.com/stratuskit/stratus/objectstore"
 	"github.com/stratuskit/stratus/store"
 )
 
@@ -19,10 +20,10 @@ func imageCatalog(cfg Config) identity.ServiceEndpoints {
 	return identity.ServiceEndpoints{Type: "image", Name: "glance", PublicURL: serviceURL(cfg, imagePort, "")}
 }
 
-// imageComponent builds the image service, its bytes in DATA/images until
-// they move to the object store's backend.
-func imageComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, logger *slog.Logger) (component, *image.Service, error) {
-	blobs, err := fileblob.Open(filepath.Join(cfg.DataDir, "images"))
+// imageComponent builds the image service, its bytes in the object
+// store's backend (in an account no Swift user can name).
+func imageComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, objects objectstore.Backend, logger *slog.Logger) (component, *image.Service, error) {
+	blobs, err := objblob.New(context.Background(), objects, nil)
 	if err != nil {
 		return component{}, nil, err
 	}

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +17,10 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
+
+	"github.com/stratuskit/stratus/image/objblob"
+	"github.com/stratuskit/stratus/objectstore"
+	"github.com/stratuskit/stratus/objectstore/fsobj"
 )
 
 // imageClient logs in as the admin of the all-in-one in data.
@@ -45,15 +49,24 @@ func imageClient(t *testing.T, data string) *gophercloud.ServiceClient {
 	return ic
 }
 
-func blobFiles(t *testing.T, data string) []string {
-	var files []string
-	_ = filepath.WalkDir(filepath.Join(data, "images"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			files = append(files, p)
-		}
-		return nil
-	})
-	return files
+// imageBlobs lists the image bytes kept in the object store's backend of a
+// stopped all-in-one.
+func imageBlobs(t *testing.T, data string) []string {
+	t.Helper()
+	b, err := fsobj.Open(filepath.Join(data, "objects"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	entries, err := b.List(context.Background(), objblob.DefaultAccount, objblob.DefaultContainer, objectstore.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 // TestImageSurvivesKill uploads an image, kills the process with SIGKILL,
@@ -129,8 +142,8 @@ func TestImageSurvivesKill(t *testing.T) {
 	if err != nil || got.Status != images.ImageStatusQueued {
 		t.Fatalf("cut upload after restart: %+v, %v", got, err)
 	}
-	if files := blobFiles(t, data); len(files) != 1 {
-		t.Fatalf("files under images/: %v, want only the kept image", files)
-	}
 	p.stop(t, syscall.SIGTERM)
+	if blobs := imageBlobs(t, data); len(blobs) != 1 || !strings.HasPrefix(blobs[0], "images/"+img.ID+"/") {
+		t.Fatalf("image bytes in the object store: %v, want only the kept image %s", blobs, img.ID)
+	}
 }

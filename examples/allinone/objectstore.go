@@ -21,15 +21,17 @@ func objectStoreCatalog(cfg Config) identity.ServiceEndpoints {
 }
 
 // objectStoreComponent builds the object store on fsobj in DATA/objects.
-func objectStoreComponent(cfg Config, st *store.Store, ident *identity.Service, logger *slog.Logger) (component, error) {
+// It returns the backend too: the image service keeps its bytes there.
+// The component's close closes the backend.
+func objectStoreComponent(cfg Config, st *store.Store, ident *identity.Service, logger *slog.Logger) (component, objectstore.Backend, error) {
 	backend, err := fsobj.Open(filepath.Join(cfg.DataDir, "objects"), nil)
 	if err != nil {
-		return component{}, err
+		return component{}, nil, err
 	}
 	svc, err := objectstore.New(objectstore.Config{Store: st, Backend: backend, Logger: logger})
 	if err != nil {
 		backend.Close()
-		return component{}, err
+		return component{}, nil, err
 	}
 	return component{
 		name:    "objectstore",
@@ -43,5 +45,5 @@ func objectStoreComponent(cfg Config, st *store.Store, ident *identity.Service, 
 			}
 			return err
 		},
-	}, nil
+	}, backend, nil
 }
