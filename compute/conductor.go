@@ -529,10 +529,10 @@ var powerOps = map[TaskState]struct {
 	TaskPoweringOn: {"compute_start_instance", VMActive, PowerRunning, func(ctx context.Context, _ *Service, d Hypervisor, id string) error {
 		return d.PowerOn(ctx, id)
 	}},
-	TaskPausing:     {"compute_pause_instance", VMPaused, PowerPaused, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Pause(ctx, id) }},
-	TaskUnpausing:   {"compute_unpause_instance", VMActive, PowerRunning, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Unpause(ctx, id) }},
-	TaskSuspending:  {"compute_suspend_instance", VMSuspended, PowerSuspended, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Suspend(ctx, id) }},
-	TaskResuming:    {"compute_resume_instance", VMActive, PowerRunning, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Resume(ctx, id) }},
+	TaskPausing:    {"compute_pause_instance", VMPaused, PowerPaused, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Pause(ctx, id) }},
+	TaskUnpausing:  {"compute_unpause_instance", VMActive, PowerRunning, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Unpause(ctx, id) }},
+	TaskSuspending: {"compute_suspend_instance", VMSuspended, PowerSuspended, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Suspend(ctx, id) }},
+	TaskResuming:   {"compute_resume_instance", VMActive, PowerRunning, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Resume(ctx, id) }},
 }
 
 func (s *Service) doPower(ctx context.Context, srv *Server) error {

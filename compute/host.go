@@ -571,3 +571,11 @@ func (s *Service) AvailabilityZones(ctx context.Context) (map[string][]HostInfo,
 	}
 	return out, nil
 }
+
+func (s *Service) getHost(id string) (*Host, error) {
+	h, err := store.Get[Host](nil, s.st.Snapshot(), hostTable, id)
+	if err != nil {
+		return nil, notFound("host", id)
+	}
+	return h, nil
+}

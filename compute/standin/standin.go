@@ -109,7 +109,9 @@ type netState struct {
 var _ compute.Ports = (*Ports)(nil)
 
 // NewPorts returns a port service with no networks.
-func NewPorts() *Ports { return &Ports{nets: map[string]*netState{}, ports: map[string]*compute.Port{}} }
+func NewPorts() *Ports {
+	return &Ports{nets: map[string]*netState{}, ports: map[string]*compute.Port{}}
+}
 
 // AddNetwork adds a network whose addresses come from cidr (the first
 // host address is the gateway).

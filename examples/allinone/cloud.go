@@ -11,12 +11,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/stratuskit/stratus/compute"
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/internal/httpapi"
@@ -40,6 +42,10 @@ type Config struct {
 	// PortOffset is added to every conventional port, so that several
 	// controllers can share one address.
 	PortOffset int
+	// Hypervisor is the compute driver: "fake" for now.
+	Hypervisor string
+	// FakeHosts is how many fake compute hosts to run.
+	FakeHosts int
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -70,7 +76,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables()...)
+	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), compute.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -176,12 +182,17 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	// The catalog lists only the services that run here.
 	catalog := []identity.ServiceEndpoints{
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
+		{Type: "compute", Name: "nova", PublicURL: serviceURL(cfg, computePort, "/v2.1")},
 	}
-	ident, _, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
+	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident}, nil
+	comp, err := computeComponent(cfg, st, identSvc, logger)
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, comp}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {
