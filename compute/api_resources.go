@@ -776,7 +776,7 @@ func (a *api) listServices(w http.ResponseWriter, r *http.Request) {
 			id = h.ID
 		}
 		m := map[string]any{"id": id, "binary": "nova-compute", "host": h.Name, "zone": h.AZ, "status": status, "state": state,
-			"updated_at": fmtTime(h.Created), "disabled_reason": nilIfEmpty(h.DisabledReason)}
+			"updated_at": h.Created.UTC().Format(usageTime), "disabled_reason": nilIfEmpty(h.DisabledReason)}
 		if atLeast(r, 11) {
 			m["forced_down"] = h.ForcedDown
 		}
