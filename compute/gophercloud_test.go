@@ -33,7 +33,11 @@ type cloud struct {
 	p1      string // project id of p1, whose member is alice
 }
 
-func newCloud(t *testing.T, o envOpts) *cloud {
+func newCloud(t *testing.T, o envOpts) *cloud { return newCloudOpts(t, o) }
+
+func newCloudTB(tb testing.TB) *cloud { return newCloudOpts(tb, envOpts{}) }
+
+func newCloudOpts(t testing.TB, o envOpts) *cloud {
 	e := newEnv(t, o)
 	ident, err := identity.New(identity.Config{Store: e.st, Logger: quiet(), PasswordHashing: identity.PasswordHashing{Time: 1, MemoryKiB: 64, Threads: 1}})
 	if err != nil {
@@ -73,6 +77,10 @@ func newCloud(t *testing.T, o envOpts) *cloud {
 }
 
 func (c *cloud) client(t *testing.T, user, pw, project, microversion string) *gophercloud.ServiceClient {
+	return c.clientTB(t, user, pw, project, microversion)
+}
+
+func (c *cloud) clientTB(t testing.TB, user, pw, project, microversion string) *gophercloud.ServiceClient {
 	t.Helper()
 	pc, err := openstack.AuthenticatedClient(context.Background(), gophercloud.AuthOptions{IdentityEndpoint: c.authURL,
 		Username: user, Password: pw, DomainName: "Default", TenantName: project})
@@ -92,6 +100,10 @@ func (c *cloud) admin(t *testing.T, mv string) *gophercloud.ServiceClient {
 }
 func (c *cloud) alice(t *testing.T, mv string) *gophercloud.ServiceClient {
 	return c.client(t, "alice", "alice-pw", "p1", mv)
+}
+
+func computeUnlimited(n *int) compute.UpdateQuotaOpts {
+	return compute.UpdateQuotaOpts{Instances: n, Cores: n, RAMMB: n}
 }
 
 func waitStatus(t *testing.T, c *gophercloud.ServiceClient, id, status string) *servers.Server {
