@@ -46,6 +46,8 @@ type Config struct {
 	Hypervisor string
 	// FakeHosts is how many fake compute hosts to run.
 	FakeHosts int
+	// FakeSpawnDelay is how long a fake host takes to spawn a server.
+	FakeSpawnDelay time.Duration
 }
 
 // component is one service as the host runs it: its API on its port and

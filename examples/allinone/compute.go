@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/stratuskit/stratus/compute"
 	"github.com/stratuskit/stratus/compute/fakevm"
@@ -49,7 +50,7 @@ func computeComponent(cfg Config, st *store.Store, tokens identity.TokenValidato
 	start := func(ctx context.Context) error {
 		for i := range cfg.FakeHosts {
 			name := fmt.Sprintf("host%d", i+1)
-			if _, err := svc.AddHost(ctx, compute.HostOpts{Name: name}, fakevm.New(&fakevm.Options{Name: name})); err != nil {
+			if _, err := svc.AddHost(ctx, compute.HostOpts{Name: name}, fakevm.New(&fakevm.Options{Name: name, PerOp: map[fakevm.Op]time.Duration{fakevm.OpSpawn: cfg.FakeSpawnDelay}})); err != nil {
 				return err
 			}
 		}
