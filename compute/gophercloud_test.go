@@ -251,7 +251,9 @@ func TestGophercloudServers(t *testing.T) {
 		do     func() error
 		status string
 	}{
-		{func() error { return servers.Reboot(ctx, al, s.ID, servers.RebootOpts{Type: servers.SoftReboot}).ExtractErr() }, "ACTIVE"},
+		{func() error {
+			return servers.Reboot(ctx, al, s.ID, servers.RebootOpts{Type: servers.SoftReboot}).ExtractErr()
+		}, "ACTIVE"},
 		{func() error { return servers.Stop(ctx, al, s.ID).ExtractErr() }, "SHUTOFF"},
 		{func() error { return servers.Start(ctx, al, s.ID).ExtractErr() }, "ACTIVE"},
 		{func() error { return servers.Pause(ctx, al, s.ID).ExtractErr() }, "PAUSED"},
