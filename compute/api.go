@@ -3,6 +3,7 @@ package compute
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -86,7 +87,7 @@ func decodeEnvelope(w http.ResponseWriter, r *http.Request, key string, v any) e
 }
 
 func jsonProblem(err error) string {
-	if te, ok := err.(*json.UnmarshalTypeError); ok {
+	if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 		return "field " + te.Field + " must be " + te.Type.String()
 	}
 	return "invalid JSON"

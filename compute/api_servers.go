@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"slices"
@@ -361,7 +362,7 @@ func (a *api) createServer(w http.ResponseWriter, r *http.Request) {
 	}
 	var b serverBody
 	if err := json.Unmarshal(raw, &b); err != nil {
-		if ve, ok := err.(*errdefs.ValidationError); ok {
+		if ve, ok := errors.AsType[*errdefs.ValidationError](err); ok {
 			fail(w, r, ve)
 			return
 		}
@@ -433,7 +434,7 @@ func (a *api) createServer(w http.ResponseWriter, r *http.Request) {
 	}
 	srv, err := a.svc.CreateServer(r.Context(), o)
 	if err != nil {
-		if errdefs.Kind(err) == errdefs.ErrQuotaExceeded {
+		if errors.Is(err, errdefs.ErrQuotaExceeded) {
 			// Nova answers 403 for instance quota on create.
 			err = &httpapi.HTTPError{Status: http.StatusForbidden, Err: err}
 		}

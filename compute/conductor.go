@@ -222,7 +222,8 @@ func (s *Service) place(ctx context.Context, srv *Server) (string, error) {
 	return "", fmt.Errorf("%w: claims kept losing races (%w)", errNoValidHost, lastErr)
 }
 
-var errNoValidHost = errors.New("No valid host was found")
+// errNoValidHost is Nova's fault text, which users and clients look for.
+var errNoValidHost = errors.New("No valid host was found") //nolint:staticcheck // Nova's exact wording
 
 func (s *Service) doSchedule(ctx context.Context, srv *Server) error {
 	host, err := s.place(ctx, srv)
