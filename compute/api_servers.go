@@ -395,6 +395,10 @@ func (a *api) createServer(w http.ResponseWriter, r *http.Request) {
 	if b.UserData != nil {
 		o.UserData = *b.UserData
 	}
+	if err := checkName("name", b.Name); err != nil {
+		fail(w, r, err)
+		return
+	}
 	if o.FlavorRef, err = refID("flavorRef", b.FlavorRef); err != nil {
 		fail(w, r, err)
 		return
