@@ -352,13 +352,21 @@ func Select(hosts []Host, r *Request, o *Options) []Candidate {
 
 // Best returns the index in hosts of the best host for r, or -1 when none
 // passes. It is Select without the sort, for the common case of taking the
-// first. hosts is read, never written.
+// first, with the capacity filters and the default weigher inlined for
+// hosts that went through Init. hosts is read, never written.
 func Best(hosts []Host, r *Request, o *Options) int {
 	if o == nil {
 		o = &Options{}
 	}
 	n := len(hosts)
 	start := startAt(n, o)
+	rest := r.needsRest()
+	// The default weigher (free RAM only) is computed inline.
+	plainRAM := o.CPUWeight == 0 && o.DiskWeight == 0 && r.GroupPolicy != SoftAffinity && r.GroupPolicy != SoftAntiAffinity
+	rw := o.RAMWeight
+	if rw == 0 && plainRAM {
+		rw = 1
+	}
 	best, seen := -1, 0
 	var bestW float64
 	for i := range n {
@@ -367,10 +375,28 @@ func Best(hosts []Host, r *Request, o *Options) int {
 			j -= n
 		}
 		h := &hosts[j]
-		if !Pass(h, r) {
+		if !h.Up || !h.Enabled {
 			continue
 		}
-		if w := Weigh(h, r, o); best < 0 || w > bestW {
+		var w float64
+		if h.init {
+			freeRAM := h.capRAM - h.UsedRAMMB - r.RAMMB
+			if r.VCPUs > h.capVCPUs-h.UsedVCPUs || freeRAM < 0 || r.DiskGB > h.capDisk-h.UsedDiskGB ||
+				(r.AZ != "" && r.AZ != h.AZ) || (rest && passRest(h, r) != "") {
+				continue
+			}
+			if plainRAM {
+				w = rw * float64(freeRAM) * h.invRAM
+			} else {
+				w = Weigh(h, r, o)
+			}
+		} else {
+			if !Pass(h, r) {
+				continue
+			}
+			w = Weigh(h, r, o)
+		}
+		if best < 0 || w > bestW {
 			best, bestW = j, w
 		}
 		seen++

@@ -180,3 +180,36 @@ func TestSoftAffinity(t *testing.T) {
 		t.Fatalf("select %+v", c)
 	}
 }
+
+// TestBestAgreesWithSelect: the inlined fast path of Best chooses what
+// Select ranks first, on random clouds and requests.
+func TestBestAgreesWithSelect(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for i := range 500 {
+		hosts := make([]Host, 1+rnd.IntN(30))
+		for j := range hosts {
+			hosts[j] = Host{ID: fmt.Sprint("h", j), AZ: []string{"a", "b"}[rnd.IntN(2)], Enabled: rnd.IntN(10) > 0, Up: rnd.IntN(10) > 0,
+				VCPUs: 1 + rnd.IntN(16), RAMMB: 1024 * (1 + rnd.IntN(16)), DiskGB: 10 + rnd.IntN(100), CPURatio: 1 + rnd.Float64()*4,
+				RAMRatio: 1, UsedVCPUs: rnd.IntN(8), UsedRAMMB: rnd.IntN(8192)}
+			if rnd.IntN(2) == 0 {
+				hosts[j].Init()
+			}
+		}
+		r := &Request{VCPUs: 1 + rnd.IntN(4), RAMMB: 256 * rnd.IntN(8), DiskGB: rnd.IntN(20)}
+		if rnd.IntN(3) == 0 {
+			r.AZ = "a"
+		}
+		if rnd.IntN(3) == 0 {
+			r.GroupPolicy, r.GroupHosts = AntiAffinity, map[string]int{"h1": 1, "h2": 1}
+		}
+		o := &Options{}
+		if rnd.IntN(3) == 0 {
+			o.RAMWeight, o.CPUWeight = -1, 0.5
+		}
+		best := Best(hosts, r, o)
+		sel := Select(hosts, r, o)
+		if (best < 0) != (len(sel) == 0) || (best >= 0 && Weigh(&hosts[best], r, o) != sel[0].Weight) {
+			t.Fatalf("case %d: Best %d, Select %+v", i, best, sel)
+		}
+	}
+}
