@@ -178,11 +178,46 @@ func benchPlace(b *testing.B, hosts int, opts SchedulerOptions, parallel int) {
 	p.checkNoOvercommit(b)
 }
 
+// claimOnly commits the claims of servers round-robin over the hosts with
+// no scheduling: the store's floor under placement.
+func benchClaimOnly(b *testing.B, hosts, parallel int) {
+	p := newPlacer(b, hosts, 256, SchedulerOptions{})
+	servers := p.newServers(b, b.N)
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range parallel {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(servers) {
+					return
+				}
+				host := fmt.Sprintf("h%05d", i%hosts)
+				if err := p.s.st.Update(context.Background(), func(tx *store.Txn) error {
+					_, err := claimTxn(tx, servers[i], host)
+					return err
+				}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "placements/s")
+}
+
 // BenchmarkPlace measures placements per second with the claim committed
 // (capacity rechecked inside the claim's store transaction), scanning
 // every host or sampling, with 1 and 8 schedulers.
 func BenchmarkPlace(b *testing.B) {
 	for _, hosts := range []int{1000, 10000} {
+		for _, par := range []int{1, 8} {
+			b.Run(fmt.Sprintf("hosts=%d/baseline-claim-only/schedulers=%d", hosts, par), func(b *testing.B) { benchClaimOnly(b, hosts, par) })
+		}
 		for _, mode := range []struct {
 			name string
 			opts SchedulerOptions
