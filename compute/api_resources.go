@@ -863,7 +863,7 @@ func (a *api) listAZ(detail bool) http.HandlerFunc {
 			hosts := map[string]any{}
 			for _, h := range zones[z] {
 				avail = avail || (h.Up && h.Enabled)
-				hosts[h.Name] = map[string]any{"nova-compute": map[string]any{"available": h.Up, "active": h.Enabled, "updated_at": fmtTime(h.Created)}}
+				hosts[h.Name] = map[string]any{"nova-compute": map[string]any{"available": h.Up, "active": h.Enabled, "updated_at": h.Created.UTC().Format(usageTime)}}
 			}
 			e := map[string]any{"zoneName": z, "zoneState": map[string]bool{"available": avail}, "hosts": nil}
 			if detail {
@@ -876,9 +876,10 @@ func (a *api) listAZ(detail bool) http.HandlerFunc {
 }
 
 func renderAggregate(g *Aggregate) map[string]any {
-	return map[string]any{"id": g.ID, "name": g.Name, "availability_zone": nilIfEmpty(g.AZ), "hosts": orEmptyL(g.Hosts),
+	id, _ := strconv.Atoi(g.ID)
+	return map[string]any{"id": id, "name": g.Name, "availability_zone": nilIfEmpty(g.AZ), "hosts": orEmptyL(g.Hosts),
 		"metadata": orEmptyS(g.Metadata), "created_at": g.Created.UTC().Format(usageTime), "updated_at": nil,
-		"deleted": false, "deleted_at": nil, "uuid": g.ID}
+		"deleted": false, "deleted_at": nil, "uuid": g.UUID}
 }
 
 func (a *api) listAggregates(w http.ResponseWriter, r *http.Request) {

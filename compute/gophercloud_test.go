@@ -10,6 +10,8 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/aggregates"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/availabilityzones"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/flavors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/hypervisors"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/instanceactions"
@@ -19,6 +21,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servergroups"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/services"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/tags"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/stratuskit/stratus/compute"
@@ -429,5 +432,50 @@ func TestGophercloudServerGroupsAndQuotas(t *testing.T) {
 	}
 	if err := quotasets.Delete(ctx, adm, c.p1).Err; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestGophercloudTagsAggregatesZones(t *testing.T) {
+	c := newCloud(t, envOpts{})
+	ctx := context.Background()
+	al := c.alice(t, "2.26")
+	v := c.settle(user(c.p1), c.create(user(c.p1), "tagged", nil).ID)
+	if err := tags.Add(ctx, al, v.ID, "blue").ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tags.Check(ctx, al, v.ID, "blue").Extract(); err != nil || !ok {
+		t.Fatalf("check %v %v", ok, err)
+	}
+	got, err := tags.ReplaceAll(ctx, al, v.ID, tags.ReplaceAllOpts{Tags: []string{"x", "y"}}).Extract()
+	if err != nil || len(got) != 2 {
+		t.Fatalf("replace %v %v", got, err)
+	}
+	if err := tags.Delete(ctx, al, v.ID, "x").ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := tags.List(ctx, al, v.ID).Extract(); err != nil || len(l) != 1 || l[0] != "y" {
+		t.Fatalf("list %v %v", l, err)
+	}
+	adm := c.admin(t, "2.1")
+	agg, err := aggregates.Create(ctx, adm, aggregates.CreateOpts{Name: "rack1", AvailabilityZone: "zone1"}).Extract()
+	if err != nil || agg.ID != 1 {
+		t.Fatalf("aggregate %+v %v", agg, err)
+	}
+	if _, err := aggregates.AddHost(ctx, adm, agg.ID, aggregates.AddHostOpts{Host: "host3"}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := aggregates.SetMetadata(ctx, adm, agg.ID, aggregates.SetMetadataOpts{Metadata: map[string]any{"ssd": "true"}}).Extract(); err != nil || got.Metadata["ssd"] != "true" {
+		t.Fatalf("metadata %+v %v", got, err)
+	}
+	pages, err := availabilityzones.ListDetail(adm).AllPages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zones, err := availabilityzones.ExtractAvailabilityZones(pages)
+	if err != nil || len(zones) != 2 || zones[1].ZoneName != "zone1" || len(zones[1].Hosts) != 1 {
+		t.Fatalf("zones %+v %v", zones, err)
+	}
+	if _, err := aggregates.Create(ctx, c.alice(t, ""), aggregates.CreateOpts{Name: "nope"}).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Fatalf("member aggregate create: %v", err)
 	}
 }

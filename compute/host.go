@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -73,7 +74,9 @@ func (c *Claim) StoreKey() string { return c.ServerID }
 // flavor extra_specs; its availability_zone metadata sets its hosts' AZ.
 type Aggregate struct {
 	store.Meta
+	// ID is Nova's integer id, in decimal; UUID its uuid.
 	ID       string            `json:"id"`
+	UUID     string            `json:"uuid"`
 	Name     string            `json:"name"`
 	AZ       string            `json:"availability_zone,omitempty"`
 	Hosts    []string          `json:"hosts"`
@@ -420,11 +423,28 @@ func (s *Service) CreateAggregate(ctx context.Context, o CreateAggregateOpts) (*
 	if err := checkName("name", o.Name); err != nil {
 		return nil, err
 	}
-	a := &Aggregate{ID: newUUID(), Name: o.Name, AZ: o.AZ, Hosts: []string{}, Metadata: map[string]string{}, Created: s.st.Now().UTC()}
+	a := &Aggregate{UUID: newUUID(), Name: o.Name, AZ: o.AZ, Hosts: []string{}, Metadata: map[string]string{}, Created: s.st.Now().UTC()}
 	if o.AZ != "" {
 		a.Metadata["availability_zone"] = o.AZ
 	}
-	if err := s.st.Update(ctx, func(tx *store.Txn) error { return tx.Insert(aggregateTable, a) }); err != nil {
+	err := s.st.Update(ctx, func(tx *store.Txn) error {
+		it, err := store.List[Aggregate](nil, tx, aggregateTable, store.IDIndex)
+		if err != nil {
+			return err
+		}
+		next := 1
+		for g := range it {
+			if n, err := strconv.Atoi(g.ID); err == nil && n >= next {
+				next = n + 1
+			}
+			if g.Name == a.Name {
+				return fmt.Errorf("compute: aggregate %s already exists: %w", a.Name, errdefs.ErrConflict)
+			}
+		}
+		a.ID = strconv.Itoa(next)
+		return tx.Insert(aggregateTable, a)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return a, nil
