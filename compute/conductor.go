@@ -288,11 +288,17 @@ func (s *Service) failServer(ctx context.Context, srv *Server, from TaskState, c
 // bindings and the volume connections. It is idempotent.
 func (s *Service) cleanupHost(ctx context.Context, srv *Server) error {
 	if srv.HostID != "" {
-		if d, err := s.driver(srv.HostID); err == nil {
+		d, err := s.driver(srv.HostID)
+		switch {
+		case err == nil:
 			if err := d.Destroy(ctx, srv.ID); err != nil && !errdefs.IsNotFound(err) {
 				return fmt.Errorf("compute: destroy server %s on %s: %w", srv.ID, srv.HostID, err)
 			}
-		} else {
+		case s.hostGoneOrDown(srv.HostID):
+			// Nova's local delete: a host that is gone or down cannot be
+			// asked; its sweep removes the domain if the host comes back.
+			s.log.Warn("host down: server cleaned up without its host", "server", srv.ID, "host", srv.HostID)
+		default:
 			return err
 		}
 	}
@@ -319,6 +325,11 @@ func (s *Service) cleanupHost(ctx context.Context, srv *Server) error {
 		}
 	}
 	return nil
+}
+
+func (s *Service) hostGoneOrDown(hostID string) bool {
+	h, err := s.getHost(hostID)
+	return err != nil || !s.hostUp(h)
 }
 
 // releasePorts deletes the ports compute made for the server and frees
