@@ -22,6 +22,7 @@ import (
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/internal/httpapi"
+	"github.com/stratuskit/stratus/objectstore"
 	"github.com/stratuskit/stratus/store"
 	"github.com/stratuskit/stratus/store/boltstore"
 	"github.com/stratuskit/stratus/store/etcdstore"
@@ -42,6 +43,9 @@ type Config struct {
 	// PortOffset is added to every conventional port, so that several
 	// controllers can share one address.
 	PortOffset int
+	// Identity configures the identity service (security compliance, key
+	// rotation).
+	Identity IdentityOptions
 	// Hypervisor is the compute driver: "fake" for now.
 	Hypervisor string
 	// FakeHosts is how many fake compute hosts to run.
@@ -78,7 +82,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), compute.Tables())
+	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), compute.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -184,9 +188,14 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	// The catalog lists only the services that run here.
 	catalog := []identity.ServiceEndpoints{
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
+		objectStoreCatalog(cfg),
 		{Type: "compute", Name: "nova", PublicURL: serviceURL(cfg, computePort, "/v2.1")},
 	}
 	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
+	if err != nil {
+		return nil, err
+	}
+	objects, err := objectStoreComponent(cfg, st, identSvc, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +203,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident, comp}, nil
+	return []component{ident, objects, comp}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	etcd := fs.String("etcd", "", "comma-separated etcd endpoints to keep the state in, instead of DATA/stratus.db; every all-in-one with the same endpoints serves the same cloud")
 	fs.IntVar(&cfg.PortOffset, "port-offset", 0, "added to every conventional port (5000, 8774, ...), to run several controllers on one address")
+	identityFlags(fs, &cfg.Identity)
 	fs.StringVar(&cfg.Hypervisor, "hypervisor", "fake", "compute driver: fake (in-memory hosts)")
 	fs.IntVar(&cfg.FakeHosts, "fake-hosts", 3, "number of fake compute hosts with -hypervisor fake")
 	fs.DurationVar(&cfg.FakeSpawnDelay, "fake-spawn-delay", 0, "how long a fake host takes to spawn a server (for tests)")
