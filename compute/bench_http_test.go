@@ -74,3 +74,33 @@ func BenchmarkHTTPServerCycle(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "cycles/s")
 }
+
+// BenchmarkServiceCycle is the same cycle through the Go API (WaitServer
+// watches instead of polling): the baseline of BenchmarkHTTPServerCycle.
+func BenchmarkServiceCycle(b *testing.B) {
+	e := newEnv(b, envOpts{})
+	unlimited := -1
+	if _, err := e.svc.UpdateQuota(e.admin, "p1", computeUnlimited(&unlimited)); err != nil {
+		b.Fatal(err)
+	}
+	ctx := user("p1")
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range 8 {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				v := e.create(ctx, "bench", nil)
+				e.settle(ctx, v.ID)
+				if err := e.svc.DeleteServer(ctx, v.ID); err != nil {
+					b.Error(err)
+					return
+				}
+				e.gone(ctx, v.ID)
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "cycles/s")
+}
