@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stratuskit/stratus/compute"
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/image"
@@ -49,6 +50,12 @@ type Config struct {
 	// ImageWebDownloadHosts are the hosts the image service's web-download
 	// import may fetch from; none by default.
 	ImageWebDownloadHosts []string
+	// Hypervisor is the compute driver: "fake" for now.
+	Hypervisor string
+	// FakeHosts is how many fake compute hosts to run.
+	FakeHosts int
+	// FakeSpawnDelay is how long a fake host takes to spawn a server.
+	FakeSpawnDelay time.Duration
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -79,8 +86,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	tables := append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables()...)
-	return slices.Concat(tables, objectstore.Tables(), image.Tables())
+	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), compute.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -188,6 +194,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
 		objectStoreCatalog(cfg),
 		imageCatalog(cfg),
+		{Type: "compute", Name: "nova", PublicURL: serviceURL(cfg, computePort, "/v2.1")},
 	}
 	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
@@ -201,7 +208,11 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident, objects, img}, nil
+	comp, err := computeComponent(cfg, st, identSvc, logger)
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, objects, img, comp}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {
