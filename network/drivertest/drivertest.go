@@ -207,8 +207,8 @@ func testRouter(t *testing.T, ctx context.Context, h Harness) {
 	spec := network.RouterSpec{ID: rtrA, ProjectID: "p1", AdminStateUp: true,
 		Gateway: &network.RouterGatewaySpec{NetworkID: netExt, PortID: portB, MAC: "fa:16:3e:00:01:01",
 			Addrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/24")}, NextHops: []netip.Addr{netip.MustParseAddr("203.0.113.1")}, EnableSNAT: true},
-		Interfaces: []network.RouterInterfaceSpec{{PortID: portA, NetworkID: netA, SubnetID: subA, MAC: "fa:16:3e:00:01:02", Addr: netip.MustParsePrefix("10.0.0.1/24")}},
-		Routes:     []network.RouteSpec{{Destination: netip.MustParsePrefix("192.0.2.0/24"), NextHop: netip.MustParseAddr("10.0.0.254")}},
+		Interfaces:  []network.RouterInterfaceSpec{{PortID: portA, NetworkID: netA, SubnetID: subA, MAC: "fa:16:3e:00:01:02", Addr: netip.MustParsePrefix("10.0.0.1/24")}},
+		Routes:      []network.RouteSpec{{Destination: netip.MustParsePrefix("192.0.2.0/24"), NextHop: netip.MustParseAddr("10.0.0.254")}},
 		FloatingIPs: []network.FloatingIPSpec{{ID: "f1", Floating: netip.MustParseAddr("203.0.113.20"), Fixed: netip.MustParseAddr("10.0.0.10"), PortID: portA}},
 	}
 	wantKind(t, b.EnsureRouter(ctx, spec), errdefs.ErrNotFound, "")
