@@ -34,4 +34,3 @@ func TestAllocatorNext(t *testing.T) {
 		t.Fatalf("next after clear = %d %v", off, ok)
 	}
 }
-
