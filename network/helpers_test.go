@@ -85,3 +85,5 @@ func (e *env) net(t testing.TB, ctx context.Context, name, cidr string) (*Networ
 	s := must(e.svc.CreateSubnet(ctx, CreateSubnetOpts{NetworkID: n.ID, CIDR: cidr}))
 	return must(e.svc.GetNetwork(ctx, n.ID)), s
 }
+
+func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -13,16 +13,16 @@ import (
 // world is two projects' resources plus an admin's shared and external
 // networks.
 type world struct {
-	e                  *env
-	p1, p2             context.Context
-	net1, net2         *Network
-	sub1, sub2         *Subnet
-	shared, ext        *Network
-	port1, port2       *Port
-	router1, router2   *Router
-	sg1, sg2           *SecurityGroup
-	fip1, fip2         *FloatingIP
-	sharedSub, extSub  *Subnet
+	e                 *env
+	p1, p2            context.Context
+	net1, net2        *Network
+	sub1, sub2        *Subnet
+	shared, ext       *Network
+	port1, port2      *Port
+	router1, router2  *Router
+	sg1, sg2          *SecurityGroup
+	fip1, fip2        *FloatingIP
+	sharedSub, extSub *Subnet
 }
 
 func newWorld(t *testing.T) *world {
