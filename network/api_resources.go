@@ -362,23 +362,31 @@ func (a *api) routePorts(rt *httpapi.Router) {
 	rt.HandleFunc("GET /v2.0/ports", listHandler(a, "ports", s.ListPorts))
 	rt.HandleFunc("GET /v2.0/ports/{id}", getHandler(a, "port", s.GetPort))
 	rt.HandleFunc("DELETE /v2.0/ports/{id}", deleteHandler(s.DeletePort))
-	rt.HandleFunc("POST /v2.0/ports", createHandler(a, "port", "ports", func(ctx context.Context, raw json.RawMessage) (*Port, error) {
-		var b portBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
+	rt.HandleFunc("POST /v2.0/ports", func(w http.ResponseWriter, r *http.Request) {
+		raws, bulk, err := decodeOne(w, r, "port", "ports")
+		if err != nil {
+			fail(w, r, err)
+			return
 		}
-		o := CreatePortOpts{NetworkID: b.NetworkID, Name: deref(b.Name), Description: deref(b.Description), ProjectID: owner(b.ProjectID, b.TenantID),
-			AdminStateUp: b.AdminStateUp, MACAddress: deref(b.MACAddress), DeviceID: deref(b.DeviceID), DeviceOwner: deref(b.DeviceOwner),
-			HostID: deref(b.HostID), VNICType: deref(b.VNICType), PortSecurityEnabled: b.PortSecurityEnabled, SecurityGroups: b.SecurityGroups,
-			AllowedAddressPairs: deref(b.AllowedAddressPairs), ExtraDHCPOpts: deref(b.ExtraDHCPOpts), Tags: b.Tags}
-		if b.Profile != nil {
-			o.Profile = *b.Profile
+		opts := make([]CreatePortOpts, len(raws))
+		for i, raw := range raws {
+			if opts[i], err = portCreateOpts(raw); err != nil {
+				fail(w, r, err)
+				return
+			}
 		}
-		if b.FixedIPs != nil {
-			o.FixedIPs, o.NoFixedIPs = *b.FixedIPs, len(*b.FixedIPs) == 0
+		// A bulk create is one transaction: all or none.
+		made, err := s.CreatePorts(r.Context(), opts)
+		if err != nil {
+			fail(w, r, err)
+			return
 		}
-		return s.CreatePort(ctx, o)
-	}, func(ctx context.Context, v *Port) error { return s.DeletePort(ctx, v.ID, nil) }))
+		if !bulk {
+			a.show(w, r, "port", a.render(r.Context(), made[0]), http.StatusCreated)
+			return
+		}
+		reply(w, http.StatusCreated, map[string]any{"ports": renderAll(a, r.Context(), made)})
+	})
 	rt.HandleFunc("PUT /v2.0/ports/{id}", updateHandler(a, "port", func(ctx context.Context, id string, raw json.RawMessage, rev *int) (*Port, error) {
 		var b portBody
 		if err := strict(raw, &b); err != nil {
@@ -389,6 +397,24 @@ func (a *api) routePorts(rt *httpapi.Router) {
 			PortSecurityEnabled: b.PortSecurityEnabled, SecurityGroups: b.SecurityGroups, AllowedAddressPairs: b.AllowedAddressPairs,
 			ExtraDHCPOpts: b.ExtraDHCPOpts, IfRevision: rev})
 	}))
+}
+
+func portCreateOpts(raw json.RawMessage) (CreatePortOpts, error) {
+	var b portBody
+	if err := strict(raw, &b); err != nil {
+		return CreatePortOpts{}, err
+	}
+	o := CreatePortOpts{NetworkID: b.NetworkID, Name: deref(b.Name), Description: deref(b.Description), ProjectID: owner(b.ProjectID, b.TenantID),
+			AdminStateUp: b.AdminStateUp, MACAddress: deref(b.MACAddress), DeviceID: deref(b.DeviceID), DeviceOwner: deref(b.DeviceOwner),
+			HostID: deref(b.HostID), VNICType: deref(b.VNICType), PortSecurityEnabled: b.PortSecurityEnabled, SecurityGroups: b.SecurityGroups,
+			AllowedAddressPairs: deref(b.AllowedAddressPairs), ExtraDHCPOpts: deref(b.ExtraDHCPOpts), Tags: b.Tags}
+		if b.Profile != nil {
+			o.Profile = *b.Profile
+		}
+	if b.FixedIPs != nil {
+		o.FixedIPs, o.NoFixedIPs = *b.FixedIPs, len(*b.FixedIPs) == 0
+	}
+	return o, nil
 }
 
 type gatewayBody struct {

@@ -38,12 +38,18 @@ func (w *work) StoreKey() string { return w.Key }
 
 var workTableDef = store.Table{Name: workTable, New: func() store.Record { return new(work) }}
 
-// markTxn marks kind/id for the reconciler.
+// markTxn marks kind/id for the reconciler. A mark already written by
+// this commit (another function of the same batch) is left as is: the
+// reconciler never saw it, so it cannot miss the change.
 func markTxn(tx *store.Txn, kind, id string) {
 	if id == "" {
 		return
 	}
-	_ = tx.Put(workTable, &work{Key: kind + "/" + id})
+	key := kind + "/" + id
+	if w, err := store.Get[work](nil, tx, workTable, key); err == nil && w.Revision == tx.Revision() {
+		return
+	}
+	_ = tx.Put(workTable, &work{Key: key})
 }
 
 // dataplane is the reconciler that drives the Backend from the store.
