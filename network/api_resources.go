@@ -19,7 +19,7 @@ func (a *api) render(ctx context.Context, rec any) map[string]any {
 		m["tenant_id"] = p
 	}
 	admin := a.svc.isAdmin(identity.CredentialsFrom(ctx))
-	switch rec.(type) {
+	switch rec := rec.(type) {
 	case *Network:
 		m["availability_zones"] = []string{a.svc.cfg.AvailabilityZone}
 		m["ipv4_address_scope"], m["ipv6_address_scope"], m["qos_policy_id"], m["dns_domain"] = nil, nil, nil, nil
@@ -29,7 +29,7 @@ func (a *api) render(ctx context.Context, rec any) map[string]any {
 			delete(m, "provider:physical_network")
 			delete(m, "provider:segmentation_id")
 		}
-		if n := rec.(*Network); n.NetworkType == TypeFlat {
+		if rec.NetworkType == TypeFlat {
 			m["provider:segmentation_id"] = nil
 			if !admin {
 				delete(m, "provider:segmentation_id")
@@ -50,10 +50,6 @@ func (a *api) render(ctx context.Context, rec any) map[string]any {
 		m["availability_zones"] = []string{a.svc.cfg.AvailabilityZone}
 		m["availability_zone_hints"] = []string{}
 		m["distributed"], m["ha"] = false, false
-		if g := rec.(*Router).Gateway; g != nil && !admin {
-			gi, _ := m["external_gateway_info"].(map[string]any)
-			_ = gi // Neutron shows the gateway's addresses to the router's owner too
-		}
 	case *FloatingIP:
 		delete(m, "fip_port_id")
 		delete(m, "name")
@@ -66,7 +62,7 @@ func (a *api) render(ctx context.Context, rec any) map[string]any {
 		m["qos_policy_id"] = nil
 	case *SecurityGroup:
 		delete(m, "is_default")
-		rules, _ := a.svc.Rules(ctx, rec.(*SecurityGroup).ID)
+		rules, _ := a.svc.Rules(ctx, rec.ID)
 		rs := make([]map[string]any, 0, len(rules))
 		for _, r := range rules {
 			rs = append(rs, a.render(ctx, r))
@@ -80,7 +76,7 @@ func (a *api) render(ctx context.Context, rec any) map[string]any {
 	return m
 }
 
-func renderAll[T any](a *api, ctx context.Context, recs []*T) []map[string]any {
+func renderAll[T any](ctx context.Context, a *api, recs []*T) []map[string]any {
 	out := make([]map[string]any, 0, len(recs))
 	for _, r := range recs {
 		out = append(out, a.render(ctx, r))
@@ -151,7 +147,7 @@ func createHandler[T any](a *api, key, plural string, create func(ctx context.Co
 			a.show(w, r, key, a.render(r.Context(), made[0]), http.StatusCreated)
 			return
 		}
-		reply(w, http.StatusCreated, map[string]any{plural: renderAll(a, r.Context(), made)})
+		reply(w, http.StatusCreated, map[string]any{plural: renderAll(r.Context(), a, made)})
 	}
 }
 
@@ -196,7 +192,7 @@ func listHandler[T any](a *api, coll string, list func(ctx context.Context, o Li
 			fail(w, r, err)
 			return
 		}
-		a.list(w, r, coll, renderAll(a, r.Context(), recs), true)
+		a.list(w, r, coll, renderAll(r.Context(), a, recs), true)
 	}
 }
 
@@ -385,7 +381,7 @@ func (a *api) routePorts(rt *httpapi.Router) {
 			a.show(w, r, "port", a.render(r.Context(), made[0]), http.StatusCreated)
 			return
 		}
-		reply(w, http.StatusCreated, map[string]any{"ports": renderAll(a, r.Context(), made)})
+		reply(w, http.StatusCreated, map[string]any{"ports": renderAll(r.Context(), a, made)})
 	})
 	rt.HandleFunc("PUT /v2.0/ports/{id}", updateHandler(a, "port", func(ctx context.Context, id string, raw json.RawMessage, rev *int) (*Port, error) {
 		var b portBody
@@ -405,12 +401,12 @@ func portCreateOpts(raw json.RawMessage) (CreatePortOpts, error) {
 		return CreatePortOpts{}, err
 	}
 	o := CreatePortOpts{NetworkID: b.NetworkID, Name: deref(b.Name), Description: deref(b.Description), ProjectID: owner(b.ProjectID, b.TenantID),
-			AdminStateUp: b.AdminStateUp, MACAddress: deref(b.MACAddress), DeviceID: deref(b.DeviceID), DeviceOwner: deref(b.DeviceOwner),
-			HostID: deref(b.HostID), VNICType: deref(b.VNICType), PortSecurityEnabled: b.PortSecurityEnabled, SecurityGroups: b.SecurityGroups,
-			AllowedAddressPairs: deref(b.AllowedAddressPairs), ExtraDHCPOpts: deref(b.ExtraDHCPOpts), Tags: b.Tags}
-		if b.Profile != nil {
-			o.Profile = *b.Profile
-		}
+		AdminStateUp: b.AdminStateUp, MACAddress: deref(b.MACAddress), DeviceID: deref(b.DeviceID), DeviceOwner: deref(b.DeviceOwner),
+		HostID: deref(b.HostID), VNICType: deref(b.VNICType), PortSecurityEnabled: b.PortSecurityEnabled, SecurityGroups: b.SecurityGroups,
+		AllowedAddressPairs: deref(b.AllowedAddressPairs), ExtraDHCPOpts: deref(b.ExtraDHCPOpts), Tags: b.Tags}
+	if b.Profile != nil {
+		o.Profile = *b.Profile
+	}
 	if b.FixedIPs != nil {
 		o.FixedIPs, o.NoFixedIPs = *b.FixedIPs, len(*b.FixedIPs) == 0
 	}

@@ -71,8 +71,11 @@ func (d *dataplane) Reconcile(ctx context.Context, key string) error {
 	s := d.s
 	tx := s.st.Snapshot()
 	w, err := store.Get[work](nil, tx, workTable, key)
-	if err != nil {
+	if errdefs.IsNotFound(err) {
 		return nil // done meanwhile
+	}
+	if err != nil {
+		return err
 	}
 	kind, id, _ := strings.Cut(key, "/")
 	switch kind {
@@ -92,7 +95,13 @@ func (d *dataplane) Reconcile(ctx context.Context, key string) error {
 	}
 	return s.st.Update(ctx, func(tx *store.Txn) error {
 		cur, err := store.Get[work](nil, tx, workTable, key)
-		if err != nil || cur.Revision != w.Revision {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Revision != w.Revision {
 			return nil // marked again: another pass follows
 		}
 		return tx.Delete(workTable, key)
@@ -166,7 +175,13 @@ func (s *Service) reconcilePort(ctx context.Context, tx *store.Txn, id string) e
 	}
 	return s.st.Update(ctx, func(tx *store.Txn) error {
 		cur, err := store.Get[Port](nil, tx, portTable, id)
-		if err != nil || cur.Revision != p.Revision {
+		if errdefs.IsNotFound(err) {
+			return nil // deleted meanwhile: it is marked again
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Revision != p.Revision {
 			return nil // changed meanwhile: it is marked again
 		}
 		if status == StatusActive && !cur.AdminStateUp {

@@ -325,7 +325,11 @@ func TestHTTPErrors(t *testing.T) {
 	if err != nil || resp.StatusCode != 404 {
 		t.Fatalf("unknown path: %v", err)
 	}
-	_, err = nc.Post(ctx, nc.ServiceURL("networks"), map[string]any{"network": map[string]any{"mtu": "huge"}}, nil, nil)
+	resp.Body.Close()
+	resp, err = nc.Post(ctx, nc.ServiceURL("networks"), map[string]any{"network": map[string]any{"mtu": "huge"}}, nil, nil)
+	if resp != nil {
+		resp.Body.Close()
+	}
 	if !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) {
 		t.Fatalf("bad mtu: %v", err)
 	}

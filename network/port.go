@@ -244,7 +244,8 @@ func checkDHCPOpts(opts []DHCPOpt) error {
 	}
 	for _, o := range opts {
 		if o.OptName == "" || len(o.OptName) > 64 || strings.ContainsFunc(o.OptName, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == ':' || r == '.')
+			ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == ':' || r == '.'
+			return !ok
 		}) {
 			return errdefs.Invalid("extra_dhcp_opts", "%q is not a valid option name", o.OptName)
 		}
