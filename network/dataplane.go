@@ -147,6 +147,16 @@ func (s *Service) reconcilePort(ctx context.Context, tx *store.Txn, id string) e
 	if err := s.backend.EnsureNetwork(ctx, networkSpec(n)); err != nil {
 		return err
 	}
+	// The port's DHCP entry and its groups' member sets (which other
+	// ports' remote-group rules match) exist before it is reported bound.
+	if err := s.reconcileDHCP(ctx, tx, p.NetworkID); err != nil {
+		return err
+	}
+	for _, g := range p.SecurityGroups {
+		if err := s.reconcileSG(ctx, tx, g); err != nil {
+			return err
+		}
+	}
 	spec := PortSpec{ID: p.ID, NetworkID: p.NetworkID, ProjectID: p.ProjectID, Host: p.HostID, DevName: TapName(p.ID),
 		MAC: p.MACAddress, MTU: n.MTU, AdminStateUp: p.AdminStateUp, FixedIPs: portAddrs(tx, p.FixedIPs),
 		PortSecurity: p.PortSecurityEnabled, SecurityGroups: slices.Clone(p.SecurityGroups)}

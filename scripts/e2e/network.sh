@@ -42,7 +42,12 @@ mac=$(os port show p1b -f value -c mac_address)
 # Security groups.
 expect "security group create" "web" os security group create web --description "web servers" -f value -c name
 expect "security group rule create" "22" os security group rule create web --protocol tcp --dst-port 22 --remote-ip 0.0.0.0/0 -f value -c port_range_min
-expect "security group rule list" "2" bash -c "openstack security group rule list web --ingress -f value -c ID | wc -l | xargs expr 1 + "
+expect "security group rule list" "1" bash -c "openstack security group rule list web --ingress -f value -c ID | wc -l"
+rule=$(os security group rule list web --protocol tcp -f value -c ID)
+expect "security group rule show" "tcp 22 22" bash -c "openstack security group rule show $rule -f json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"protocol\"], d[\"port_range_min\"], d[\"port_range_max\"])'"
+os security group rule delete "$rule"
+expect_fail "security group rule gone" os security group rule show "$rule"
+expect "security group rule create udp" "53" os security group rule create web --protocol udp --dst-port 53 -f value -c port_range_max
 expect_fail "bad port range refused" os security group rule create web --protocol tcp --dst-port 30:20
 expect_fail "bad remote ip refused" os security group rule create web --protocol tcp --dst-port 80 --remote-ip 10.0.0.0/99
 os security group set web --name web2
