@@ -99,3 +99,28 @@ func BenchmarkIPAMExhaust(b *testing.B) {
 	}
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/exhaust")
 }
+
+// rawInsert writes allocation records for the pool's addresses from..n
+// directly, with no allocator: the floor any IPAM pays in the store.
+func (h *ipamHarness) rawInsert(tb testing.TB, from, n, per int) time.Duration {
+	tb.Helper()
+	first := netip.MustParseAddr(h.sub.AllocationPools[0].Start)
+	start := time.Now()
+	for n > 0 {
+		k := min(n, per)
+		err := h.st.Update(context.Background(), func(tx *store.Txn) error {
+			for i := range k {
+				if err := tx.Insert(ipTable, &ipAlloc{Key: ipKey(h.sub.ID, addrAdd(first, uint64(from+i))), PortID: "p"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		from += k
+		n -= k
+	}
+	return time.Since(start)
+}
