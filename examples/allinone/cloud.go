@@ -41,6 +41,9 @@ type Config struct {
 	// PortOffset is added to every conventional port, so that several
 	// controllers can share one address.
 	PortOffset int
+	// Identity configures the identity service (security compliance, key
+	// rotation).
+	Identity IdentityOptions
 	// Network names the network dataplane: "fake" (the default).
 	Network string
 }
