@@ -848,3 +848,35 @@ func (s *Service) vifTx(tx *store.Txn, p *Port) *VIF {
 	}
 	return &VIF{PortID: p.ID, Type: VIFTypeTap, DevName: TapName(p.ID), MAC: p.MACAddress, MTU: mtu, FixedIPs: slices.Clone(p.FixedIPs)}
 }
+
+// PortByAddress returns the port holding address ip on network: how the
+// metadata service tells a guest by (network, source address). Only a
+// cloud admin (the system credentials the dataplane uses) may ask.
+func (s *Service) PortByAddress(ctx context.Context, networkID, ip string) (*Port, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.requireAdmin(c, "port lookups by address"); err != nil {
+		return nil, err
+	}
+	addr, err := parseAddr("ip_address", ip)
+	if err != nil {
+		return nil, err
+	}
+	tx := s.st.Snapshot()
+	n, err := store.Get[Network](nil, tx, networkTable, networkID)
+	if err != nil {
+		return nil, notFound("Network", networkID)
+	}
+	for _, sid := range n.Subnets {
+		a, err := store.Get[ipAlloc](nil, tx, ipTable, ipKey(sid, addr))
+		if err != nil {
+			continue
+		}
+		if p, err := store.Get[Port](nil, tx, portTable, a.PortID); err == nil {
+			return p, nil
+		}
+	}
+	return nil, fault("PortNotFound", errdefs.ErrNotFound, "no port has address %s on network %s", ip, networkID)
+}
