@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/stratuskit/stratus/errdefs"
-
 	. "github.com/stratuskit/stratus/network"
 	"github.com/stratuskit/stratus/network/fakenet"
 )
