@@ -423,13 +423,17 @@ func (s *Service) createPortTxn(ctx context.Context, tx *store.Txn, c *identity.
 	if err := tx.Insert(portTable, p); err != nil {
 		return err
 	}
-	s.markPortTxn(tx, p)
+	s.markPortTxn(tx, p, false)
 	return tx.Emit("network.port.create", p.ID, p.ProjectID, nil)
 }
 
-// markPortTxn records the dataplane work a port change causes.
-func (s *Service) markPortTxn(tx *store.Txn, p *Port) {
-	markTxn(tx, workPort, p.ID)
+// markPortTxn records the dataplane work a port change causes: the port
+// itself when it is (or was, wasBound) bound to a host, its network's DHCP
+// and its groups' member sets.
+func (s *Service) markPortTxn(tx *store.Txn, p *Port, wasBound bool) {
+	if wasBound || p.HostID != "" {
+		markTxn(tx, workPort, p.ID)
+	}
 	markTxn(tx, workDHCP, p.NetworkID)
 	for _, g := range p.SecurityGroups {
 		markTxn(tx, workSG, g)
@@ -613,7 +617,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, o UpdatePortOpts) (
 		if err := checkRevision(o.IfRevision, p); err != nil {
 			return err
 		}
-		oldGroups := p.SecurityGroups
+		oldGroups, wasBound := p.SecurityGroups, p.HostID != ""
 		setIf(&p.Name, o.Name)
 		setIf(&p.Description, o.Description)
 		setIf(&p.AdminStateUp, o.AdminStateUp)
@@ -710,7 +714,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, o UpdatePortOpts) (
 		for _, g := range oldGroups {
 			markTxn(tx, workSG, g)
 		}
-		s.markPortTxn(tx, p)
+		s.markPortTxn(tx, p, wasBound)
 		out = p
 		return tx.Emit("network.port.update", p.ID, p.ProjectID, nil)
 	})
@@ -791,7 +795,7 @@ func (s *Service) deletePortTxn(tx *store.Txn, p *Port) ([]ipRef, error) {
 	if err := tx.Delete(portTable, p.ID); err != nil {
 		return nil, err
 	}
-	s.markPortTxn(tx, p)
+	s.markPortTxn(tx, p, false)
 	return rel, tx.Emit("network.port.delete", p.ID, p.ProjectID, nil)
 }
 
