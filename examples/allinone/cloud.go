@@ -21,6 +21,7 @@ import (
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/internal/httpapi"
 	"github.com/stratuskit/stratus/network"
+	"github.com/stratuskit/stratus/objectstore"
 	"github.com/stratuskit/stratus/store"
 	"github.com/stratuskit/stratus/store/boltstore"
 	"github.com/stratuskit/stratus/store/etcdstore"
@@ -77,6 +78,7 @@ const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
 	tables := append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables()...)
+	tables = append(tables, objectstore.Tables()...)
 	return append(tables, network.Tables()...)
 }
 
@@ -183,9 +185,14 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	// The catalog lists only the services that run here.
 	catalog := []identity.ServiceEndpoints{
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
+		objectStoreCatalog(cfg),
 		networkCatalog(cfg),
 	}
 	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
+	if err != nil {
+		return nil, err
+	}
+	objects, err := objectStoreComponent(cfg, st, identSvc, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +200,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident, netw}, nil
+	return []component{ident, objects, netw}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {
