@@ -23,6 +23,7 @@ import (
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/image"
 	"github.com/stratuskit/stratus/internal/httpapi"
+	"github.com/stratuskit/stratus/network"
 	"github.com/stratuskit/stratus/objectstore"
 	"github.com/stratuskit/stratus/store"
 	"github.com/stratuskit/stratus/store/boltstore"
@@ -56,6 +57,8 @@ type Config struct {
 	FakeHosts int
 	// FakeSpawnDelay is how long a fake host takes to spawn a server.
 	FakeSpawnDelay time.Duration
+	// Network names the network dataplane: "fake" (the default).
+	Network string
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -86,7 +89,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), compute.Tables())
+	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), network.Tables(), compute.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -195,6 +198,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		objectStoreCatalog(cfg),
 		imageCatalog(cfg),
 		{Type: "compute", Name: "nova", PublicURL: serviceURL(cfg, computePort, "/v2.1")},
+		networkCatalog(cfg),
 	}
 	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
@@ -208,11 +212,15 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
+	netw, _, err := networkComponent(cfg, st, identSvc, logger)
+	if err != nil {
+		return nil, err
+	}
 	comp, err := computeComponent(cfg, st, identSvc, logger)
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident, objects, img, comp}, nil
+	return []component{ident, objects, img, netw, comp}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

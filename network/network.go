@@ -1,0 +1,410 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stratuskit/stratus/errdefs"
+	"github.com/stratuskit/stratus/identity"
+	"github.com/stratuskit/stratus/internal/reconcile"
+	"github.com/stratuskit/stratus/store"
+)
+
+// Table names.
+const (
+	networkTable = "network.networks"
+	segmentTable = "network.segments"
+	subnetTable  = "network.subnets"
+	portTable    = "network.ports"
+	ipTable      = "network.ip_allocations"
+	macTable     = "network.mac_allocations"
+	routerTable  = "network.routers"
+	fipTable     = "network.floatingips"
+	sgTable      = "network.security_groups"
+	ruleTable    = "network.security_group_rules"
+	quotaTable   = "network.quotas"
+	usageTable   = "network.usage"
+	workTable    = "network.work"
+)
+
+// Index names.
+const (
+	projectIndex = "project"
+	networkIndex = "network"
+	deviceIndex  = "device"
+	sgIndex      = "security_group"
+	remoteIndex  = "remote_group"
+	portIndex    = "port"
+)
+
+// Device owners Neutron uses for the ports it creates itself.
+const (
+	OwnerDHCP            = "network:dhcp"
+	OwnerRouterInterface = "network:router_interface"
+	OwnerRouterGateway   = "network:router_gateway"
+	OwnerFloatingIP      = "network:floatingip"
+	OwnerCompute         = "compute:nova"
+)
+
+// Tables returns the store tables of the network service, for store.Open.
+func Tables() []store.Table {
+	return []store.Table{
+		networkTableDef, segmentTableDef, subnetTableDef, portTableDef, ipTableDef, macTableDef,
+		routerTableDef, fipTableDef, sgTableDef, ruleTableDef, quotaTableDef, usageTableDef, workTableDef,
+	}
+}
+
+// SegmentRange is a range of segmentation ids the service may allocate
+// for one network type (and physical network, for vlan).
+type SegmentRange struct {
+	// NetworkType is "vlan" or "vxlan".
+	NetworkType string
+	// PhysicalNetwork names the physical network of a vlan range.
+	PhysicalNetwork string
+	// Min and Max bound the range, inclusive.
+	Min, Max int
+}
+
+// Config configures a Service.
+type Config struct {
+	// Store holds the network tables (see Tables). Required.
+	Store *store.Store
+	// Backend is the dataplane. Required (fakenet.New() for tests).
+	Backend Backend
+	// Logger receives the service's log lines. Default: slog.Default().
+	Logger *slog.Logger
+	// Policy overrides rules of DefaultPolicy by action name.
+	Policy identity.Policy
+	// MACBase is the first three octets of allocated MAC addresses.
+	// Default: "fa:16:3e", Neutron's.
+	MACBase string
+	// DefaultMTU is the MTU of a network created without one. Default 1500
+	// for flat and vlan, 1450 for vxlan (its 50-byte overhead).
+	DefaultMTU int
+	// TenantNetworkType is the type of a network created by a non-admin:
+	// "vxlan" (default), "vlan" or "flat".
+	TenantNetworkType string
+	// SegmentRanges are the ranges segmentation ids come from. Default:
+	// vxlan 1-65535 and vlan 1-4094 on physical network "physnet1".
+	SegmentRanges []SegmentRange
+	// PhysicalNetworks are the valid provider:physical_network names.
+	// Default: "physnet1" and "external".
+	PhysicalNetworks []string
+	// DefaultQuota is the quota of a project with no quota of its own;
+	// zero fields take Neutron's defaults.
+	DefaultQuota Quota
+	// AvailabilityZone names the one zone of this service. Default "nova".
+	AvailabilityZone string
+}
+
+// Validate reports whether c is usable.
+func (c Config) Validate() error {
+	if c.Store == nil {
+		return errors.New("network: Config.Store is required")
+	}
+	if c.Backend == nil {
+		return errors.New("network: Config.Backend is required")
+	}
+	if c.MACBase != "" {
+		if _, err := parseMACBase(c.MACBase); err != nil {
+			return err
+		}
+	}
+	switch c.TenantNetworkType {
+	case "", TypeVXLAN, TypeVLAN, TypeFlat:
+	default:
+		return errdefs.Invalid("TenantNetworkType", "must be vxlan, vlan or flat, not %q", c.TenantNetworkType)
+	}
+	for _, r := range c.SegmentRanges {
+		if r.Min < 1 || r.Max < r.Min || (r.NetworkType == TypeVLAN && r.Max > 4094) || (r.NetworkType == TypeVXLAN && r.Max > 1<<24-1) {
+			return errdefs.Invalid("SegmentRanges", "bad range %+v", r)
+		}
+	}
+	return nil
+}
+
+// Service is the network service: Neutron's networks, subnets, ports,
+// routers, floating IPs, security groups and quotas, with IPAM, driving a
+// dataplane Backend through reconcilers. Its methods enforce policy and
+// tenant isolation on the identity.Credentials found in the context.
+type Service struct {
+	cfg     Config
+	st      *store.Store
+	log     *slog.Logger
+	policy  identity.Policy
+	backend Backend
+	macBase [3]byte
+	quota   Quota
+
+	ipam ipamSet
+
+	mu    sync.Mutex
+	loops []*reconcile.Loop
+	deps  Deps
+}
+
+// Deps are what the service needs of other services. Each is optional.
+type Deps struct {
+	// Devices tells who owns a device (a server) named by a port's
+	// device_id, so that a port cannot be attached to another project's
+	// server (OSSA-2014-008). Nil: only routers are checked.
+	Devices DeviceOwners
+}
+
+// DeviceOwners is what the network service needs of compute.
+type DeviceOwners interface {
+	// DeviceProject returns the project owning the device (server) id, or
+	// an error matching errdefs.ErrNotFound.
+	DeviceProject(ctx context.Context, id string) (string, error)
+}
+
+// New returns a Service on cfg.Store, whose network tables must be open.
+// Call Start to run the reconcilers.
+func New(cfg Config) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(Tables()))
+	for _, t := range Tables() {
+		names = append(names, t.Name)
+	}
+	if err := cfg.Store.HasTables(names...); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MACBase == "" {
+		cfg.MACBase = "fa:16:3e"
+	}
+	if cfg.TenantNetworkType == "" {
+		cfg.TenantNetworkType = TypeVXLAN
+	}
+	if len(cfg.SegmentRanges) == 0 {
+		cfg.SegmentRanges = []SegmentRange{
+			{NetworkType: TypeVXLAN, Min: 1, Max: 65535},
+			{NetworkType: TypeVLAN, PhysicalNetwork: "physnet1", Min: 1, Max: 4094},
+		}
+	}
+	if len(cfg.PhysicalNetworks) == 0 {
+		cfg.PhysicalNetworks = []string{"physnet1", "external"}
+	}
+	if cfg.AvailabilityZone == "" {
+		cfg.AvailabilityZone = "nova"
+	}
+	base, _ := parseMACBase(cfg.MACBase)
+	s := &Service{
+		cfg: cfg, st: cfg.Store, log: cfg.Logger, backend: cfg.Backend,
+		policy: DefaultPolicy().With(cfg.Policy), macBase: base,
+		quota: cfg.DefaultQuota.withDefaults(),
+	}
+	s.ipam.m = map[string]*allocator{}
+	return s, nil
+}
+
+// Use sets the service's dependencies. Call it before Start.
+func (s *Service) Use(d Deps) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deps = d
+}
+
+func (s *Service) devices() DeviceOwners {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.deps.Devices
+}
+
+// Start runs the reconcilers that drive the Backend from the store. It
+// first marks every network, port, router, security group and DHCP
+// configuration for a resync, so that the dataplane converges to the store
+// after a restart, and sweeps what the Backend holds that no record owns.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.loops) > 0 {
+		return nil
+	}
+	if err := s.resync(ctx); err != nil {
+		return err
+	}
+	l := reconcile.New("network.dataplane", s.st, &dataplane{s: s}, &reconcile.Options{Logger: s.log, Workers: 4, Resync: 5 * time.Minute})
+	l.Start(context.WithoutCancel(ctx))
+	s.loops = append(s.loops, l)
+	return nil
+}
+
+// Close stops the reconcilers. It does not close the store or the backend.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	loops := s.loops
+	s.loops = nil
+	s.mu.Unlock()
+	for _, l := range loops {
+		l.Stop()
+	}
+	return nil
+}
+
+// Standard holds the attributes every Neutron resource has.
+type Standard struct {
+	// ID identifies the resource.
+	ID string `json:"id"`
+	// Name is the resource's name; it need not be unique.
+	Name string `json:"name"`
+	// Description is free text.
+	Description string `json:"description"`
+	// ProjectID is the owning project ("" for ports the service owns, such
+	// as router gateways and floating IP ports).
+	ProjectID string `json:"project_id"`
+	// Tags are the resource's tags.
+	Tags []string `json:"tags"`
+	// CreatedAt and UpdatedAt are the times of creation and last change.
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// RevisionNumber counts the resource's changes; it starts at 0... and
+	// increases by one at every update (Neutron's revision_number).
+	RevisionNumber int `json:"revision_number"`
+}
+
+func (s *Standard) std() *Standard { return s }
+
+// StoreKey implements store.Record.
+func (s *Standard) StoreKey() string { return s.ID }
+
+// record is what every resource record implements.
+type record interface {
+	store.Record
+	std() *Standard
+}
+
+func newStandard(now time.Time, project, name, description string) Standard {
+	now = now.UTC().Truncate(time.Second)
+	return Standard{ID: newID(), Name: name, Description: description, ProjectID: project,
+		Tags: []string{}, CreatedAt: now, UpdatedAt: now, RevisionNumber: 0}
+}
+
+// touch bumps a record's revision_number and updated_at before an update.
+func touch(r record, now time.Time) {
+	st := r.std()
+	st.RevisionNumber++
+	st.UpdatedAt = now.UTC().Truncate(time.Second)
+}
+
+// Fault is an error that names Neutron's error type (NeutronError.type),
+// such as "IpAddressGenerationFailure" or "RevisionNumberConstraintFailed",
+// beside its errdefs kind.
+type Fault struct {
+	// Type is Neutron's exception name.
+	Type string
+	// Err carries the message and the errdefs kind.
+	Err error
+}
+
+// Error implements error.
+func (f *Fault) Error() string { return f.Err.Error() }
+
+// Unwrap returns Err.
+func (f *Fault) Unwrap() error { return f.Err }
+
+func fault(typ string, kind error, format string, args ...any) error {
+	return &Fault{Type: typ, Err: errdefs.Wrap(kind, fmt.Errorf("network: "+format, args...))}
+}
+
+func notFound(kind, id string) error {
+	return fault(kind+"NotFound", errdefs.ErrNotFound, "%s %s could not be found", strings.ToLower(kind), id)
+}
+
+// ErrIPAddressGenerationFailure is matched (errors.Is) by the error of an
+// allocation from a subnet with no free address left.
+var ErrIPAddressGenerationFailure = errors.New("no more IP addresses available")
+
+// checkRevision compares an If-Match revision with the record's.
+func checkRevision(want *int, r record) error {
+	if want != nil && *want != r.std().RevisionNumber {
+		return fault("RevisionNumberConstraintFailed", errdefs.ErrConflict,
+			"constrained to %d, but current revision is %d", *want, r.std().RevisionNumber)
+	}
+	return nil
+}
+
+const (
+	maxName = 255
+	maxDesc = 255
+	maxTags = 50
+	maxTag  = 255
+)
+
+func checkName(field, v string, limit int) error {
+	if len(v) > limit {
+		return errdefs.Invalid(field, "longer than %d characters", limit)
+	}
+	if !utf8.ValidString(v) {
+		return errdefs.Invalid(field, "not valid UTF-8")
+	}
+	return nil
+}
+
+func checkStd(name, desc string) error {
+	if err := checkName("name", name, maxName); err != nil {
+		return err
+	}
+	return checkName("description", desc, maxDesc)
+}
+
+func checkTags(tags []string) error {
+	if len(tags) > maxTags {
+		return errdefs.Invalid("tags", "more than %d tags", maxTags)
+	}
+	for _, t := range tags {
+		if t == "" || len(t) > maxTag || strings.Contains(t, ",") || strings.Contains(t, "/") || !utf8.ValidString(t) {
+			return errdefs.Invalid("tags", "%q is not a valid tag", t)
+		}
+	}
+	return nil
+}
+
+func dedupe(ss []string) []string {
+	out := make([]string, 0, len(ss))
+	for _, s := range ss {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// caller returns the context's credentials, or an ErrUnauthenticated
+// error.
+func caller(ctx context.Context) (*identity.Credentials, error) {
+	c := identity.CredentialsFrom(ctx)
+	if c == nil {
+		return nil, errdefs.Wrap(errdefs.ErrUnauthenticated, errors.New("network: the request you have made requires authentication"))
+	}
+	return c, nil
+}
+
+// ownerFor returns the project a new resource belongs to: the caller's, or
+// the one an admin names.
+func ownerFor(c *identity.Credentials, requested string) (string, error) {
+	if requested != "" && requested != c.ProjectID {
+		if !c.IsCloudAdmin() {
+			return "", fault("PolicyNotAuthorized", errdefs.ErrForbidden, "only an admin may create a resource in another project")
+		}
+		return requested, nil
+	}
+	if c.ProjectID == "" {
+		if c.IsCloudAdmin() {
+			return "", errdefs.Invalid("project_id", "a system-scoped request must name the project")
+		}
+		return "", fault("PolicyNotAuthorized", errdefs.ErrForbidden, "a project-scoped token is required")
+	}
+	return c.ProjectID, nil
+}
