@@ -198,3 +198,17 @@ func (a computePorts) port(ctx context.Context, p *network.Port, created bool) (
 	}
 	return out, nil
 }
+
+// computeDevices tells the network service which project owns a server, so
+// that a port cannot name another project's server as its device
+// (OSSA-2014-008).
+type computeDevices struct{ svc *compute.Service }
+
+// DeviceProject implements network.DeviceOwners.
+func (d computeDevices) DeviceProject(ctx context.Context, id string) (string, error) {
+	s, err := d.svc.GetServer(asSystem(ctx), id)
+	if err != nil {
+		return "", err
+	}
+	return s.ProjectID, nil
+}
