@@ -22,6 +22,7 @@ import (
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/image"
 	"github.com/stratuskit/stratus/internal/httpapi"
+	"github.com/stratuskit/stratus/objectstore"
 	"github.com/stratuskit/stratus/store"
 	"github.com/stratuskit/stratus/store/boltstore"
 	"github.com/stratuskit/stratus/store/etcdstore"
@@ -75,7 +76,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, slices.Concat(identity.Tables(), image.Tables())...)
+	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, slices.Concat(identity.Tables(), image.Tables(), objectstore.Tables())...)
 }
 
 // Run runs the cloud until ctx ends.
@@ -182,6 +183,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	catalog := []identity.ServiceEndpoints{
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
 		imageCatalog(cfg),
+		objectStoreCatalog(cfg),
 	}
 	ident, idSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
@@ -191,7 +193,11 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident, img}, nil
+	objects, err := objectStoreComponent(cfg, st, idSvc, logger)
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, img, objects}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {
