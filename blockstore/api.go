@@ -120,7 +120,9 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 	h("PUT /os-quota-sets/{target}", a.setQuota)
 	h("DELETE /os-quota-sets/{target}", a.deleteQuota)
 	h("GET /os-availability-zone", a.zones)
-	h("GET /extensions", func(w http.ResponseWriter, _ *http.Request) { reply(w, http.StatusOK, map[string]any{"extensions": []any{}}) })
+	h("GET /extensions", func(w http.ResponseWriter, _ *http.Request) {
+		reply(w, http.StatusOK, map[string]any{"extensions": []any{}})
+	})
 
 	public := func(r *http.Request) bool {
 		switch r.URL.Path {

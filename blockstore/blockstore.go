@@ -118,7 +118,7 @@ func DefaultPolicy() identity.Policy {
 		"volume:backup": write, "volume:transfer": write, "volume:snapshot": write,
 		"volume:reset_status": identity.Admin, "volume:force_delete": identity.Admin,
 		"volume:manage_types": identity.Admin, "volume:quota_update": identity.Admin,
-		"volume:quota_show": identity.AnyOf(identity.SystemReader, identity.ProjectRole(identity.RoleReader)),
+		"volume:quota_show":  identity.AnyOf(identity.SystemReader, identity.ProjectRole(identity.RoleReader)),
 		"volume:all_tenants": identity.SystemReader,
 	}
 }

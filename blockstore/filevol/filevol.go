@@ -132,8 +132,10 @@ func checkID(kind, id string) error {
 	return nil
 }
 
-func (b *Backend) volPath(id string) string  { return filepath.Join(b.dir, "volumes", "volume-"+id) }
-func (b *Backend) snapPath(id string) string { return filepath.Join(b.dir, "snapshots", "snapshot-"+id) }
+func (b *Backend) volPath(id string) string { return filepath.Join(b.dir, "volumes", "volume-"+id) }
+func (b *Backend) snapPath(id string) string {
+	return filepath.Join(b.dir, "snapshots", "snapshot-"+id)
+}
 
 // tmpFile returns a fresh path in tmp/.
 func (b *Backend) tmpFile(prefix string) (string, error) {

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stratuskit/stratus/blockstore"
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/image"
@@ -76,7 +77,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, slices.Concat(identity.Tables(), image.Tables(), objectstore.Tables())...)
+	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, slices.Concat(identity.Tables(), image.Tables(), objectstore.Tables(), blockstore.Tables())...)
 }
 
 // Run runs the cloud until ctx ends.
@@ -185,11 +186,12 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		imageCatalog(cfg),
 		objectStoreCatalog(cfg),
 	}
+	catalog = append(catalog, blockStoreCatalog(cfg)...)
 	ident, idSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
 		return nil, err
 	}
-	img, _, err := imageComponent(cfg, st, idSvc, logger)
+	img, imgSvc, err := imageComponent(cfg, st, idSvc, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +199,11 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident, img, objects}, nil
+	volumes, _, err := blockStoreComponent(cfg, st, idSvc, imgSvc, logger)
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, img, objects, volumes}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {
