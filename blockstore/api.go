@@ -514,7 +514,7 @@ func (a *api) getVolumeMetadataKey(w http.ResponseWriter, r *http.Request) {
 	k := r.PathValue("key")
 	val, ok := v.Metadata[k]
 	if !ok {
-		fail(w, r, errdefs.Wrap(errdefs.ErrNotFound, fmt.Errorf("Volume %s has no metadata with key %s.", v.ID, k))) //nolint:staticcheck // Cinder's message
+		fail(w, r, errdefs.Wrap(errdefs.ErrNotFound, errorf("Volume %s has no metadata with key %s.", v.ID, k)))
 		return
 	}
 	reply(w, http.StatusOK, map[string]any{"meta": map[string]string{k: val}})
@@ -996,7 +996,7 @@ func (a *api) getSpec(w http.ResponseWriter, r *http.Request) {
 	k := r.PathValue("key")
 	v, ok := t.ExtraSpecs[k]
 	if !ok {
-		fail(w, r, errdefs.Wrap(errdefs.ErrNotFound, fmt.Errorf("Volume Type %s has no extra specs with key %s.", t.ID, k))) //nolint:staticcheck // Cinder's message
+		fail(w, r, errdefs.Wrap(errdefs.ErrNotFound, errorf("Volume Type %s has no extra specs with key %s.", t.ID, k)))
 		return
 	}
 	reply(w, http.StatusOK, map[string]string{k: v})
@@ -1035,7 +1035,7 @@ func (a *api) typeAccess(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if t.IsPublic {
-		fail(w, r, errdefs.Wrap(errdefs.ErrNotFound, fmt.Errorf("Volume type %s is public and has no access list.", t.ID))) //nolint:staticcheck // Cinder's message
+		fail(w, r, errdefs.Wrap(errdefs.ErrNotFound, errorf("Volume type %s is public and has no access list.", t.ID)))
 		return
 	}
 	out := []map[string]string{}

@@ -136,7 +136,7 @@ func (s *Service) CreateBackup(ctx context.Context, opts CreateBackupOpts) (*Bac
 		if err := s.allowed(c, "volume:backup", v.ProjectID); err != nil {
 			return err
 		}
-		if v.Status != StatusAvailable && !(opts.Force && v.Status == StatusInUse) {
+		if v.Status != StatusAvailable && (!opts.Force || v.Status != StatusInUse) {
 			return badRequest("Invalid volume: Volume to be backed up must be available or in-use, but the current status is \"%s\".", v.Status)
 		}
 		parent = nil

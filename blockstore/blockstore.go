@@ -140,8 +140,6 @@ type Service struct {
 	life   context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	// busy serializes the async work on one resource id.
-	busy sync.Map
 }
 
 // New returns a Service on cfg.Store, whose tables (Tables) must be open.
@@ -258,7 +256,7 @@ func caller(ctx context.Context) (*identity.Credentials, error) {
 // allowed enforces action on project's resource.
 func (s *Service) allowed(c *identity.Credentials, action, project string) error {
 	if !s.policy.Allowed(c, action, identity.Target{ProjectID: project}) {
-		return errdefs.Wrap(errdefs.ErrForbidden, fmt.Errorf("Policy doesn't allow %s to be performed.", action)) //nolint:staticcheck // Cinder's message
+		return errdefs.Wrap(errdefs.ErrForbidden, errorf("Policy doesn't allow %s to be performed.", action))
 	}
 	return nil
 }
@@ -277,7 +275,7 @@ func newID() string {
 }
 
 func notFound(kind, id string) error {
-	return errdefs.Wrap(errdefs.ErrNotFound, fmt.Errorf("%s %s could not be found.", kind, id)) //nolint:staticcheck // Cinder's message
+	return errdefs.Wrap(errdefs.ErrNotFound, errorf("%s %s could not be found.", kind, id))
 }
 
 func invalid(field, format string, args ...any) error { return errdefs.Invalid(field, format, args...) }

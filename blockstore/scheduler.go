@@ -68,7 +68,7 @@ func (s *Service) schedule(tx *store.Txn, pools []pool, t *VolumeType, v *Volume
 		}
 	}
 	if best == nil {
-		return nil, errdefs.Wrap(errdefs.ErrUnavailable, fmt.Errorf("No valid backend was found. No weighed backends available: no pool has %d GiB free for type %s", v.SizeGiB, typeName(t)))
+		return nil, errdefs.Wrap(errdefs.ErrUnavailable, errorf("No valid backend was found. No weighed backends available: no pool has %d GiB free for type %s", v.SizeGiB, typeName(t)))
 	}
 	return best, nil
 }

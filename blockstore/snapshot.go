@@ -98,7 +98,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, opts CreateSnapshotOpts) (
 		if err := s.allowed(c, "volume:snapshot", v.ProjectID); err != nil {
 			return err
 		}
-		if v.Status != StatusAvailable && !(opts.Force && v.Status == StatusInUse) {
+		if v.Status != StatusAvailable && (!opts.Force || v.Status != StatusInUse) {
 			return badRequest("Invalid volume: Volume %s status must be available, but current status is: %s.", v.ID, v.Status)
 		}
 		vt, _ := store.Get[VolumeType](nil, tx, typeTable, v.TypeID)

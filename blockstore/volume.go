@@ -521,7 +521,7 @@ func (s *Service) UpdateVolume(ctx context.Context, id string, opts UpdateVolume
 		}
 		if opts.DeleteMetadataKey != "" {
 			if _, ok := v.Metadata[opts.DeleteMetadataKey]; !ok {
-				return errdefs.Wrap(errdefs.ErrNotFound, fmt.Errorf("Volume %s has no metadata with key %s.", v.ID, opts.DeleteMetadataKey)) //nolint:staticcheck // Cinder's message
+				return errdefs.Wrap(errdefs.ErrNotFound, errorf("Volume %s has no metadata with key %s.", v.ID, opts.DeleteMetadataKey))
 			}
 			delete(v.Metadata, opts.DeleteMetadataKey)
 		}
@@ -824,7 +824,7 @@ func (s *Service) UploadVolumeToImage(ctx context.Context, id string, opts Uploa
 	if err := s.allowed(c, "volume:upload_image", v.ProjectID); err != nil {
 		return nil, nil, err
 	}
-	if v.Status != StatusAvailable && !(opts.Force && v.Status == StatusInUse) {
+	if v.Status != StatusAvailable && (!opts.Force || v.Status != StatusInUse) {
 		return nil, nil, badRequest("Invalid volume: Volume %s status must be available or in-use (with force), but current status is: %s.", v.ID, v.Status)
 	}
 	props := map[string]string{}
