@@ -349,7 +349,7 @@ func (a *api) page(w http.ResponseWriter, r *http.Request, coll string, vols []*
 
 type volumeBody struct {
 	Volume *struct {
-		Size             json.Number       `json:"size"`
+		Size             json.RawMessage   `json:"size"`
 		Name             *string           `json:"name"`
 		DisplayName      *string           `json:"display_name"`
 		Description      *string           `json:"description"`
@@ -383,14 +383,10 @@ func (a *api) createVolume(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, invalid("volume", "Missing required element 'volume' in request body."))
 		return
 	}
-	size := 0
-	if b.Size != "" {
-		n, err := strconv.Atoi(string(b.Size))
-		if err != nil {
-			fail(w, r, invalid("size", "Invalid input received: size %q must be an integer", b.Size))
-			return
-		}
-		size = n
+	size, err := intField(b.Size)
+	if err != nil {
+		fail(w, r, invalid("size", "Invalid input received: volume size must be an integer greater than 0"))
+		return
 	}
 	name := deref(b.Name)
 	if name == "" {
@@ -578,12 +574,12 @@ func (a *api) volumeAction(w http.ResponseWriter, r *http.Request) {
 	switch name {
 	case "os-extend":
 		var b struct {
-			NewSize json.Number `json:"new_size"`
+			NewSize json.RawMessage `json:"new_size"`
 		}
 		if !un(&b) {
 			return
 		}
-		n, cerr := strconv.Atoi(string(b.NewSize))
+		n, cerr := intField(b.NewSize)
 		if cerr != nil {
 			fail(w, r, invalid("new_size", "Invalid input received: New size for extend must be specified as an integer."))
 			return
@@ -675,6 +671,23 @@ func (a *api) volumeAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// intField reads an integer given as a JSON number or a numeric string,
+// as Cinder accepts; absent or null is 0.
+func intField(raw json.RawMessage) (int, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = json.RawMessage(strings.TrimSpace(s))
+	}
+	var n int
+	if err := json.Unmarshal(raw, &n); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // parseBool reads a bool given as a JSON bool or a string, as Cinder does.

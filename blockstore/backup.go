@@ -280,17 +280,16 @@ func (s *Service) writeBackup(ctx context.Context, bs BackupStore, v *Volume, bk
 	return objects + 1, nil
 }
 
+// zeros is compared with in allZero (bytes.Equal is vectorized).
+var zeros = make([]byte, 64<<10)
+
 func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if b[0]|b[1]|b[2]|b[3]|b[4]|b[5]|b[6]|b[7] != 0 {
+	for len(b) > 0 {
+		n := min(len(b), len(zeros))
+		if !bytes.Equal(b[:n], zeros[:n]) {
 			return false
 		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
+		b = b[n:]
 	}
 	return true
 }

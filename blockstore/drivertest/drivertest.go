@@ -90,7 +90,7 @@ func read(t *testing.T, b blockstore.Backend, id string, n int) ([]byte, int64) 
 	if _, err := io.ReadFull(rc, head); err != nil {
 		t.Fatalf("read: %v", err)
 	}
-	rest, err := io.Copy(io.Discard, rc)
+	rest, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, rc, make([]byte, 4*mib))
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}

@@ -210,14 +210,9 @@ func fill(v *volume, r io.Reader, format string) error {
 	}
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+var zeros = make([]byte, blockSize)
+
+func allZero(b []byte) bool { return bytes.Equal(b, zeros[:len(b)]) }
 
 // DeleteVolume implements blockstore.Backend.
 func (b *Backend) DeleteVolume(ctx context.Context, id string) error {
