@@ -110,4 +110,18 @@ for _ in $(seq 1 100); do
 done
 expect "deleted volumes are gone" "" bash -c "openstack volume list -f value -c Name | grep -x -e v2 -e v3 -e v4 || true"
 
+# A new volume never shows bytes of a deleted one (OSSA-2023-003 class),
+# seen through the API: v2 held the image's bytes and is gone; a new volume
+# uploaded to an image is all zeros.
+expect "new volume after deletes" "1" os volume create --size 1 v6 -f value -c size
+wait_status volume v6 available && ok "v6 available" || bad "v6 not available"
+os image create --volume v6 --disk-format raw img-v6 >/dev/null
+for _ in $(seq 1 300); do
+	[[ "$(openstack image show img-v6 -f value -c status)" == active ]] && break
+	sleep 0.2
+done
+os image save --file "$tmp/v6.raw" img-v6
+expect "new volume reads zeros" "$(head -c 1G /dev/zero | md5sum | cut -d' ' -f1)" bash -c "md5sum <'$tmp/v6.raw' | cut -d' ' -f1"
+rm -f "$tmp/v6.raw"
+
 e2e_done
