@@ -52,7 +52,7 @@ func Tables() []store.Table {
 			{Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
 		}},
 		{Name: usageTable, New: func() store.Record { return new(HostUsage) }},
-		{Name: claimTable, New: func() store.Record { return new(Claim) }, Indexes: []*memdb.IndexSchema{strIndex("host", "HostID", false)}},
+		{Name: claimTable, New: func() store.Record { return new(Claim) }},
 		{Name: aggregateTable, New: func() store.Record { return new(Aggregate) }},
 		{Name: quotaTable, New: func() store.Record { return new(QuotaSet) }},
 		{Name: quotaUseTable, New: func() store.Record { return new(QuotaUsage) }},

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/stratuskit/stratus/blockstore"
+	"github.com/stratuskit/stratus/compute"
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/image"
@@ -47,6 +48,12 @@ type Config struct {
 	// ImageWebDownloadHosts are the hosts the image service's web-download
 	// import may fetch from; none by default.
 	ImageWebDownloadHosts []string
+	// Hypervisor is the compute driver: "fake" for now.
+	Hypervisor string
+	// FakeHosts is how many fake compute hosts to run.
+	FakeHosts int
+	// FakeSpawnDelay is how long a fake host takes to spawn a server.
+	FakeSpawnDelay time.Duration
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -77,7 +84,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, slices.Concat(identity.Tables(), image.Tables(), objectstore.Tables(), blockstore.Tables())...)
+	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), image.Tables(), objectstore.Tables(), blockstore.Tables(), compute.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -185,6 +192,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
 		imageCatalog(cfg),
 		objectStoreCatalog(cfg),
+		{Type: "compute", Name: "nova", PublicURL: serviceURL(cfg, computePort, "/v2.1")},
 	}
 	catalog = append(catalog, blockStoreCatalog(cfg)...)
 	ident, idSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
@@ -199,11 +207,15 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	volumes, _, err := blockStoreComponent(cfg, st, idSvc, imgSvc, logger)
+	volumes, volSvc, err := blockStoreComponent(cfg, st, idSvc, imgSvc, logger)
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident, img, objects, volumes}, nil
+	comp, err := computeComponent(cfg, st, idSvc, logger, computeVolumes{volSvc})
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, img, objects, volumes, comp}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {
