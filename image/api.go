@@ -536,7 +536,10 @@ func (a *api) listImages(w http.ResponseWriter, r *http.Request) {
 			o.IDs = []string{id}
 		}
 	}
-	o.Status, o.Owner, o.Visibility = q.Get("status"), q.Get("owner"), q.Get("visibility")
+	if o.Statuses = in(q.Get("status")); o.Statuses == nil {
+		o.Status = q.Get("status")
+	}
+	o.Owner, o.Visibility = q.Get("owner"), q.Get("visibility")
 	o.MemberStatus, o.DiskFormat, o.ContainerFormat = q.Get("member_status"), q.Get("disk_format"), q.Get("container_format")
 	o.Tags, o.Marker = q["tag"], q.Get("marker")
 	known := []string{"limit", "marker", "name", "id", "status", "owner", "visibility", "member_status", "disk_format",

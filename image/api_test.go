@@ -38,7 +38,7 @@ type cloud struct {
 	p2      string // the id of project p2, whose user is u2
 }
 
-func newCloud(t *testing.T, mod ...func(*Config)) *cloud {
+func newCloud(t testing.TB, mod ...func(*Config)) *cloud {
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -89,7 +89,7 @@ func newCloud(t *testing.T, mod ...func(*Config)) *cloud {
 }
 
 // client returns a gophercloud image client for a user.
-func (c *cloud) client(t *testing.T, user, password, project string) *gophercloud.ServiceClient {
+func (c *cloud) client(t testing.TB, user, password, project string) *gophercloud.ServiceClient {
 	t.Helper()
 	pc, err := openstack.AuthenticatedClient(context.Background(), gophercloud.AuthOptions{
 		IdentityEndpoint: c.authURL, Username: user, Password: password, DomainName: "Default", TenantName: project})
@@ -103,7 +103,7 @@ func (c *cloud) client(t *testing.T, user, password, project string) *gopherclou
 	return ic
 }
 
-func (c *cloud) admin(t *testing.T) *gophercloud.ServiceClient {
+func (c *cloud) admin(t testing.TB) *gophercloud.ServiceClient {
 	return c.client(t, "admin", "secret", "admin")
 }
 func (c *cloud) user2(t *testing.T) *gophercloud.ServiceClient { return c.client(t, "u2", "pw2", "p2") }
@@ -516,4 +516,8 @@ func TestDiscoveryAndSchemas(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("no token: %s", resp.Status)
 	}
+}
+
+func (c *cloud) adminCtx() context.Context {
+	return identity.WithCredentials(context.Background(), identity.SystemAdmin())
 }

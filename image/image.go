@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-memdb"
@@ -180,6 +181,40 @@ func (s *Service) Start(ctx context.Context) error {
 		})
 		if err != nil && !errdefs.IsNotFound(err) {
 			return err
+		}
+	}
+	return s.sweep(ctx)
+}
+
+// sweep deletes the blobs no image refers to. The keys are listed before
+// the records are read: a blob that exists when listed was either written
+// by a transfer whose image already names it (PendingKey is set before any
+// byte is written) or is an orphan.
+func (s *Service) sweep(ctx context.Context) error {
+	l, ok := s.blobs.(BlobLister)
+	if !ok {
+		return nil
+	}
+	keys, err := l.Keys()
+	if err != nil {
+		return fmt.Errorf("image: list blobs: %w", err)
+	}
+	it, err := store.List[Image](nil, s.st.Snapshot(), imageTable, store.IDIndex)
+	if err != nil {
+		return err
+	}
+	used := map[string]bool{}
+	for img := range it {
+		used[img.BlobKey], used[img.PendingKey], used[stagedKey(img)] = true, true, true
+	}
+	for _, k := range keys {
+		ours := strings.HasPrefix(k, "images/") || strings.HasPrefix(k, "staging/")
+		if used[k] || !ours {
+			continue
+		}
+		s.log.Warn("image: deleting bytes no image refers to", "key", k)
+		if err := s.blobs.Delete(ctx, k); err != nil {
+			return fmt.Errorf("image: delete orphan blob %q: %w", k, err)
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5" //nolint:gosec // checking Glance's checksum
 	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -130,6 +131,18 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	if k := e.keys(t); len(k) != 0 {
 		t.Fatalf("partial bytes kept: %v", k)
+	}
+
+	// Bytes of an image whose record is gone (a crash between deleting the
+	// record and the bytes) are swept at start; others are kept.
+	kept := e.raw(t, p1, "kept", []byte("kept"), VisibilityPrivate)
+	must(e.blobs.Put(context.Background(), "images/"+newUUID()+"/orphan", strings.NewReader("orphan")))
+	must(e.blobs.Put(context.Background(), "other/thing", strings.NewReader("not ours")))
+	if err := e.svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if k := e.keys(t); len(k) != 2 || !slices.Contains(k, kept.BlobKey) || !slices.Contains(k, "other/thing") {
+		t.Fatalf("after the sweep: %v", k)
 	}
 }
 
@@ -439,6 +452,43 @@ func TestStageAndImport(t *testing.T) {
 		t.Fatalf("after a refused import: %+v", got)
 	}
 	if k := e.keys(t); len(k) != 1 {
+		t.Fatalf("blobs: %v", k)
+	}
+}
+
+// TestUploadChecksVMDKFooter: the footer at the end of a streamed VMDK is
+// checked before the image becomes active, on upload and on import.
+func TestUploadChecksVMDKFooter(t *testing.T) {
+	e := newEnv(t)
+	p1 := project("p1")
+	head := vmdkSparse(desc("streamOptimized", `RW 2048 SPARSE "a.vmdk"`))
+	binary.LittleEndian.PutUint64(head[56:], vmdkGDAtEnd)
+	footer := make([]byte, vmdkTail)
+	binary.LittleEndian.PutUint32(footer[12:], 3)
+	copy(footer[512:], head[:512])
+	binary.LittleEndian.PutUint64(footer[512+56:], 128)
+	good := slices.Concat(head, bytes.Repeat([]byte{0}, 3<<20), footer)
+	bad := bytes.Clone(good)
+	bad[len(bad)-1024+28] = 7 // the footer points at another descriptor
+	for _, c := range []struct {
+		data []byte
+		ok   bool
+	}{{good, true}, {bad, false}} {
+		img := must(e.svc.CreateImage(p1, CreateImageOpts{DiskFormat: DiskVMDK, ContainerFormat: "bare"}))
+		_, err := e.svc.UploadData(p1, img.ID, bytes.NewReader(c.data), UploadOpts{Size: -1})
+		if (err == nil) != c.ok {
+			t.Fatalf("upload (want ok=%v): %v", c.ok, err)
+		}
+		st := must(e.svc.CreateImage(p1, CreateImageOpts{DiskFormat: DiskVMDK, ContainerFormat: "bare"}))
+		_, err = e.svc.StageData(p1, st.ID, bytes.NewReader(c.data), UploadOpts{Size: -1})
+		if err == nil {
+			err = e.svc.ImportImage(p1, st.ID, ImportOpts{Method: ImportGlanceDirect})
+		}
+		if (err == nil) != c.ok {
+			t.Fatalf("stage and import (want ok=%v): %v", c.ok, err)
+		}
+	}
+	if k := e.keys(t); len(k) != 2 {
 		t.Fatalf("blobs: %v", k)
 	}
 }

@@ -43,6 +43,19 @@ head -c 4096 /dev/zero >>"$tmp/backing.qcow2"
 expect_fail "qcow2 with a backing file refused" os image create --file "$tmp/backing.qcow2" --disk-format qcow2 --container-format bare backing
 expect "nothing stored" "0" bash -c "find '$tmp/data/images' -type f | wc -l"
 
+# Glance's errors for a malformed JSON patch, an unknown disk format and a
+# bad checksum.
+token=$(os token issue -f value -c id)
+glance=$(os endpoint list --service image --interface public -f value -c URL)
+code() { curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Auth-Token: $token" "$@"; }
+# (not the CLI: without --file it uploads its stdin)
+gid=$(curl -sf -H "X-Auth-Token: $token" -H 'Content-Type: application/json' -d '{"name":"errors","disk_format":"raw","container_format":"bare"}' "$glance/v2/images" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+expect "malformed JSON patch is 400" "400" code -X PATCH -H 'Content-Type: application/openstack-images-v2.1-json-patch' -d '{"op":"replace"}' "$glance/v2/images/$gid"
+expect "unknown disk format is 400" "400" code -X POST -H 'Content-Type: application/json' -d '{"name":"x","disk_format":"floppy"}' "$glance/v2/images"
+expect "bad checksum is 400" "400" code -X PUT -H 'Content-Type: application/octet-stream' -H "Content-MD5: $(printf '0%.0s' {1..32})" --data-binary @"$tmp/fake.raw" "$glance/v2/images/$gid/file"
+expect "bad checksum leaves the image queued" "queued" os image show "$gid" -f value -c status
+os image delete "$gid"
+
 # Two projects, one user each.
 os project create p1 >/dev/null
 os project create p2 >/dev/null
