@@ -13,7 +13,7 @@ GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 RUN_DEPS  :=
 # Building the tiny guest (scripts/guest/build.sh) needs these.
 GUEST_DEPS := cpio e2fsprogs gzip
-TEST_DEPS  := util-linux python3-openstackclient curl $(GUEST_DEPS) qemu-system-x86 qemu-utils genisoimage
+TEST_DEPS  := util-linux python3-openstackclient python3-swiftclient curl $(GUEST_DEPS) qemu-system-x86 qemu-utils genisoimage
 
 # Records the reload benchmark loads: make test runs benchmarks once on a
 # smaller store; make bench measures the real 1,000,000.

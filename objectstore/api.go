@@ -717,7 +717,7 @@ func (a *api) getObject(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	// an error response; after it, the response is aborted.
 	first := make([]byte, 64<<10)
 	n, err := io.ReadFull(rd.Body, first)
-	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		h.Del("Content-Length")
 		h.Del("Content-Range")
 		fail(w, r, err)

@@ -254,6 +254,9 @@ func (s *Service) PutContainer(ctx context.Context, account, name string, opts C
 	if err := s.authorize(ctx, opAccountWrite, account, nil, ""); err != nil {
 		return false, err
 	}
+	if err := opts.apply(&Container{}); err != nil { // validate before creating anything
+		return false, err
+	}
 	if err := s.backend.CreateContainer(ctx, account, name); err != nil {
 		return false, err
 	}

@@ -121,6 +121,7 @@ func TestVersioning(t *testing.T) {
 	c.expect(t, 204, u, "DELETE", a+"/c/o", "", nil)
 	c.expect(t, 204, u, "DELETE", a+"/c/o", "", nil)
 	c.expect(t, 404, u, "GET", a+"/c/o", "", nil)
+	c.expect(t, 404, u, "DELETE", a+"/c/o", "", nil)
 	// History mode keeps every version and a delete marker.
 	c.expect(t, 201, u, "PUT", a+"/h", "", map[string]string{"X-History-Location": "archive"})
 	c.expect(t, 400, u, "POST", a+"/h", "", map[string]string{"X-Versions-Location": "archive"})

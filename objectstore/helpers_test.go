@@ -2,6 +2,7 @@ package objectstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -103,9 +104,15 @@ func (c *cloud) tenant(t testing.TB, project, name, role string) *user {
 	return &user{project: p.ID, name: name, token: tok, account: objectstore.AccountPrefix + p.ID}
 }
 
+// reply is a response whose body was read and closed.
+type reply struct {
+	StatusCode int
+	Header     http.Header
+}
+
 // do sends a request with u's token (nil u: none) to path under the
 // object server and returns the response with its body read.
-func (c *cloud) do(t testing.TB, u *user, method, path string, body string, hdr map[string]string) (*http.Response, string) {
+func (c *cloud) do(t testing.TB, u *user, method, path string, body string, hdr map[string]string) (*reply, string) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -130,11 +137,11 @@ func (c *cloud) do(t testing.TB, u *user, method, path string, body string, hdr 
 	if err != nil {
 		t.Fatalf("%s %s: reading body: %v", method, path, err)
 	}
-	return resp, string(data)
+	return &reply{StatusCode: resp.StatusCode, Header: resp.Header}, string(data)
 }
 
 // expect checks the status of a request.
-func (c *cloud) expect(t testing.TB, want int, u *user, method, path, body string, hdr map[string]string) (*http.Response, string) {
+func (c *cloud) expect(t testing.TB, want int, u *user, method, path, body string, hdr map[string]string) (*reply, string) {
 	t.Helper()
 	resp, data := c.do(t, u, method, path, body, hdr)
 	if resp.StatusCode != want {
@@ -144,3 +151,5 @@ func (c *cloud) expect(t testing.TB, want int, u *user, method, path, body strin
 }
 
 func ioPipe() (*io.PipeReader, *io.PipeWriter) { return io.Pipe() }
+
+func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }

@@ -112,7 +112,7 @@ func segmentsSizeETag(segs []segment) (int64, string) {
 	var size int64
 	for _, sg := range segs {
 		size += sg.size
-		io.WriteString(h, sg.etag)
+		_, _ = io.WriteString(h, sg.etag)
 	}
 	return size, `"` + hex.EncodeToString(h.Sum(nil)) + `"`
 }
@@ -392,23 +392,23 @@ func (s *Service) archive(ctx context.Context, c *Container, key ObjectKey, dele
 }
 
 // restore brings the newest archived version of key back (stack mode),
-// removing it from the archive.
-func (s *Service) restore(ctx context.Context, c *Container, key ObjectKey) error {
+// removing it from the archive, and reports whether there was one.
+func (s *Service) restore(ctx context.Context, c *Container, key ObjectKey) (bool, error) {
 	ents, err := s.backend.List(ctx, key.Account, c.VersionsLocation, ListOptions{Prefix: versionPrefix(key.Name), Reverse: true, Limit: 1})
 	if err != nil || len(ents) == 0 {
 		if errors.Is(err, errdefs.ErrNotFound) {
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
 	src := ObjectKey{Account: key.Account, Container: c.VersionsLocation, Name: ents[0].Object.Name}
 	rc, info, err := s.backend.Get(ctx, src, 0, -1)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer rc.Close()
 	if _, err := s.backend.Put(ctx, key, rc, PutOptions{ContentType: info.ContentType, Headers: info.Headers, ETag: info.ETag}); err != nil {
-		return err
+		return false, err
 	}
-	return s.backend.Delete(ctx, src)
+	return true, s.backend.Delete(ctx, src)
 }

@@ -232,7 +232,10 @@ type ObjectReader struct {
 // RangeError is a Range the object cannot satisfy (416).
 type RangeError struct{ Size int64 }
 
-func (e *RangeError) Error() string        { return "requested range not satisfiable" }
+// Error implements error.
+func (e *RangeError) Error() string { return "requested range not satisfiable" }
+
+// Is makes a RangeError match ErrRangeNotSatisfiable.
 func (e *RangeError) Is(target error) bool { return target == ErrRangeNotSatisfiable }
 
 // GetObject opens the object key for reading with Swift's conditional,
@@ -284,9 +287,11 @@ func (s *Service) GetObject(ctx context.Context, key ObjectKey, opts GetObjectOp
 	if err != nil {
 		return nil, err
 	}
-	if got.ETag != info.ETag { // replaced since the head: read what is there now
+	if got.ETag != info.ETag || got.Size != info.Size {
+		// Replaced between the head and the open: the headers (and the
+		// conditions) were decided on the old version.
 		rc.Close()
-		return s.GetObject(ctx, key, opts)
+		return nil, errdefs.Wrap(errdefs.ErrConflict, fmt.Errorf("object %s changed while it was being opened; retry", key.Name))
 	}
 	out.Body = rc
 	return out, nil
@@ -348,8 +353,7 @@ func parseRange(h string, size int64) (start, end int64, partial bool, err error
 	if !ok {
 		return whole()
 	}
-	switch {
-	case a == "":
+	if a == "" { // the last b bytes
 		n, err := strconv.ParseInt(b, 10, 64)
 		if err != nil || n < 0 {
 			return whole()
@@ -358,23 +362,22 @@ func parseRange(h string, size int64) (start, end int64, partial bool, err error
 			return 0, 0, false, &RangeError{Size: size}
 		}
 		return max(0, size-n), size - 1, true, nil
-	default:
-		s, err := strconv.ParseInt(a, 10, 64)
-		if err != nil || s < 0 {
+	}
+	s, err := strconv.ParseInt(a, 10, 64)
+	if err != nil || s < 0 {
+		return whole()
+	}
+	e := size - 1
+	if b != "" {
+		if e, err = strconv.ParseInt(b, 10, 64); err != nil || e < s {
 			return whole()
 		}
-		e := size - 1
-		if b != "" {
-			if e, err = strconv.ParseInt(b, 10, 64); err != nil || e < s {
-				return whole()
-			}
-			e = min(e, size-1)
-		}
-		if s >= size {
-			return 0, 0, false, &RangeError{Size: size}
-		}
-		return s, e, true, nil
+		e = min(e, size-1)
 	}
+	if s >= size {
+		return 0, 0, false, &RangeError{Size: size}
+	}
+	return s, e, true, nil
 }
 
 // PostObjectOpts are the options of PostObject.
@@ -433,11 +436,12 @@ func (s *Service) DeleteObject(ctx context.Context, key ObjectKey) error {
 	}
 	err = s.backend.Delete(ctx, key)
 	if c.VersionsLocation != "" {
-		if rerr := s.restore(ctx, c, key); rerr != nil {
+		restored, rerr := s.restore(ctx, c, key)
+		if rerr != nil {
 			return rerr
 		}
-		if errors.Is(err, errdefs.ErrNotFound) {
-			return nil
+		if restored && errors.Is(err, errdefs.ErrNotFound) {
+			return nil // an expired or missing current version; the previous one is back
 		}
 	}
 	return err

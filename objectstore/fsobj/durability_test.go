@@ -220,8 +220,14 @@ func verify(t *testing.T, dir string, acked map[string]int, round int) {
 		}
 		return nil
 	})
-	if files != len(ents) {
-		t.Fatalf("round %d: %d data files for %d objects", round, files, len(ents))
+	large := 0
+	for _, e := range ents {
+		if e.Object.Size > fsobj.InlineSize {
+			large++
+		}
+	}
+	if files != large {
+		t.Fatalf("round %d: %d data files for %d objects stored in files", round, files, large)
 	}
 	t.Logf("round %d: %d objects verified, %d acknowledged writes", round, len(ents), len(acked))
 }
@@ -244,6 +250,13 @@ func readAll(t *testing.T, b *fsobj.Backend, name string) []byte {
 // ErrCorrupt at the corrupt chunk, never returning its bytes, and reads of
 // other chunks still work.
 func TestCorruption(t *testing.T) {
+	// Small reads go through a buffer, large ones through a mapping.
+	for _, extra := range []int{3 * fsobj.ChunkSize, 6 << 20} {
+		t.Run(fmt.Sprint(extra), func(t *testing.T) { testCorruption(t, extra) })
+	}
+}
+
+func testCorruption(t *testing.T, extra int) {
 	ctx := context.Background()
 	b := open(t, t.TempDir())
 	defer b.Close()
@@ -251,7 +264,7 @@ func TestCorruption(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := content("victim", 1)
-	data = append(data, bytes.Repeat([]byte("z"), 3*fsobj.ChunkSize)...)
+	data = append(data, bytes.Repeat([]byte("z"), extra)...)
 	if _, err := b.Put(ctx, key("victim"), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -336,18 +349,25 @@ func TestReopen(t *testing.T) {
 	dir := t.TempDir()
 	b := open(t, dir)
 	_ = b.CreateContainer(ctx, "AUTH_p", "c")
-	_, _ = b.Put(ctx, key("a"), strings.NewReader("hello"), objectstore.PutOptions{})
-	if _, err := b.SetMeta(ctx, key("a"), objectstore.PutOptions{Headers: map[string]string{"X-Object-Meta-K": "v"}}); err != nil {
-		t.Fatal(err)
+	big := strings.Repeat("hello", 10_000)
+	_, _ = b.Put(ctx, key("a"), strings.NewReader(big), objectstore.PutOptions{})
+	_, _ = b.Put(ctx, key("small"), strings.NewReader("tiny"), objectstore.PutOptions{})
+	for _, n := range []string{"a", "small"} {
+		if _, err := b.SetMeta(ctx, key(n), objectstore.PutOptions{Headers: map[string]string{"X-Object-Meta-K": "v"}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b.Close()
 	b = open(t, dir)
 	defer b.Close()
 	h, err := b.Head(ctx, key("a"))
-	if err != nil || h.Headers["X-Object-Meta-K"] != "v" || h.Size != 5 {
+	if err != nil || h.Headers["X-Object-Meta-K"] != "v" || h.Size != int64(len(big)) {
 		t.Fatalf("after reopen: %+v %v", h, err)
 	}
-	if got := string(readAll(t, b, "a")); got != "hello" {
+	if got := string(readAll(t, b, "a")); got != big {
+		t.Fatalf("read %d bytes", len(got))
+	}
+	if got := string(readAll(t, b, "small")); got != "tiny" {
 		t.Fatalf("read %q", got)
 	}
 	if _, err := os.Stat(strings.TrimSuffix(must(b.DataPath(key("a"))), ".data") + ".meta"); err != nil {

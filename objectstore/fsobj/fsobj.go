@@ -15,6 +15,10 @@
 // version listed, never a partial one; files no index entry references are
 // removed when the backend opens.
 //
+// Objects of at most InlineSize bytes are kept in the index itself, with
+// their CRC-32C, and written by one bbolt transaction: no file, no
+// directory entry.
+//
 // Each 64 KiB chunk of an object has a CRC-32C kept in the file's trailer.
 // Readers verify each chunk before returning any of its bytes and fail
 // with objectstore.ErrCorrupt instead of returning bytes that differ from
@@ -35,6 +39,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +57,10 @@ var _ objectstore.Backend = (*Backend)(nil)
 // object carry their own CRC-32C.
 const ChunkSize = 64 << 10
 
+// InlineSize is the largest object kept in the index rather than in a
+// file of its own.
+const InlineSize = 16 << 10
+
 // MaxNameLen bounds object names (bytes); the Service's limit is lower.
 const MaxNameLen = 4096
 
@@ -59,8 +68,9 @@ const (
 	magic      = 0x7374726f626a3031 // "strobj01"
 	footerSize = 24                 // dataSize u64, trailerLen u32, trailerCRC u32, magic u64
 	ioBufSize  = 1 << 20            // a multiple of ChunkSize
-	ioBufs     = 4
+	ioBufs     = 8
 	syncEvery  = 8 << 20 // start writeback every this many bytes
+	mmapMin    = 4 << 20 // reads this large map the file
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -87,13 +97,19 @@ type Backend struct {
 	db     *bolt.DB
 	noSync bool
 	now    func() time.Time
-	bufs   sync.Pool
+	bufs   sync.Pool // *[]byte of ioBufSize
+	heads  sync.Pool // *[]byte of InlineSize+1
+	commit *committer
 }
 
-// record is an object's entry in its container's index.
+// record is an object's entry in its container's index: its information
+// and either the id of its file or, for a small object, its bytes and
+// their CRC-32C.
 type record struct {
-	ID   string                 `json:"id"`
-	Info objectstore.ObjectInfo `json:"info"`
+	ID   string
+	Info objectstore.ObjectInfo
+	Data []byte
+	CRC  uint32
 }
 
 // trailer is the metadata kept in an object's file after its bytes.
@@ -128,7 +144,8 @@ func Open(dir string, opts *Options) (*Backend, error) {
 		return nil, fmt.Errorf("fsobj: open index: %w", err)
 	}
 	b := &Backend{dir: dir, db: db, noSync: o.NoSync, now: o.Clock}
-	b.bufs.New = func() any { return make([]byte, ioBufSize) }
+	b.bufs.New = func() any { p := make([]byte, ioBufSize); return &p }
+	b.heads.New = func() any { p := make([]byte, InlineSize+1); return &p }
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketContainers, bucketExpiry} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -144,6 +161,7 @@ func Open(dir string, opts *Options) (*Backend, error) {
 		db.Close()
 		return nil, fmt.Errorf("fsobj: %w", err)
 	}
+	b.commit = newCommitter(db)
 	return b, nil
 }
 
@@ -161,8 +179,8 @@ func (b *Backend) sweep() error {
 	err := b.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketContainers).ForEachBucket(func(k []byte) error {
 			return tx.Bucket(bucketContainers).Bucket(k).Bucket(bucketObjects).ForEach(func(_, v []byte) error {
-				var r record
-				if err := json.Unmarshal(v, &r); err != nil {
+				r, err := decodeRecord(v, false)
+				if err != nil {
 					return err
 				}
 				live[r.ID] = true
@@ -196,7 +214,10 @@ func (b *Backend) sweep() error {
 }
 
 // Close implements objectstore.Backend.
-func (b *Backend) Close() error { return b.db.Close() }
+func (b *Backend) Close() error {
+	b.commit.close()
+	return b.db.Close()
+}
 
 // Dir returns the backend's directory.
 func (b *Backend) Dir() string { return b.dir }
@@ -214,6 +235,9 @@ func (b *Backend) DataPath(key objectstore.ObjectKey) (string, error) {
 	})
 	if err != nil {
 		return "", err
+	}
+	if id == "" {
+		return "", fmt.Errorf("fsobj: %s is stored in the index: %w", key, errdefs.ErrNotFound)
 	}
 	return b.path(id, ".data"), nil
 }
@@ -250,11 +274,12 @@ func getRecord(tx *bolt.Tx, key objectstore.ObjectKey) (*record, error) {
 	if v == nil {
 		return nil, fmt.Errorf("fsobj: object %s: %w", key, errdefs.ErrNotFound)
 	}
-	var r record
-	if err := json.Unmarshal(v, &r); err != nil {
+	r, err := decodeRecord(v, true)
+	if err != nil {
 		return nil, fmt.Errorf("fsobj: index entry of %s: %w", key, err)
 	}
-	return &r, nil
+	r.Info.Name = key.Name
+	return r, nil
 }
 
 func getStats(c *bolt.Bucket) objectstore.ContainerStats {
@@ -279,7 +304,7 @@ func (b *Backend) CreateContainer(_ context.Context, account, cont string) error
 	if err != nil {
 		return err
 	}
-	return b.db.Update(func(tx *bolt.Tx) error {
+	return b.commit.update(func(tx *bolt.Tx) error {
 		c, err := tx.Bucket(bucketContainers).CreateBucketIfNotExists(k)
 		if err != nil {
 			return err
@@ -291,7 +316,7 @@ func (b *Backend) CreateContainer(_ context.Context, account, cont string) error
 
 // DeleteContainer implements objectstore.Backend.
 func (b *Backend) DeleteContainer(_ context.Context, account, cont string) error {
-	return b.db.Update(func(tx *bolt.Tx) error {
+	return b.commit.update(func(tx *bolt.Tx) error {
 		c, err := containerBucket(tx, account, cont)
 		if err != nil {
 			return err
@@ -349,6 +374,17 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	if err := b.db.View(func(tx *bolt.Tx) error { _, err := containerBucket(tx, key.Account, key.Container); return err }); err != nil {
 		return nil, err
 	}
+	hp := b.heads.Get().(*[]byte)
+	defer b.heads.Put(hp)
+	head := *hp
+	n, err := io.ReadFull(r, head)
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return b.putInline(ctx, key, head[:n], opts)
+	case err != nil:
+		return nil, fmt.Errorf("fsobj: put %s: %w", key, err)
+	}
+	r = io.MultiReader(bytes.NewReader(head), r)
 	id := newID()
 	tmp := filepath.Join(b.dir, "tmp", id)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
@@ -384,28 +420,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	if err := b.install(tmp, b.path(id, ".data")); err != nil {
 		return nil, fmt.Errorf("fsobj: put %s: %w", key, err)
 	}
-	var oldID string
-	err = b.db.Update(func(tx *bolt.Tx) error {
-		oldID = ""
-		c, err := containerBucket(tx, key.Account, key.Container)
-		if err != nil {
-			return err
-		}
-		var dObjects, dBytes int64 = 1, info.Size
-		if old, err := getRecord(tx, key); err == nil {
-			oldID = old.ID
-			dObjects, dBytes = 0, info.Size-old.Info.Size
-			if old.Info.DeleteAt != 0 {
-				if err := tx.Bucket(bucketExpiry).Delete(expiryKey(old.Info.DeleteAt, key)); err != nil {
-					return err
-				}
-			}
-		}
-		if err := putRecord(tx, c, key, &record{ID: id, Info: *info}); err != nil {
-			return err
-		}
-		return addStats(c, dObjects, dBytes)
-	})
+	oldID, err := b.commitPut(key, &record{ID: id, Info: *info})
 	if err != nil {
 		return nil, err
 	}
@@ -416,11 +431,58 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	return info.Clone(), nil
 }
 
-func putRecord(tx *bolt.Tx, c *bolt.Bucket, key objectstore.ObjectKey, r *record) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return err
+// putInline stores a small object in the index.
+func (b *Backend) putInline(ctx context.Context, key objectstore.ObjectKey, data []byte, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
+	sum := md5.Sum(data)
+	etag := hex.EncodeToString(sum[:])
+	if opts.ETag != "" && !strings.EqualFold(opts.ETag, etag) {
+		return nil, errdefs.Wrap(errdefs.ErrInvalid, objectstore.ErrETagMismatch)
+	}
+	info := newInfo(key.Name, opts, b.now())
+	info.Size, info.ETag = int64(len(data)), etag
+	rec := &record{Info: *info, Data: data, CRC: crc32.Checksum(data, castagnoli)}
+	oldID, err := b.commitPut(key, rec)
+	if err != nil {
+		return nil, err
+	}
+	if oldID != "" {
+		b.removeFiles(oldID)
+	}
+	return info.Clone(), nil
+}
+
+// commitPut makes rec the object's index entry and returns the id of the
+// file of the version it replaced, if any.
+func (b *Backend) commitPut(key objectstore.ObjectKey, rec *record) (oldID string, err error) {
+	err = b.commit.update(func(tx *bolt.Tx) error {
+		oldID = ""
+		c, err := containerBucket(tx, key.Account, key.Container)
+		if err != nil {
+			return err
+		}
+		var dObjects, dBytes int64 = 1, rec.Info.Size
+		if old, err := getRecord(tx, key); err == nil {
+			oldID = old.ID
+			dObjects, dBytes = 0, rec.Info.Size-old.Info.Size
+			if old.Info.DeleteAt != 0 {
+				if err := tx.Bucket(bucketExpiry).Delete(expiryKey(old.Info.DeleteAt, key)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := putRecord(tx, c, key, rec); err != nil {
+			return err
+		}
+		return addStats(c, dObjects, dBytes)
+	})
+	return oldID, err
+}
+
+func putRecord(tx *bolt.Tx, c *bolt.Bucket, key objectstore.ObjectKey, r *record) error {
+	v := encodeRecord(r)
 	if r.Info.DeleteAt != 0 {
 		if err := tx.Bucket(bucketExpiry).Put(expiryKey(r.Info.DeleteAt, key), nil); err != nil {
 			return err
@@ -430,6 +492,9 @@ func putRecord(tx *bolt.Tx, c *bolt.Bucket, key objectstore.ObjectKey, r *record
 }
 
 func (b *Backend) removeFiles(id string) {
+	if id == "" {
+		return
+	}
 	_ = os.Remove(b.path(id, ".data"))
 	_ = os.Remove(b.path(id, ".meta"))
 }
@@ -455,7 +520,7 @@ func newInfo(name string, opts objectstore.PutOptions, now time.Time) *objectsto
 func (b *Backend) writeData(ctx context.Context, f *os.File, r io.Reader) (size int64, etag string, crcs []uint32, err error) {
 	free := make(chan []byte, ioBufs)
 	for range ioBufs {
-		free <- b.bufs.Get().([]byte)
+		free <- *b.bufs.Get().(*[]byte)
 	}
 	full := make(chan []byte, ioBufs)
 	h := md5.New()
@@ -478,7 +543,8 @@ func (b *Backend) writeData(ctx context.Context, f *os.File, r io.Reader) (size 
 	defer func() {
 		finish()
 		for range ioBufs {
-			b.bufs.Put(<-free)
+			p := <-free
+			b.bufs.Put(&p)
 		}
 	}()
 	var synced int64
@@ -506,8 +572,18 @@ func (b *Backend) writeData(ctx context.Context, f *os.File, r io.Reader) (size 
 			free <- p
 		}
 		switch {
-		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+		case errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF):
+			// Flush the data while the MD5 catches up; the final fsync
+			// then has only the trailer left.
+			flushed := make(chan struct{})
+			go func() {
+				defer close(flushed)
+				if !b.noSync && size > synced {
+					_ = unix.SyncFileRange(int(f.Fd()), 0, size, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+				}
+			}()
 			finish()
+			<-flushed
 			return size, hex.EncodeToString(h.Sum(nil)), crcs, nil
 		case rerr != nil:
 			return 0, "", nil, rerr
@@ -572,6 +648,16 @@ func (b *Backend) Get(_ context.Context, key objectstore.ObjectKey, offset, leng
 		if offset < 0 || offset > r.Info.Size {
 			return nil, nil, errdefs.Invalid("offset", "%d is outside the object's %d bytes", offset, r.Info.Size)
 		}
+		end := r.Info.Size
+		if length >= 0 && offset+length < end {
+			end = offset + length
+		}
+		if r.ID == "" {
+			if crc32.Checksum(r.Data, castagnoli) != r.CRC {
+				return nil, nil, errdefs.Wrap(errdefs.ErrUnavailable, fmt.Errorf("%s: %w", key, objectstore.ErrCorrupt))
+			}
+			return io.NopCloser(bytes.NewReader(r.Data[offset:end])), r.Info.Clone(), nil
+		}
 		f, err := os.Open(b.path(r.ID, ".data"))
 		if errors.Is(err, os.ErrNotExist) && attempt < 3 {
 			continue // replaced between the lookup and the open
@@ -584,11 +670,14 @@ func (b *Backend) Get(_ context.Context, key objectstore.ObjectKey, offset, leng
 			f.Close()
 			return nil, nil, fmt.Errorf("fsobj: %s: %w", key, err)
 		}
-		end := r.Info.Size
-		if length >= 0 && offset+length < end {
-			end = offset + length
-		}
 		rd := &reader{f: f, crcs: crcs, size: r.Info.Size, pos: offset - offset%ChunkSize, skip: offset % ChunkSize, end: end, pool: &b.bufs}
+		if end-offset >= mmapMin {
+			// Large reads verify and send straight from the page cache.
+			if m, err := unix.Mmap(int(f.Fd()), 0, int(r.Info.Size), unix.PROT_READ, unix.MAP_SHARED); err == nil {
+				_ = unix.Madvise(m, unix.MADV_SEQUENTIAL)
+				rd.mapped = m
+			}
+		}
 		return rd, r.Info.Clone(), nil
 	}
 }
@@ -638,6 +727,9 @@ type reader struct {
 	cur  []byte
 	err  error
 	pool *sync.Pool
+	// mapped, if set, is the data mapped read-only: chunks are verified
+	// and returned in place instead of copied into buf.
+	mapped []byte
 }
 
 func (r *reader) Read(p []byte) (int, error) {
@@ -651,7 +743,40 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (r *reader) load() error {
+// WriteTo writes the verified bytes to w a loaded window at a time,
+// sparing io.Copy's intermediate buffer.
+func (r *reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if len(r.cur) == 0 {
+			if err := r.load(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return total, nil
+				}
+				return total, err
+			}
+		}
+		n, err := w.Write(r.cur)
+		total += int64(n)
+		r.cur = r.cur[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+func (r *reader) load() (err error) {
+	if r.mapped != nil {
+		// A disk error under the mapping faults: make it this read's
+		// error rather than the process's end.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if v := recover(); v != nil {
+				r.err = errdefs.Wrap(errdefs.ErrUnavailable, fmt.Errorf("fsobj: reading mapped object: %v", v))
+				err = r.err
+			}
+		}()
+	}
 	if r.err != nil {
 		return r.err
 	}
@@ -659,27 +784,33 @@ func (r *reader) load() error {
 		r.err = io.EOF
 		return r.err
 	}
-	if r.buf == nil {
-		r.buf = r.pool.Get().([]byte)
-	}
 	// Load several chunks at a time, verifying each.
-	n := min(int64(len(r.buf)), r.size-r.pos)
+	n := min(int64(ioBufSize), r.size-r.pos)
 	if lim := (r.end - r.pos + ChunkSize - 1) / ChunkSize * ChunkSize; n > lim {
 		n = lim
 	}
-	if _, err := r.f.ReadAt(r.buf[:n], r.pos); err != nil {
-		r.err = err
-		return err
+	var win []byte
+	if r.mapped != nil {
+		win = r.mapped[r.pos : r.pos+n]
+	} else {
+		if r.buf == nil {
+			r.buf = *r.pool.Get().(*[]byte)
+		}
+		win = r.buf[:n]
+		if _, err := r.f.ReadAt(win, r.pos); err != nil {
+			r.err = err
+			return err
+		}
 	}
 	for off := int64(0); off < n; off += ChunkSize {
-		chunk := r.buf[off:min(off+ChunkSize, n)]
+		chunk := win[off:min(off+ChunkSize, n)]
 		if crc32.Checksum(chunk, castagnoli) != r.crcs[(r.pos+off)/ChunkSize] {
 			r.err = errdefs.Wrap(errdefs.ErrUnavailable, fmt.Errorf("chunk at offset %d: %w", r.pos+off, objectstore.ErrCorrupt))
 			return r.err
 		}
 	}
 	stop := min(n, r.end-r.pos)
-	r.cur = r.buf[r.skip:stop]
+	r.cur = win[r.skip:stop]
 	r.skip = 0
 	r.pos += n
 	return nil
@@ -687,8 +818,14 @@ func (r *reader) load() error {
 
 func (r *reader) Close() error {
 	if r.buf != nil {
-		r.pool.Put(r.buf)
-		r.buf, r.cur = nil, nil
+		buf := r.buf
+		r.pool.Put(&buf)
+		r.buf = nil
+	}
+	r.cur = nil
+	if r.mapped != nil {
+		_ = unix.Munmap(r.mapped)
+		r.mapped = nil
 	}
 	if r.err == nil {
 		r.err = errors.New("fsobj: reader closed")
@@ -729,11 +866,13 @@ func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 		if err != nil {
 			return nil, err
 		}
-		if err := b.writeFile(b.path(r.ID, ".meta"), meta); err != nil {
-			return nil, fmt.Errorf("fsobj: set metadata of %s: %w", key, err)
+		if r.ID != "" {
+			if err := b.writeFile(b.path(r.ID, ".meta"), meta); err != nil {
+				return nil, fmt.Errorf("fsobj: set metadata of %s: %w", key, err)
+			}
 		}
 		changed := false
-		err = b.db.Update(func(tx *bolt.Tx) error {
+		err = b.commit.update(func(tx *bolt.Tx) error {
 			c, err := containerBucket(tx, key.Account, key.Container)
 			if err != nil {
 				return err
@@ -742,7 +881,7 @@ func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 			if err != nil {
 				return err
 			}
-			if now.ID != r.ID {
+			if now.ID != r.ID || (r.ID == "" && now.Info.ETag != r.Info.ETag) {
 				changed = true
 				return nil
 			}
@@ -753,7 +892,7 @@ func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 			}
 			info.Size, info.ETag = now.Info.Size, now.Info.ETag
 			out = info
-			return putRecord(tx, c, key, &record{ID: r.ID, Info: *info})
+			return putRecord(tx, c, key, &record{ID: r.ID, Info: *info, Data: now.Data, CRC: now.CRC})
 		})
 		if err != nil {
 			return nil, err
@@ -790,7 +929,7 @@ func (b *Backend) writeFile(path string, data []byte) error {
 // Delete implements objectstore.Backend.
 func (b *Backend) Delete(_ context.Context, key objectstore.ObjectKey) error {
 	var id string
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.commit.update(func(tx *bolt.Tx) error {
 		var err error
 		id, err = deleteRecord(tx, key)
 		return err
@@ -836,10 +975,11 @@ func (b *Backend) List(_ context.Context, account, cont string, opts objectstore
 				out = append(out, objectstore.Entry{Subdir: name})
 				return true
 			}
-			var r record
-			if err = json.Unmarshal(cur.v, &r); err != nil {
+			var r *record
+			if r, err = decodeRecord(cur.v, false); err != nil {
 				return false
 			}
+			r.Info.Name = name
 			out = append(out, objectstore.Entry{Object: &r.Info})
 			return true
 		})
@@ -883,7 +1023,7 @@ func (b *boltCursor) Prev() (string, bool) { return b.ret(b.c.Prev()) }
 func (b *Backend) ReapExpired(_ context.Context, now time.Time, limit int) ([]objectstore.ObjectKey, error) {
 	var reaped []objectstore.ObjectKey
 	var ids []string
-	err := b.db.Update(func(tx *bolt.Tx) error {
+	err := b.commit.update(func(tx *bolt.Tx) error {
 		reaped, ids = nil, nil
 		exp := tx.Bucket(bucketExpiry)
 		var stale [][]byte

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/containers"
+	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/objects"
+)
+
+// swiftClient logs in as the admin of the all-in-one in data at addr and
+// returns an object-store client found through the catalog.
+func swiftClient(t *testing.T, data, addr string) *gophercloud.ServiceClient {
+	t.Helper()
+	rc, err := os.ReadFile(filepath.Join(data, "admin-openrc.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`OS_PASSWORD='([^']*)'`).FindSubmatch(rc)
+	if m == nil {
+		t.Fatalf("no password in admin-openrc.sh")
+	}
+	pc, err := openstack.AuthenticatedClient(context.Background(), gophercloud.AuthOptions{
+		IdentityEndpoint: "http://" + addr + ":5000/v3", Username: "admin", Password: string(m[1]),
+		DomainName: "Default", TenantName: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := openstack.NewObjectStorageV1(pc, gophercloud.EndpointOpts{Region: "RegionOne"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(sc.Endpoint, "http://"+addr+":8080/v1/AUTH_") {
+		t.Fatalf("object-store endpoint %q", sc.Endpoint)
+	}
+	return sc
+}
+
+// TestObjectsSurviveRestart stores an object, kills the all-in-one with
+// SIGKILL, and reads the object back after a restart.
+func TestObjectsSurviveRestart(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	addr := loopback()
+	p := start(t, "-data", data, "-listen", addr)
+	p.waitLine(t, "stratus: ready")
+	sc := swiftClient(t, data, addr)
+	if _, err := containers.Create(ctx, sc, "keep", nil).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Repeat("durable ", 10_000)
+	if _, err := objects.Create(ctx, sc, "keep", "o", objects.CreateOpts{Content: strings.NewReader(body)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+
+	p = start(t, "-data", data, "-listen", addr)
+	p.waitLine(t, "stratus: ready")
+	sc = swiftClient(t, data, addr)
+	dl := objects.Download(ctx, sc, "keep", "o", nil)
+	got, err := dl.ExtractContent()
+	if err != nil || string(got) != body {
+		t.Fatalf("after SIGKILL and restart: %d bytes, %v", len(got), err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "objects", "index.db")); err != nil {
+		t.Fatalf("objects not under DATA/objects: %v", err)
+	}
+	p.stop(t, syscall.SIGTERM)
+}
