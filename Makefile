@@ -11,7 +11,7 @@ GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 # Debian packages each target needs (installed when root, named otherwise).
 RUN_DEPS  :=
-TEST_DEPS := util-linux python3-openstackclient curl
+TEST_DEPS := util-linux python3-openstackclient curl qemu-utils
 
 # Records the reload benchmark loads: make test runs benchmarks once on a
 # smaller store; make bench measures the real 1,000,000.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
+	"github.com/stratuskit/stratus/image"
 	"github.com/stratuskit/stratus/internal/httpapi"
 	"github.com/stratuskit/stratus/store"
 	"github.com/stratuskit/stratus/store/boltstore"
@@ -40,6 +42,9 @@ type Config struct {
 	// PortOffset is added to every conventional port, so that several
 	// controllers can share one address.
 	PortOffset int
+	// ImageWebDownloadHosts are the hosts the image service's web-download
+	// import may fetch from; none by default.
+	ImageWebDownloadHosts []string
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -70,7 +75,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables()...)
+	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, slices.Concat(identity.Tables(), image.Tables())...)
 }
 
 // Run runs the cloud until ctx ends.
@@ -176,12 +181,17 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	// The catalog lists only the services that run here.
 	catalog := []identity.ServiceEndpoints{
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
+		imageCatalog(cfg),
 	}
-	ident, _, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
+	ident, idSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident}, nil
+	img, _, err := imageComponent(cfg, st, idSvc, logger)
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, img}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

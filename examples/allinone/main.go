@@ -45,11 +45,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	etcd := fs.String("etcd", "", "comma-separated etcd endpoints to keep the state in, instead of DATA/stratus.db; every all-in-one with the same endpoints serves the same cloud")
 	fs.IntVar(&cfg.PortOffset, "port-offset", 0, "added to every conventional port (5000, 8774, ...), to run several controllers on one address")
+	webHosts := fs.String("image-web-download-hosts", "", "comma-separated hosts the image import method web-download may fetch from (default: none)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if *etcd != "" {
 		cfg.Etcd = strings.Split(*etcd, ",")
+	}
+	if *webHosts != "" {
+		cfg.ImageWebDownloadHosts = strings.Split(*webHosts, ",")
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "allinone: unexpected arguments: %v\n", fs.Args())
