@@ -248,8 +248,8 @@ func nicXML(n compute.NIC) (*libvirtxml.DomainInterface, error) {
 
 // portAlias and volumeAlias are the user aliases ("ua-" prefix) that find
 // a port's NIC and a volume's disk again.
-func portAlias(portID string) string   { return "ua-port-" + aliasSafe(portID) }
-func volumeAlias(volID string) string  { return "ua-vol-" + aliasSafe(volID) }
+func portAlias(portID string) string  { return "ua-port-" + aliasSafe(portID) }
+func volumeAlias(volID string) string { return "ua-vol-" + aliasSafe(volID) }
 func aliasSafe(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r < 128 && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_') {

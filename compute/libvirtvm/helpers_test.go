@@ -123,7 +123,9 @@ func (m *images) OpenImage(_ context.Context, _, id string) (io.ReadCloser, erro
 func (m *images) specFor(id string, info compute.ImageInfo) *compute.DomainSpec {
 	inf := info
 	return &compute.DomainSpec{ServerID: id, Name: "t-" + id[:8], ProjectID: "p1", VCPUs: 1, MemoryMB: 128, Image: &inf,
-		OpenImage: func(ctx context.Context, imageID string) (io.ReadCloser, error) { return m.OpenImage(ctx, "p1", imageID) }}
+		OpenImage: func(ctx context.Context, imageID string) (io.ReadCloser, error) {
+			return m.OpenImage(ctx, "p1", imageID)
+		}}
 }
 
 func newID() string {
@@ -214,7 +216,9 @@ func (e *svcEnv) boot(ctx context.Context, t testing.TB, name, imageID string) *
 
 func (e *svcEnv) settle(ctx context.Context, t testing.TB, id string) *compute.Server {
 	t.Helper()
-	srv, err := e.svc.WaitServer(ctx, id, func(s *compute.Server) bool { return s.TaskState == compute.TaskNone && s.VMState != compute.VMBuilding })
+	srv, err := e.svc.WaitServer(ctx, id, func(s *compute.Server) bool {
+		return s.TaskState == compute.TaskNone && s.VMState != compute.VMBuilding
+	})
 	if err != nil {
 		t.Fatalf("server %s did not settle: %v (last %+v)", id, err, srv)
 	}

@@ -34,10 +34,10 @@ type Driver struct {
 }
 
 var (
-	_ compute.Hypervisor  = (*Driver)(nil)
-	_ compute.EventSource = (*Driver)(nil)
-	_ compute.Resizer     = (*Driver)(nil)
-	_ compute.Migrator    = (*Driver)(nil)
+	_ compute.Hypervisor        = (*Driver)(nil)
+	_ compute.EventSource       = (*Driver)(nil)
+	_ compute.Resizer           = (*Driver)(nil)
+	_ compute.Migrator          = (*Driver)(nil)
 	_ compute.DomainStatsReader = (*Driver)(nil)
 )
 
