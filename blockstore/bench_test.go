@@ -14,9 +14,9 @@ import (
 )
 
 // benchImageMiB is the image size of BenchmarkVolumeFromImage:
-// STRATUS_BENCH_IMAGE_MIB (make bench sets 1024), default 16.
+// STRATUS_BENCH_IMAGE_MB (make bench: 1024, shared with image), default 16.
 func benchImageMiB() int {
-	if n, err := strconv.Atoi(os.Getenv("STRATUS_BENCH_IMAGE_MIB")); err == nil && n > 0 {
+	if n, err := strconv.Atoi(os.Getenv("STRATUS_BENCH_IMAGE_MB")); err == nil && n > 0 {
 		return n
 	}
 	return 16

@@ -392,36 +392,37 @@ func (b *Backend) resize(ctx context.Context, path string, size int64) error {
 	return err
 }
 
-// download stores an image's bytes in tmp/ and checks them.
-func (b *Backend) download(ctx context.Context, r io.Reader, format string) (path string, info *ImageInfo, err error) {
+// download stores an image's bytes in tmp/ and checks them. On error
+// nothing is left in tmp/.
+func (b *Backend) download(ctx context.Context, r io.Reader, format string) (string, *ImageInfo, error) {
 	if format != "raw" && format != "qcow2" {
 		return "", nil, errdefs.Invalid("disk_format", "filevol: images in %q cannot be written to volumes (want raw or qcow2)", format)
 	}
-	path, err = b.tmpFile("image-")
+	path, err := b.tmpFile("image-")
 	if err != nil {
 		return "", nil, err
 	}
-	defer func() {
-		if err != nil {
-			os.Remove(path)
-		}
-	}()
+	info, err := b.fill(ctx, path, r, format)
+	if err != nil {
+		os.Remove(path)
+		return "", nil, err
+	}
+	return path, info, nil
+}
+
+func (b *Backend) fill(ctx context.Context, path string, r io.Reader, format string) (*ImageInfo, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY, 0o600)
 	if err != nil {
-		return "", nil, fmt.Errorf("filevol: %w", err)
+		return nil, fmt.Errorf("filevol: %w", err)
 	}
 	_, err = io.Copy(f, r)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return "", nil, fmt.Errorf("filevol: image download: %w", err)
+		return nil, fmt.Errorf("filevol: image download: %w", err)
 	}
-	info, err = b.inspect(ctx, path, format)
-	if err != nil {
-		return "", nil, err
-	}
-	return path, info, nil
+	return b.inspect(ctx, path, format)
 }
 
 // fromImage makes the volume file at path from an image: an overlay of

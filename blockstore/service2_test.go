@@ -1,0 +1,165 @@
+package blockstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stratuskit/stratus/blockstore"
+	"github.com/stratuskit/stratus/blockstore/fakevol"
+	"github.com/stratuskit/stratus/errdefs"
+	"github.com/stratuskit/stratus/identity"
+)
+
+// images is an in-memory blockstore.Images that checks the caller's
+// project like the image service does.
+type images struct {
+	mu    sync.Mutex
+	imgs  map[string]*blockstore.ImageInfo
+	data  map[string][]byte
+	owner map[string]string
+}
+
+func newImages() *images {
+	return &images{imgs: map[string]*blockstore.ImageInfo{}, data: map[string][]byte{}, owner: map[string]string{}}
+}
+
+func (m *images) add(id, project string, data []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.imgs[id] = &blockstore.ImageInfo{ID: id, Name: id, Status: "active", DiskFormat: "raw", ContainerFormat: "bare", Checksum: "c", Size: int64(len(data))}
+	m.data[id], m.owner[id] = data, project
+}
+
+func (m *images) visible(ctx context.Context, id string) (*blockstore.ImageInfo, error) {
+	img, ok := m.imgs[id]
+	if !ok || m.owner[id] != identity.CredentialsFrom(ctx).ProjectID {
+		return nil, errdefs.Wrap(errdefs.ErrNotFound, errors.New("no image "+id))
+	}
+	c := *img
+	return &c, nil
+}
+
+func (m *images) GetImage(ctx context.Context, id string) (*blockstore.ImageInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.visible(ctx, id)
+}
+
+func (m *images) OpenImage(ctx context.Context, id string) (io.ReadCloser, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.visible(ctx, id); err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(m.data[id])), nil
+}
+
+func (m *images) CreateImage(ctx context.Context, opts blockstore.NewImage) (*blockstore.ImageInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id := "img-" + opts.Name
+	m.imgs[id] = &blockstore.ImageInfo{ID: id, Name: opts.Name, Status: "queued", DiskFormat: opts.DiskFormat, ContainerFormat: opts.ContainerFormat}
+	m.owner[id] = identity.CredentialsFrom(ctx).ProjectID
+	return m.imgs[id], nil
+}
+
+func (m *images) UploadImage(ctx context.Context, id string, r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.data[id], m.imgs[id].Status = data, "active"
+	return nil
+}
+
+func TestVolumeFromImageAndUpload(t *testing.T) {
+	be := fakevol.New(nil)
+	e := newEnv(t, newStore(t), be)
+	ims := newImages()
+	e.svc.UseImages(ims)
+	ctx := project("p1")
+	data := bytes.Repeat([]byte("stratus!"), 1<<16)
+	ims.add("img1", "p1", data)
+	ims.add("other", "p2", data)
+	if _, err := e.svc.CreateVolume(ctx, blockstore.CreateVolumeOpts{ImageID: "other", SizeGiB: 1}); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Fatalf("another project's image: %v", err)
+	}
+	v := must(e.svc.CreateVolume(ctx, blockstore.CreateVolumeOpts{ImageID: "img1"}))
+	if v.SizeGiB != 1 || !v.Bootable || v.ImageMetadata["image_id"] != "img1" {
+		t.Fatalf("volume from image: %+v", v)
+	}
+	e.wait(t, ctx, v.ID, blockstore.StatusAvailable)
+	if !bytes.Equal(e.read(t, v.ID, len(data)), data) {
+		t.Fatal("volume bytes differ from the image")
+	}
+	img, _ := must2(e.svc.UploadVolumeToImage(ctx, v.ID, blockstore.UploadImageOpts{ImageName: "up"}))
+	e.wait(t, ctx, v.ID, blockstore.StatusAvailable)
+	ims.mu.Lock()
+	got := ims.data[img.ID]
+	ims.mu.Unlock()
+	if len(got) != 1<<30 || !bytes.Equal(got[:len(data)], data) {
+		t.Fatalf("uploaded image: %d bytes", len(got))
+	}
+}
+
+func must2[A, B any](a A, b B, err error) (A, B) {
+	if err != nil {
+		panic(err)
+	}
+	return a, b
+}
+
+// Per-type quotas, private types and online extend.
+func TestTypesQuotasExtend(t *testing.T) {
+	e := newEnv(t, newStore(t), fakevol.New(nil))
+	ctx := project("p1")
+	gold := must(e.svc.CreateType(admin, blockstore.CreateTypeOpts{Name: "gold"}))
+	priv := false
+	secret := must(e.svc.CreateType(admin, blockstore.CreateTypeOpts{Name: "secret", IsPublic: &priv}))
+	if _, err := e.svc.CreateVolume(ctx, blockstore.CreateVolumeOpts{SizeGiB: 1, VolumeType: "secret"}); !errdefs.IsNotFound(err) {
+		t.Fatalf("private type: %v", err)
+	}
+	must(e.svc.UpdateType(admin, secret.ID, blockstore.UpdateTypeOpts{AddProject: "p1"}))
+	must(e.svc.CreateVolume(ctx, blockstore.CreateVolumeOpts{SizeGiB: 1, VolumeType: "secret"}))
+	if _, err := e.svc.CreateType(ctx, blockstore.CreateTypeOpts{Name: "mine"}); !errors.Is(err, errdefs.ErrForbidden) {
+		t.Fatalf("member creates a type: %v", err)
+	}
+	if err := e.svc.SetQuota(admin, "p1", map[string]int{"volumes_gold": 1, "gigabytes_gold": 3}); err != nil {
+		t.Fatal(err)
+	}
+	v := must(e.svc.CreateVolume(ctx, blockstore.CreateVolumeOpts{SizeGiB: 2, VolumeType: gold.ID}))
+	_, err := e.svc.CreateVolume(ctx, blockstore.CreateVolumeOpts{SizeGiB: 1, VolumeType: "gold"})
+	if !errors.Is(err, errdefs.ErrQuotaExceeded) || !strings.Contains(err.Error(), "volumes_gold") {
+		t.Fatalf("per-type volumes quota: %v", err)
+	}
+	e.wait(t, ctx, v.ID, blockstore.StatusAvailable)
+	if err := e.svc.ExtendVolume(ctx, v.ID, 4); !errors.Is(err, errdefs.ErrQuotaExceeded) || !strings.Contains(err.Error(), "gigabytes_gold") {
+		t.Fatalf("per-type gigabytes quota on extend: %v", err)
+	}
+	at := must(e.svc.CreateAttachment(ctx, blockstore.CreateAttachmentOpts{VolumeID: v.ID, InstanceID: "s", Connector: &blockstore.Connector{Host: "h"}}))
+	if err := e.svc.CompleteAttachment(ctx, at.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.ExtendVolume(ctx, v.ID, 3); err != nil {
+		t.Fatalf("online extend: %v", err)
+	}
+	if got := e.wait(t, ctx, v.ID, blockstore.StatusInUse); got.SizeGiB != 3 {
+		t.Fatalf("size after online extend %d", got.SizeGiB)
+	}
+	if _, err := e.svc.CreateAttachment(ctx, blockstore.CreateAttachmentOpts{VolumeID: v.ID, InstanceID: "s2"}); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Fatalf("second attachment of a non-multiattach volume: %v", err)
+	}
+	if again := must(e.svc.CreateAttachment(ctx, blockstore.CreateAttachmentOpts{VolumeID: v.ID, InstanceID: "s"})); again.ID != at.ID {
+		t.Fatal("attachment create is not idempotent per instance")
+	}
+	if err := e.svc.DeleteType(admin, "gold"); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Fatalf("deleting a type in use: %v", err)
+	}
+}
