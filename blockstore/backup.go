@@ -326,6 +326,8 @@ type chunkReader struct {
 	m   *manifest
 	i   int
 	cur []byte
+	// zero is reused for the chunks of zeros.
+	zero []byte
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -339,7 +341,10 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 			return 0, fmt.Errorf("blockstore: backup chunk %d: bad length", r.i-1)
 		}
 		if ch.SHA256 == "" {
-			r.cur = make([]byte, ch.Len)
+			if len(r.zero) < ch.Len {
+				r.zero = make([]byte, ch.Len)
+			}
+			r.cur = r.zero[:ch.Len]
 			continue
 		}
 		rc, _, err := r.bs.Get(r.ctx, objKey(ch.Object), 0, -1)

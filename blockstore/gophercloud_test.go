@@ -101,7 +101,7 @@ func (c *cloud) client(t *testing.T, user, password, project string) *gopherclou
 
 func waitVolume(t *testing.T, c *gophercloud.ServiceClient, id, want string) *volumes.Volume {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		v, err := volumes.Get(context.Background(), c, id).Extract()
 		if err != nil {

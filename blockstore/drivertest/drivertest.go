@@ -90,6 +90,13 @@ func read(t *testing.T, b blockstore.Backend, id string, n int) ([]byte, int64) 
 	if _, err := io.ReadFull(rc, head); err != nil {
 		t.Fatalf("read: %v", err)
 	}
+	if sk, ok := rc.(io.Seeker); ok { // a file: its size is its end
+		end, err := sk.Seek(0, io.SeekEnd)
+		if err != nil {
+			t.Fatalf("seek: %v", err)
+		}
+		return head, end
+	}
 	rest, err := io.CopyBuffer(struct{ io.Writer }{io.Discard}, rc, make([]byte, 4*mib))
 	if err != nil {
 		t.Fatalf("read: %v", err)
