@@ -68,14 +68,33 @@ func (m *images) CreateImage(ctx context.Context, opts blockstore.NewImage) (*bl
 	return m.imgs[id], nil
 }
 
+// UploadImage keeps the first MiB and the size of what it reads, and
+// fails if anything after the first MiB is not zero (the tests' images are
+// small, their volumes 1 GiB).
 func (m *images) UploadImage(ctx context.Context, id string, r io.Reader) error {
-	data, err := io.ReadAll(r)
-	if err != nil {
+	head := make([]byte, 1<<20)
+	n, err := io.ReadFull(r, head)
+	if err != nil && err != io.ErrUnexpectedEOF {
 		return err
+	}
+	buf := make([]byte, 4<<20)
+	size := int64(n)
+	for {
+		k, err := r.Read(buf)
+		if !bytes.Equal(buf[:k], make([]byte, k)) {
+			return errors.New("non-zero bytes after the first MiB")
+		}
+		size += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.data[id], m.imgs[id].Status = data, "active"
+	m.data[id], m.imgs[id].Status, m.imgs[id].Size = head[:n], "active", size
 	return nil
 }
 
@@ -102,10 +121,10 @@ func TestVolumeFromImageAndUpload(t *testing.T) {
 	img, _ := must2(e.svc.UploadVolumeToImage(ctx, v.ID, blockstore.UploadImageOpts{ImageName: "up"}))
 	e.wait(t, ctx, v.ID, blockstore.StatusAvailable)
 	ims.mu.Lock()
-	got := ims.data[img.ID]
+	got, size := ims.data[img.ID], ims.imgs[img.ID].Size
 	ims.mu.Unlock()
-	if len(got) != 1<<30 || !bytes.Equal(got[:len(data)], data) {
-		t.Fatalf("uploaded image: %d bytes", len(got))
+	if size != 1<<30 || !bytes.Equal(got[:len(data)], data) {
+		t.Fatalf("uploaded image: %d bytes", size)
 	}
 }
 
