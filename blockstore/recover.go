@@ -83,6 +83,31 @@ func (s *Service) recover(ctx context.Context) error {
 			}))
 		}
 	}
+	errs = append(errs, s.sweep(ctx))
+	return errors.Join(errs...)
+}
+
+// sweep deletes the backend volumes that no record owns: what a crash
+// left between a backend create and the failed record update, or a
+// delete's record removal. A record is always written before its bytes,
+// so a volume being made has one.
+func (s *Service) sweep(ctx context.Context) error {
+	tx := s.st.Snapshot()
+	var errs []error
+	for _, bc := range s.cfg.Backends {
+		ids, err := bc.Backend.ListVolumes(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, id := range ids {
+			if _, err := store.Get[Volume](nil, tx, volumeTable, id); err == nil {
+				continue
+			}
+			s.log.Info("blockstore: deleting a volume no record owns", "backend", bc.Name, "volume", id)
+			errs = append(errs, bc.Backend.DeleteVolume(ctx, id))
+		}
+	}
 	return errors.Join(errs...)
 }
 

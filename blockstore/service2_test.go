@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/stratuskit/stratus/blockstore"
 	"github.com/stratuskit/stratus/blockstore/fakevol"
+	"github.com/stratuskit/stratus/blockstore/filevol"
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 )
@@ -180,5 +183,60 @@ func TestTypesQuotasExtend(t *testing.T) {
 	}
 	if err := e.svc.DeleteType(admin, "gold"); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Fatalf("deleting a type in use: %v", err)
+	}
+}
+
+// failingReader returns n bytes of data, then an error.
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, errors.New("connection reset")
+	}
+	k := min(len(p), r.n)
+	clear(p[:k])
+	r.n -= k
+	return k, nil
+}
+
+type failingImages struct{ *images }
+
+func (f failingImages) OpenImage(context.Context, string) (io.ReadCloser, error) {
+	return io.NopCloser(&failingReader{n: 5 << 20}), nil
+}
+
+// On the real file backend, an image download that fails half way ends
+// in error with no file left and the quota released; a volume file no
+// record owns is deleted at the next start.
+func TestFilevolFaultsAndSweep(t *testing.T) {
+	dir := t.TempDir()
+	be := must(filevol.Open(dir, &filevol.Options{Format: "qcow2"}))
+	st := newStore(t)
+	e := newEnv(t, st, be)
+	ims := newImages()
+	ims.add("img", "p1", make([]byte, 8<<20))
+	e.svc.UseImages(failingImages{ims})
+	ctx := project("p1")
+	v := must(e.svc.CreateVolume(ctx, blockstore.CreateVolumeOpts{ImageID: "img", SizeGiB: 1}))
+	e.wait(t, ctx, v.ID, blockstore.StatusError)
+	if ids := must(be.ListVolumes(context.Background())); len(ids) != 0 {
+		t.Fatalf("failed create left %v", ids)
+	}
+	for _, sub := range []string{"tmp", "images"} {
+		if left := must(os.ReadDir(filepath.Join(dir, sub))); len(left) != 0 {
+			t.Fatalf("%s/ keeps %d files", sub, len(left))
+		}
+	}
+	if q := must(e.svc.GetQuota(ctx, "p1")); q["volumes"].InUse != 0 || q["gigabytes"].InUse != 0 {
+		t.Fatalf("quota still held: %+v %+v", q["volumes"], q["gigabytes"])
+	}
+	orphan := "0b5d9e61-0000-4000-8000-000000000001"
+	if err := be.CreateVolume(context.Background(), blockstore.VolumeSpec{ID: orphan, SizeGiB: 1, Pool: "pool1"}, blockstore.Source{}); err != nil {
+		t.Fatal(err)
+	}
+	e.svc.Close()
+	newEnv(t, st, be)
+	if ids := must(be.ListVolumes(context.Background())); len(ids) != 0 {
+		t.Fatalf("the sweep kept %v", ids)
 	}
 }
