@@ -15,12 +15,14 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/attachments"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/availabilityzones"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/backups"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/limits"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/quotasets"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/snapshots"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/transfers"
 	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumes"
+	"github.com/gophercloud/gophercloud/v2/openstack/blockstorage/v3/volumetypes"
 
 	"github.com/stratuskit/stratus/blockstore"
 	"github.com/stratuskit/stratus/blockstore/fakevol"
@@ -330,5 +332,60 @@ func TestCinderWire(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 300 || len(vs.Versions) != 1 || vs.Versions[0].ID != "v3.0" {
 		t.Fatalf("discovery: %d %+v", resp.StatusCode, vs)
+	}
+}
+
+// Types with extra specs and access, availability zones, and the legacy
+// os-attach/os-detach actions.
+func TestGophercloudTypesZonesLegacyAttach(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	adm := c.client(t, "admin", "secret", "admin")
+	u2 := c.client(t, "u2", "pw2", "p2")
+	priv := false
+	vt := must(volumetypes.Create(ctx, adm, volumetypes.CreateOpts{Name: "gold", IsPublic: &priv,
+		ExtraSpecs: map[string]string{"volume_backend_name": "fake"}}).Extract())
+	specs := must(volumetypes.CreateExtraSpecs(ctx, adm, vt.ID, volumetypes.ExtraSpecsOpts{"capabilities:tier": "<in> a b"}).Extract())
+	if specs["capabilities:tier"] != "<in> a b" {
+		t.Fatalf("extra specs: %v", specs)
+	}
+	if got := must(volumetypes.ListExtraSpecs(ctx, adm, vt.ID).Extract()); len(got) != 2 {
+		t.Fatalf("list extra specs: %v", got)
+	}
+	if err := volumetypes.DeleteExtraSpec(ctx, adm, vt.ID, "capabilities:tier").ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := volumetypes.Get(ctx, u2, vt.ID).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("private type seen by another project: %v", err)
+	}
+	if err := volumetypes.AddAccess(ctx, adm, vt.ID, volumetypes.AddAccessOpts{Project: c.p2}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	acc := must(volumetypes.ExtractAccesses(must(volumetypes.ListAccesses(adm, vt.ID).AllPages(ctx))))
+	if len(acc) != 1 || acc[0].ProjectID != c.p2 {
+		t.Fatalf("accesses: %+v", acc)
+	}
+	v := must(volumes.Create(ctx, u2, volumes.CreateOpts{Size: 1, VolumeType: "gold"}, nil).Extract())
+	v = waitVolume(t, u2, v.ID, "available")
+	if v.VolumeType != "gold" {
+		t.Fatalf("volume type: %s", v.VolumeType)
+	}
+	zones := must(availabilityzones.ExtractAvailabilityZones(must(availabilityzones.List(u2).AllPages(ctx))))
+	if len(zones) != 1 || zones[0].ZoneName != "nova" || !zones[0].ZoneState.Available {
+		t.Fatalf("zones: %+v", zones)
+	}
+	if err := volumes.Attach(ctx, u2, v.ID, volumes.AttachOpts{InstanceUUID: "srv", MountPoint: "/dev/vdb", Mode: volumes.ReadWrite}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	inUse := waitVolume(t, u2, v.ID, "in-use")
+	if len(inUse.Attachments) != 1 || inUse.Attachments[0].Device != "/dev/vdb" {
+		t.Fatalf("legacy attach: %+v", inUse.Attachments)
+	}
+	if err := volumes.Detach(ctx, u2, v.ID, volumes.DetachOpts{AttachmentID: inUse.Attachments[0].AttachmentID}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitVolume(t, u2, v.ID, "available")
+	if err := volumetypes.Delete(ctx, adm, vt.ID).ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) {
+		t.Fatalf("deleting a type in use: %v", err)
 	}
 }
