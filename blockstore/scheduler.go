@@ -60,7 +60,7 @@ func (s *Service) schedule(tx *store.Txn, pools []pool, t *VolumeType, v *Volume
 	for i := range pools {
 		p := &pools[i]
 		p.provisionedGiB = prov[p.backend+"#"+p.Name]
-		if !Matches(p, t, v) || !Fits(p.PoolStats, p.provisionedGiB, v.SizeGiB) {
+		if !matches(p, t, v) || !Fits(p.PoolStats, p.provisionedGiB, v.SizeGiB) {
 			continue
 		}
 		if w := VirtualFree(p.PoolStats, p.provisionedGiB); best == nil || w > bestWeight {
@@ -80,9 +80,9 @@ func typeName(t *VolumeType) string {
 	return t.Name
 }
 
-// Matches is the capabilities filter: the type's volume_backend_name, its
+// matches is the capabilities filter: the type's volume_backend_name, its
 // "capabilities:" specs and multiattach must fit the pool.
-func Matches(p *pool, t *VolumeType, v *Volume) bool {
+func matches(p *pool, t *VolumeType, v *Volume) bool {
 	if v.Multiattach && !p.multiattach {
 		return false
 	}

@@ -58,8 +58,9 @@ type Options struct {
 	// OverSubscription is the thin pool's max over-subscription ratio.
 	// Default 20.
 	OverSubscription float64
-	// CopyOnWrite makes volumes from images and snapshots qcow2 overlays
-	// (qcow2 format only). Default true for qcow2; FullCopy turns it off.
+	// FullCopy makes volumes from images and snapshots full copies. By
+	// default a qcow2 pool makes them copy-on-write overlays of the
+	// cached image or the snapshot (raw pools always copy).
 	FullCopy bool
 	// QemuImg is the qemu-img program. Default "qemu-img".
 	QemuImg string
