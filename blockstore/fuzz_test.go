@@ -27,6 +27,8 @@ func (fakeBackend) CreateVolume(context.Context, VolumeSpec, Source) error { ret
 
 func (fakeBackend) Capabilities() Capabilities { return Capabilities{} }
 
+func (fakeBackend) ListVolumes(context.Context) ([]string, error) { return nil, nil }
+
 // FuzzAPIBodies sends hostile bodies to the volume create, action,
 // snapshot, attachment and quota handlers: they never panic and answer
 // 2xx or 4xx, never 5xx.
