@@ -121,6 +121,7 @@ api PUT "/os-quota-sets/$project" '{"quota_set":{"volumes":10,"gigabytes":3}}' >
 if out=$(openstack volume create --size 5 v-big 2>&1); then bad "volume over gigabytes quota created"; else
 	[[ "$out" == *"gigabytes"* ]] && ok "quota exceeded names gigabytes" || bad "quota: $out"
 fi
+api DELETE "/os-quota-sets/$project" >/dev/null
 
 # Deletes.
 os volume delete v4
@@ -149,5 +150,30 @@ done
 os image save --file "$tmp/v6.raw" img-v6
 expect "new volume reads zeros" "$(head -c 1G /dev/zero | md5sum | cut -d' ' -f1)" bash -c "md5sum <'$tmp/v6.raw' | cut -d' ' -f1"
 rm -f "$tmp/v6.raw"
+
+# kill -9 while a volume is made from a 256 MiB image, then restart: the
+# volume settles (available if it finished, else error with no file left
+# and its quota released), never stays creating.
+head -c 256M /dev/urandom >"$tmp/big.raw"
+os image create --disk-format raw --container-format bare --file "$tmp/big.raw" big >/dev/null
+rm -f "$tmp/big.raw"
+crash=$(openstack volume create --image big --size 1 crash -f value -c id)
+kill -9 "$server"
+wait "$server" 2>/dev/null || true
+"$tmp/allinone" -data "$tmp/data" -listen "$listen" -log-level warn >"$tmp/out2.log" 2>"$tmp/err2.log" &
+server=$!
+for _ in $(seq 1 300); do
+	grep -q "stratus: ready" "$tmp/out2.log" 2>/dev/null && break
+	sleep 0.1
+done
+st=$(openstack volume show "$crash" -f value -c status)
+case "$st" in
+available) [[ -e "$tmp/data/volumes/volumes/volume-$crash" ]] && ok "crash: create had finished; volume kept" || bad "crash: available without a file" ;;
+error) [[ ! -e "$tmp/data/volumes/volumes/volume-$crash" && -z "$(ls -A "$tmp/data/volumes/tmp")" ]] && ok "crash mid-create: error, no file left" || bad "crash: files left" ;;
+*) bad "crash: volume is $st after restart" ;;
+esac
+want=$(openstack volume list -f value -c Status | grep -vcx error || true)
+used=$(api GET /limits | python3 -c 'import json,sys; print(json.load(sys.stdin)["limits"]["absolute"]["totalVolumesUsed"])')
+[[ "$used" == "$want" ]] && ok "quota counts $used volumes after the crash" || bad "quota counts $used volumes, $want exist outside error"
 
 e2e_done
