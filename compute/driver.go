@@ -216,3 +216,33 @@ type Resizer interface {
 type Migrator interface {
 	Migrate(ctx context.Context, serverID string, dest Hypervisor, live bool) error
 }
+
+// DomainStats are the usage counters of one domain, for metering.
+type DomainStats struct {
+	ServerID string
+	// CPUTime is the CPU time the domain used since it started.
+	CPUTime time.Duration
+	VCPUs   int
+	// MemoryMB is the memory the domain has now.
+	MemoryMB int
+	Disks    []DiskStats
+	NICs     []NICStats
+}
+
+// DiskStats are one disk's counters since the domain started.
+type DiskStats struct {
+	Device                                             string // vda ...
+	ReadBytes, WriteBytes, ReadRequests, WriteRequests int64
+}
+
+// NICStats are one NIC's counters since the domain started.
+type NICStats struct {
+	PortID, Device                                               string
+	RxBytes, TxBytes, RxPackets, TxPackets, RxDropped, TxDropped int64
+}
+
+// DomainStatsReader is implemented by drivers that measure the usage of
+// their running Stratus domains (the metering hook).
+type DomainStatsReader interface {
+	DomainStats(ctx context.Context) ([]DomainStats, error)
+}

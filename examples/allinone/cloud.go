@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stratuskit/stratus/blockstore"
 	"github.com/stratuskit/stratus/compute"
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
@@ -89,7 +90,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), network.Tables(), compute.Tables())
+	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), network.Tables(), blockstore.Tables(), compute.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -200,6 +201,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		{Type: "compute", Name: "nova", PublicURL: serviceURL(cfg, computePort, "/v2.1")},
 		networkCatalog(cfg),
 	}
+	catalog = append(catalog, blockStoreCatalog(cfg)...)
 	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
 		return nil, err
@@ -208,7 +210,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	img, _, err := imageComponent(cfg, st, identSvc, objectBackend, logger)
+	img, imgSvc, err := imageComponent(cfg, st, identSvc, objectBackend, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -216,11 +218,15 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	comp, err := computeComponent(cfg, st, identSvc, logger)
+	volumes, volSvc, err := blockStoreComponent(cfg, st, identSvc, imgSvc, logger)
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident, objects, img, netw, comp}, nil
+	comp, err := computeComponent(cfg, st, identSvc, logger, computeVolumes{volSvc})
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, objects, img, netw, volumes, comp}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

@@ -29,7 +29,9 @@ const (
 
 // computeComponent builds the compute service with its hosts: -fake-hosts
 // fake hypervisors named host1, host2 ...
-func computeComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, logger *slog.Logger) (component, error) {
+// volumes is the block storage service as compute uses it; nil means the
+// stand-in.
+func computeComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, logger *slog.Logger, volumes compute.Volumes) (component, error) {
 	if cfg.Hypervisor != "fake" {
 		return component{}, fmt.Errorf("-hypervisor %q: only \"fake\" exists until compute/libvirtvm lands", cfg.Hypervisor)
 	}
@@ -46,7 +48,10 @@ func computeComponent(cfg Config, st *store.Store, tokens identity.TokenValidato
 	if err := ports.AddNetwork(standin.Network{ID: StandinNetworkID, Name: "private", CIDR: "10.0.0.0/16"}); err != nil {
 		return component{}, err
 	}
-	svc.Use(compute.Deps{Images: images, Ports: ports, Volumes: standin.NewVolumes()})
+	if volumes == nil {
+		volumes = standin.NewVolumes()
+	}
+	svc.Use(compute.Deps{Images: images, Ports: ports, Volumes: volumes})
 	start := func(ctx context.Context) error {
 		for i := range cfg.FakeHosts {
 			name := fmt.Sprintf("host%d", i+1)
