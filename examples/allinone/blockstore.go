@@ -14,7 +14,7 @@ import (
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/image"
-	"github.com/stratuskit/stratus/objectstore/fsobj"
+	"github.com/stratuskit/stratus/objectstore"
 	"github.com/stratuskit/stratus/store"
 )
 
@@ -33,9 +33,10 @@ func blockStoreCatalog(cfg Config) []identity.ServiceEndpoints {
 }
 
 // blockStoreComponent builds the block storage service: volumes are raw
-// files in DATA/volumes (filevol), backups go to an object-store backend
-// in DATA/backups, images come from the image service.
-func blockStoreComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, images *image.Service, logger *slog.Logger) (component, *blockstore.Service, error) {
+// files in DATA/volumes (filevol), backups go to the object store's
+// backend (in an account no Swift user can name), images come from the
+// image service.
+func blockStoreComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, images *image.Service, backups objectstore.Backend, logger *slog.Logger) (component, *blockstore.Service, error) {
 	// QEMU runs as libvirt-qemu and must reach the volume files: the data
 	// directory may be traversed (not listed) by others; every file in it
 	// stays 0600.
@@ -46,27 +47,15 @@ func blockStoreComponent(cfg Config, st *store.Store, tokens identity.TokenValid
 	if err != nil {
 		return component{}, nil, err
 	}
-	backups, err := fsobj.Open(filepath.Join(cfg.DataDir, "backups"), nil)
-	if err != nil {
-		return component{}, nil, err
-	}
 	svc, err := blockstore.New(blockstore.Config{Store: st, Logger: logger,
 		Backends: []blockstore.BackendConfig{{Name: "file", Backend: vols}}})
 	if err != nil {
-		backups.Close()
 		return component{}, nil, err
 	}
 	svc.UseImages(imageAdapter{images})
 	svc.UseBackups(backups)
 	return component{
-		name: "blockstore", port: blockStorePort, handler: blockstore.NewHandler(svc, tokens, logger), start: svc.Start,
-		close: func() error {
-			err := svc.Close()
-			if berr := backups.Close(); err == nil {
-				err = berr
-			}
-			return err
-		},
+		name: "blockstore", port: blockStorePort, handler: blockstore.NewHandler(svc, tokens, logger), start: svc.Start, close: svc.Close,
 	}, svc, nil
 }
 

@@ -218,7 +218,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	volumes, volSvc, err := blockStoreComponent(cfg, st, identSvc, imgSvc, logger)
+	volumes, volSvc, err := blockStoreComponent(cfg, st, identSvc, imgSvc, objectBackend, logger)
 	if err != nil {
 		return nil, err
 	}
