@@ -11,7 +11,9 @@ GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 # Debian packages each target needs (installed when root, named otherwise).
 RUN_DEPS  :=
-TEST_DEPS := util-linux python3-openstackclient curl
+# Building the tiny guest (scripts/guest/build.sh) needs these.
+GUEST_DEPS := cpio e2fsprogs gzip
+TEST_DEPS  := util-linux python3-openstackclient curl $(GUEST_DEPS) qemu-system-x86 genisoimage
 
 # Records the reload benchmark loads: make test runs benchmarks once on a
 # smaller store; make bench measures the real 1,000,000.
@@ -24,7 +26,7 @@ E2E ?= scripts/e2e/*.sh
 # How long each fuzz target runs in make test.
 FUZZTIME ?= 15s
 
-.PHONY: all run test unit benchcheck fuzz e2e lint bench deps-run deps-test clean
+.PHONY: all run test unit benchcheck fuzz e2e guest guestcheck lint bench deps-run deps-test deps-guest clean
 
 all: test
 
@@ -35,7 +37,7 @@ run: deps-run
 
 ## test: the whole suite: vet, unit and integration tests with -race,
 ## then every benchmark once and the performance checks without -race.
-test: deps-test unit benchcheck fuzz e2e
+test: deps-test unit benchcheck fuzz guestcheck e2e
 
 unit:
 	$(GO) vet ./...
@@ -61,6 +63,16 @@ e2e:
 		bash "$$s" || exit 1; \
 	done
 
+## guest: the tiny Linux guest from Debian packages (kernel, initramfs, root
+## disk) in $(GUEST); does nothing when it is up to date.
+GUEST ?= $(CURDIR)/.cache/guest
+guest: deps-guest
+	@scripts/guest/build.sh $(GUEST)
+
+## guestcheck: boot the tiny guest under QEMU and check its console markers.
+guestcheck: guest
+	@scripts/guest/check.sh $(GUEST)
+
 ## lint: go vet and the pinned golangci-lint.
 lint: $(GOLANGCI_LINT)
 	$(GO) vet ./...
@@ -77,6 +89,9 @@ bench:
 
 deps-run:
 	@scripts/deps.sh $(RUN_DEPS)
+
+deps-guest:
+	@scripts/deps.sh $(GUEST_DEPS)
 
 deps-test:
 	@scripts/deps.sh $(TEST_DEPS)
