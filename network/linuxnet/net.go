@@ -1,0 +1,189 @@
+package linuxnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/stratuskit/stratus/errdefs"
+	"github.com/stratuskit/stratus/network"
+)
+
+// mappedBridge returns the host bridge of a flat network on a mapped
+// physical network.
+func (b *Backend) mappedBridge(n network.NetworkSpec) (string, bool) {
+	if n.NetworkType != network.TypeFlat || n.PhysicalNetwork == "" {
+		return "", false
+	}
+	br, ok := b.cfg.BridgeMappings[n.PhysicalNetwork]
+	return br, ok
+}
+
+// bridgeOf returns the bridge name of a recorded network.
+func (b *Backend) bridgeOf(id string) (string, error) {
+	n, ok := b.nets[id]
+	if !ok {
+		return "", fmt.Errorf("linuxnet: network %s: %w", id, errdefs.ErrNotFound)
+	}
+	if br, ok := b.mappedBridge(n); ok {
+		return br, nil
+	}
+	return BridgeName(id), nil
+}
+
+func isNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT)
+}
+
+// EnsureNetwork implements network.Backend.
+func (b *Backend) EnsureNetwork(ctx context.Context, spec network.NetworkSpec) error {
+	if err := b.begin(ctx, "network", spec.ID); err != nil {
+		return err
+	}
+	defer b.mu.Unlock()
+	if err := checkID("id", spec.ID); err != nil {
+		return fmt.Errorf("linuxnet: network: %w", err)
+	}
+	if spec.MTU < 68 || spec.MTU > 65535 {
+		return fmt.Errorf("linuxnet: network %s: %w", spec.ID, errdefs.Invalid("mtu", "%d", spec.MTU))
+	}
+	name, alias := BridgeName(spec.ID), aliasNet+spec.ID
+	mapped := false
+	if br, ok := b.mappedBridge(spec); ok {
+		name, alias, mapped = br, aliasExtBr+spec.PhysicalNetwork, true
+	}
+	l, err := b.nl.LinkByName(name)
+	switch {
+	case isNotFound(err):
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: spec.MTU}}
+		if err := b.nl.LinkAdd(br); err != nil {
+			return fmt.Errorf("linuxnet: network %s: add bridge %s: %w", spec.ID, name, err)
+		}
+		if l, err = b.nl.LinkByName(name); err == nil {
+			err = b.nl.LinkSetAlias(l, alias)
+		}
+		if err != nil {
+			_ = b.nl.LinkDel(br)
+			return fmt.Errorf("linuxnet: network %s: %w", spec.ID, err)
+		}
+	case err != nil:
+		return fmt.Errorf("linuxnet: network %s: %w", spec.ID, err)
+	case !mapped && l.Attrs().Alias != alias:
+		return fmt.Errorf("linuxnet: network %s: a link %s not made by stratus exists: %w", spec.ID, name, errdefs.ErrConflict)
+	}
+	if !mapped || strings.HasPrefix(l.Attrs().Alias, aliasPrefix) {
+		if l.Attrs().MTU != spec.MTU {
+			if err := b.nl.LinkSetMTU(l, spec.MTU); err != nil {
+				return fmt.Errorf("linuxnet: network %s: mtu: %w", spec.ID, err)
+			}
+		}
+	}
+	if pf, ok := b.cfg.BridgeAddrs[name]; ok && mapped {
+		if err := b.nl.AddrReplace(l, &netlink.Addr{IPNet: ipnet(pf)}); err != nil {
+			return fmt.Errorf("linuxnet: network %s: address %s: %w", spec.ID, pf, err)
+		}
+	}
+	up := b.nl.LinkSetUp
+	if !spec.AdminStateUp {
+		up = b.nl.LinkSetDown
+	}
+	if err := up(l); err != nil {
+		return fmt.Errorf("linuxnet: network %s: %w", spec.ID, err)
+	}
+	old, had := b.nets[spec.ID]
+	b.nets[spec.ID] = spec
+	if err := b.saveSpec("net", spec.ID, spec); err != nil {
+		if had {
+			b.nets[spec.ID] = old
+		} else {
+			delete(b.nets, spec.ID)
+		}
+		return err
+	}
+	if mapped && b.cfg.Masquerade {
+		return b.applyMasquerade()
+	}
+	return nil
+}
+
+// DeleteNetwork implements network.Backend.
+func (b *Backend) DeleteNetwork(ctx context.Context, id string) error {
+	if err := b.begin(ctx, "network", id); err != nil {
+		return err
+	}
+	defer b.mu.Unlock()
+	if err := checkID("id", id); err != nil {
+		return fmt.Errorf("linuxnet: network: %w", err)
+	}
+	if b.networkInUse(id) {
+		return fmt.Errorf("linuxnet: network %s: ports, DHCP or routers are still plugged in: %w", id, errdefs.ErrConflict)
+	}
+	name := BridgeName(id)
+	n, known := b.nets[id]
+	if br, ok := b.mappedBridge(n); known && ok {
+		name = br
+	}
+	l, err := b.nl.LinkByName(name)
+	if err != nil && !isNotFound(err) {
+		return fmt.Errorf("linuxnet: network %s: %w", id, err)
+	}
+	if err == nil && b.ownsBridge(l, id) {
+		if err := b.nl.LinkDel(l); err != nil && !isNotFound(err) {
+			return fmt.Errorf("linuxnet: network %s: %w", id, err)
+		}
+	}
+	delete(b.nets, id)
+	return b.dropSpec("net", id)
+}
+
+// ownsBridge reports whether deleting network id may remove bridge l:
+// its own bridge, or a mapped bridge stratus created that no other
+// network uses.
+func (b *Backend) ownsBridge(l netlink.Link, id string) bool {
+	a := l.Attrs().Alias
+	if a == aliasNet+id {
+		return true
+	}
+	if !strings.HasPrefix(a, aliasExtBr) {
+		return false
+	}
+	for oid, n := range b.nets {
+		if br, ok := b.mappedBridge(n); oid != id && ok && br == l.Attrs().Name {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *Backend) networkInUse(id string) bool {
+	for _, p := range b.ports {
+		if p.NetworkID == id {
+			return true
+		}
+	}
+	if _, ok := b.dhcp[id]; ok {
+		return true
+	}
+	for _, r := range b.routers {
+		if r.Gateway != nil && r.Gateway.NetworkID == id {
+			return true
+		}
+		if slices.ContainsFunc(r.Interfaces, func(i network.RouterInterfaceSpec) bool { return i.NetworkID == id }) {
+			return true
+		}
+	}
+	return false
+}
+
+func ipnet(p netip.Prefix) *net.IPNet {
+	a := p.Addr().AsSlice()
+	return &net.IPNet{IP: a, Mask: net.CIDRMask(p.Bits(), len(a)*8)}
+}
