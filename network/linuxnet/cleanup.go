@@ -41,7 +41,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 			}
 		}
 	}
-	if c, err := nftables.New(nftables.WithNetNSFd(int(b.host))); err == nil {
+	if c, err := nftConn(int(b.host)); err == nil {
 		for _, t := range []*nftables.Table{{Name: tableName, Family: nftables.TableFamilyNetdev},
 			{Name: tableName, Family: nftables.TableFamilyIPv4}, {Name: tableName, Family: nftables.TableFamilyIPv6},
 			{Name: tableName + "-masq", Family: nftables.TableFamilyIPv4}} {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -118,13 +119,15 @@ func (e *env) close() {
 
 // id returns a fresh UUID-shaped id unique to this test.
 func (e *env) id() string {
-	return fmt.Sprintf("%s-0000-4000-8000-%012x", e.prefix, e.ids.Add(1))
+	// The counter leads: TapName keeps the first 11 characters.
+	return fmt.Sprintf("%04x%s-4000-8000-%012x", e.ids.Add(1), e.prefix[:4]+"-"+e.prefix[4:], 0)
 }
 
 func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
-		t.Fatal(err)
+		_, file, line, _ := runtime.Caller(1)
+		t.Fatalf("%s:%d: %v", filepath.Base(file), line, err)
 	}
 }
 
@@ -184,7 +187,7 @@ func (e *env) plug(l *lan, n int, groups ...string) *guest {
 	must(e.t, err)
 	l.dhcp.Hosts = append(l.dhcp.Hosts, network.DHCPHost{PortID: id, MAC: spec.MAC, Addrs: []netip.Addr{l.addr(n).Addr()}, Hostname: fmt.Sprintf("host-%d", n)})
 	must(e.t, e.b.EnsureDHCP(ctx, l.dhcp))
-	g := &guest{e: e, name: "g-" + id[len(id)-4:], port: spec}
+	g := &guest{e: e, name: "g-" + id[:4], port: spec}
 	g.ns, err = createNS(filepath.Join(e.dir, g.name))
 	must(e.t, err)
 	e.t.Cleanup(func() { g.nl.Close(); g.ns.Close() })

@@ -106,7 +106,7 @@ func (b *Backend) applyFilters() error {
 		}
 	}
 	slices.SortFunc(secured, func(a, b network.PortSpec) int { return cmpStr(a.ID, b.ID) })
-	c, err := nftables.New(nftables.WithNetNSFd(int(b.host)))
+	c, err := nftConn(int(b.host))
 	if err != nil {
 		return err
 	}
@@ -376,7 +376,7 @@ func ruleExprs(r network.RuleSpec, v6 bool, sets map[string]*nftables.Set) (expr
 // applyMasquerade installs (or removes) the host's NAT of the mapped
 // bridges' subnets towards its other interfaces (Config.Masquerade).
 func (b *Backend) applyMasquerade() error {
-	c, err := nftables.New(nftables.WithNetNSFd(int(b.host)))
+	c, err := nftConn(int(b.host))
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/xt"
+	mdnetlink "github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -184,3 +185,24 @@ const (
 	protoUDP    = unix.IPPROTO_UDP
 	protoICMPv6 = unix.IPPROTO_ICMPV6
 )
+
+// nftConn opens an nftables connection in ns. The library asks for an
+// acknowledgement of every message of a batch and reads them after
+// sending it whole, so a large batch (hundreds of ports) overflows a
+// default receive buffer: force a large one (root may exceed rmem_max).
+func nftConn(ns int) (*nftables.Conn, error) {
+	return nftables.New(nftables.WithNetNSFd(ns), nftables.WithSockOptions(func(c *mdnetlink.Conn) error {
+		rc, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		err = rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
+		})
+		if err == nil && serr != nil {
+			err = c.SetReadBuffer(64 << 20) // not root: as much as rmem_max allows
+		}
+		return err
+	}))
+}

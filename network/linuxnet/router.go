@@ -305,7 +305,7 @@ func syncRoutes(h *netlink.Handle, want []netlink.Route) error {
 // routerNAT replaces the router's NAT table: floating IPs as DNAT/SNAT
 // pairs, then SNAT of everything else leaving by the gateway.
 func routerNAT(ns netns.NsHandle, spec network.RouterSpec) error {
-	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	c, err := nftConn(int(ns))
 	if err != nil {
 		return err
 	}
