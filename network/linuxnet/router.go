@@ -326,7 +326,7 @@ func routerNAT(ns netns.NsHandle, spec network.RouterSpec) error {
 	qg := ifname(devName("qg-", g.PortID))
 	nat := func(typ expr.NATType, a netip.Addr) exprs {
 		return exprs{&expr.Immediate{Register: 1, Data: a.AsSlice()},
-			&expr.NAT{Type: typ, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1, Specified: true}}
+			&expr.NAT{Type: typ, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, RegAddrMax: 1}}
 	}
 	for _, f := range spec.FloatingIPs {
 		if !f.Floating.Is4() || !f.Fixed.Is4() {
