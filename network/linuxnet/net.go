@@ -108,7 +108,19 @@ func (b *Backend) EnsureNetwork(ctx context.Context, spec network.NetworkSpec) e
 		}
 		return err
 	}
-	if mapped && b.cfg.Masquerade {
+	if mapped {
+		return b.applyHostNAT()
+	}
+	return nil
+}
+
+// applyHostNAT refreshes what depends on the mapped networks: the fence
+// of routed traffic out of their bridges, or the masquerading.
+func (b *Backend) applyHostNAT() error {
+	if err := b.applyFilters(); err != nil {
+		return err
+	}
+	if b.cfg.Masquerade {
 		return b.applyMasquerade()
 	}
 	return nil
@@ -141,7 +153,13 @@ func (b *Backend) DeleteNetwork(ctx context.Context, id string) error {
 		}
 	}
 	delete(b.nets, id)
-	return b.dropSpec("net", id)
+	if err := b.dropSpec("net", id); err != nil {
+		return err
+	}
+	if _, ok := b.mappedBridge(n); known && ok {
+		return b.applyHostNAT()
+	}
+	return nil
 }
 
 // ownsBridge reports whether deleting network id may remove bridge l:

@@ -59,9 +59,11 @@ func (b *Backend) EnsurePort(ctx context.Context, spec network.PortSpec) (*netwo
 	}
 	old, had := b.ports[spec.ID]
 	b.ports[spec.ID] = spec
-	if err := b.applyFilters(); err == nil {
+	err = b.applyFilters()
+	if err == nil {
 		err = b.saveSpec("port", spec.ID, spec)
-	} else {
+	}
+	if err != nil {
 		if had {
 			b.ports[spec.ID] = old
 		} else {
@@ -70,7 +72,7 @@ func (b *Backend) EnsurePort(ctx context.Context, spec network.PortSpec) (*netwo
 		if created {
 			_ = b.nl.LinkDel(l)
 		}
-		return nil, fmt.Errorf("linuxnet: port %s: filters: %w", spec.ID, err)
+		return nil, fmt.Errorf("linuxnet: port %s: %w", spec.ID, err)
 	}
 	up := b.nl.LinkSetUp
 	if !spec.AdminStateUp {
