@@ -117,17 +117,25 @@ func (b *Backend) ensureDHCP(_ context.Context, spec network.DHCPSpec) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	// Host and option files live in directories dnsmasq watches (inotify):
+	// a changed file replaces its records without a SIGHUP (dnsmasq 2.90
+	// aborts on SIGHUP with --dhcp-hostsfile once it has leases).
 	hosts, opts := dnsmasqFiles(spec, subs)
-	if err := writeFile(filepath.Join(dir, "host"), hosts); err != nil {
-		return err
-	}
-	if err := writeFile(filepath.Join(dir, "opts"), opts); err != nil {
-		return err
+	for _, f := range []struct {
+		dir  string
+		data []byte
+	}{{"hosts.d", hosts}, {"opts.d", opts}} {
+		if err := os.MkdirAll(filepath.Join(dir, f.dir), 0o755); err != nil {
+			return err
+		}
+		if err := writeFile(filepath.Join(dir, f.dir, "stratus"), f.data); err != nil {
+			return err
+		}
 	}
 	args := []string{"--conf-file=/dev/null", "--no-hosts", "--no-resolv", "--port=0", "--leasefile-ro",
-		"--pid-file=" + filepath.Join(dir, "pid"), "--dhcp-hostsfile=" + filepath.Join(dir, "host"),
-		"--dhcp-optsfile=" + filepath.Join(dir, "opts"), "--interface=" + iface, "--bind-interfaces", "--except-interface=lo",
-		"--dhcp-lease-max=65536"}
+		"--pid-file=" + filepath.Join(dir, "pid"), "--dhcp-hostsdir=" + filepath.Join(dir, "hosts.d"),
+		"--dhcp-optsdir=" + filepath.Join(dir, "opts.d"), "--interface=" + iface, "--bind-interfaces", "--except-interface=lo",
+		"--dhcp-lease-max=65536", "--quiet-dhcp", "--log-facility=" + filepath.Join(dir, "log")}
 	for i, s := range subs {
 		mask := net.IP(net.CIDRMask(s.CIDR.Bits(), 32)).String()
 		args = append(args, fmt.Sprintf("--dhcp-range=set:s%d,%s,static,%s,86400s", i, s.CIDR.Masked().Addr(), mask))
@@ -135,14 +143,7 @@ func (b *Backend) ensureDHCP(_ context.Context, spec network.DHCPSpec) error {
 	argsFile := filepath.Join(dir, "args")
 	prev, _ := os.ReadFile(argsFile)
 	cur := []byte(strings.Join(args, "\n"))
-	pid := dnsmasqPID(dir)
-	switch {
-	case pid > 0 && bytes.Equal(prev, cur):
-		// Same command line: reread the host and option files.
-		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
-			return fmt.Errorf("dnsmasq reload: %w", err)
-		}
-	default:
+	if pid := dnsmasqPID(dir); pid == 0 || !bytes.Equal(prev, cur) {
 		stopPID(pid)
 		if err := writeFile(argsFile, cur); err != nil {
 			return err

@@ -3,6 +3,7 @@ package linuxnet
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -49,7 +50,7 @@ func (b *Backend) EnsureSecurityGroup(ctx context.Context, spec network.Security
 	}
 	old, had := b.groups[spec.ID]
 	b.groups[spec.ID] = spec
-	err := b.applyFilters()
+	err := b.applyGroup(spec)
 	if err == nil {
 		err = b.saveSpec("sg", spec.ID, spec)
 	}
@@ -79,17 +80,27 @@ func (b *Backend) DeleteSecurityGroup(ctx context.Context, id string) error {
 		return b.dropSpec("sg", id)
 	}
 	delete(b.groups, id)
-	if err := b.applyFilters(); err != nil {
+	if err := b.applyGroup(network.SecurityGroupSpec{ID: id}); err != nil {
 		b.groups[id] = old
 		return fmt.Errorf("linuxnet: security group %s: %w", id, err)
 	}
 	return b.dropSpec("sg", id)
 }
 
-// applyFilters replaces the host's stratus tables (netdev anti-spoofing,
-// ip and ip6 security groups) with ones compiled from the recorded ports
-// and groups, in one nftables transaction: packets see either the old
-// rules or the new ones, and conntrack entries (existing flows) are kept.
+// Filtering lives in three tables named "stratus" in the host: netdev
+// (a chain per port hooked on its device: anti-spoofing), ip and ip6 (a
+// chain per port and direction, a chain per group and direction, a
+// member set per group, and two base chains dispatching on the bridge
+// port). Changes to one port or group touch only its chains, in one
+// transaction each; applyFilters rebuilds everything (on start, and to
+// remove the tables once nothing needs them).
+
+var filterFamilies = []nftables.TableFamily{nftables.TableFamilyNetdev, nftables.TableFamilyIPv4, nftables.TableFamilyIPv6}
+
+// applyFilters replaces the host's stratus tables with ones compiled from
+// the recorded ports and groups, in one nftables transaction: packets
+// see either the old rules or the new ones, and conntrack entries
+// (existing flows) are kept.
 func (b *Backend) applyFilters() error {
 	links, err := b.nl.LinkList()
 	if err != nil {
@@ -112,7 +123,7 @@ func (b *Backend) applyFilters() error {
 	}
 	fence := b.fencedBridges(exists)
 	empty := len(secured) == 0 && len(b.groups) == 0
-	for _, fam := range []nftables.TableFamily{nftables.TableFamilyNetdev, nftables.TableFamilyIPv4, nftables.TableFamilyIPv6} {
+	for _, fam := range filterFamilies {
 		t := &nftables.Table{Name: tableName, Family: fam}
 		c.AddTable(t)
 		c.DelTable(t)
@@ -120,16 +131,145 @@ func (b *Backend) applyFilters() error {
 			continue
 		}
 		c.AddTable(t)
-		switch fam {
-		case nftables.TableFamilyNetdev:
+		if fam == nftables.TableFamilyNetdev {
 			for _, p := range secured {
 				antiSpoof(c, t, p)
 			}
-		default:
-			b.groupFilters(c, t, secured, fence)
+			continue
+		}
+		base := skeleton(c, t, fence)
+		for _, id := range slices.Sorted(maps.Keys(b.groups)) {
+			b.groupChains(c, t, b.groups[id])
+		}
+		for _, p := range secured {
+			b.portChains(c, t, p)
+			for _, dir := range []string{"egress", "ingress"} {
+				c.AddRule(&nftables.Rule{Table: t, Chain: base[dir], UserData: []byte(p.ID), Exprs: append(physdev(p.DevName, dir == "egress"), jump(dir[:1]+"-"+p.ID))})
+			}
 		}
 	}
 	return c.Flush()
+}
+
+// tablesExist reports whether the stratus filter tables are in place (as
+// applyFilters leaves them when anything needs them).
+func (b *Backend) tablesExist(c *nftables.Conn) bool {
+	for _, fam := range filterFamilies {
+		if _, err := c.ListTableOfFamily(tableName, fam); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// applyPort installs (or, with del, removes) one port's filtering
+// without touching the other ports'.
+func (b *Backend) applyPort(p network.PortSpec, del bool) error {
+	if !p.PortSecurity && !del {
+		// A port whose security was turned off loses its chains.
+		del = true
+	}
+	c, err := nftConn(int(b.host))
+	if err != nil {
+		return err
+	}
+	if !b.tablesExist(c) || (del && len(b.groups) == 0 && !b.anySecured()) {
+		return b.applyFilters()
+	}
+	for _, fam := range filterFamilies {
+		t := &nftables.Table{Name: tableName, Family: fam}
+		if fam == nftables.TableFamilyNetdev {
+			ch := &nftables.Chain{Name: "as-" + p.ID, Table: t}
+			if del {
+				if _, err := c.ListChain(t, ch.Name); err == nil {
+					c.DelChain(ch)
+				}
+				continue
+			}
+			antiSpoof(c, t, p)
+			continue
+		}
+		base := map[string]*nftables.Chain{"egress": {Name: "egress", Table: t}, "ingress": {Name: "ingress", Table: t}}
+		has := false
+		for _, ch := range base {
+			rules, err := c.GetRules(t, ch)
+			if err != nil {
+				return err
+			}
+			for _, r := range rules {
+				if string(r.UserData) == p.ID {
+					if del {
+						if err := c.DelRule(r); err != nil {
+							return err
+						}
+					}
+					has = true
+				}
+			}
+		}
+		if del {
+			for _, dir := range []string{"e-", "i-"} {
+				if _, err := c.ListChain(t, dir+p.ID); err == nil {
+					c.DelChain(&nftables.Chain{Name: dir + p.ID, Table: t})
+				}
+			}
+			continue
+		}
+		b.portChains(c, t, p)
+		if !has {
+			for _, dir := range []string{"egress", "ingress"} {
+				c.AddRule(&nftables.Rule{Table: t, Chain: base[dir], UserData: []byte(p.ID), Exprs: append(physdev(p.DevName, dir == "egress"), jump(dir[:1]+"-"+p.ID))})
+			}
+		}
+	}
+	return c.Flush()
+}
+
+func (b *Backend) anySecured() bool {
+	for _, p := range b.ports {
+		if p.PortSecurity {
+			return true
+		}
+	}
+	return false
+}
+
+// applyGroup installs one group's chains and member set (or empties them
+// when the group is gone: ports and rules may still refer to them).
+func (b *Backend) applyGroup(g network.SecurityGroupSpec) error {
+	c, err := nftConn(int(b.host))
+	if err != nil {
+		return err
+	}
+	if !b.tablesExist(c) || (len(b.groups) == 0 && !b.anySecured()) {
+		return b.applyFilters()
+	}
+	for _, fam := range filterFamilies[1:] {
+		b.groupChains(c, &nftables.Table{Name: tableName, Family: fam}, g)
+	}
+	return c.Flush()
+}
+
+// skeleton adds the base chains of an ip or ip6 table: egress
+// (prerouting, after conntrack) and ingress (forward), and the fence of
+// the external bridges.
+func skeleton(c *nftables.Conn, t *nftables.Table, fence []string) map[string]*nftables.Chain {
+	pre := c.AddChain(&nftables.Chain{Name: "egress", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityFilter, Policy: ptr(nftables.ChainPolicyAccept)})
+	fwd := c.AddChain(&nftables.Chain{Name: "ingress", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: ptr(nftables.ChainPolicyAccept)})
+	if t.Family == nftables.TableFamilyIPv4 {
+		fc := c.AddChain(&nftables.Chain{Name: "fence", Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-1), Policy: ptr(nftables.ChainPolicyAccept)})
+		for _, br := range fence {
+			// Routed (not bridged) traffic from the external bridge to any
+			// other interface: only with Masquerade.
+			c.AddRule(&nftables.Rule{Table: t, Chain: fc, Exprs: slices.Concat(
+				metaIs(expr.MetaKeyIIFNAME, ifname(br)),
+				exprs{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(br)}, verdict(expr.VerdictDrop)})})
+		}
+	}
+	return map[string]*nftables.Chain{"egress": pre, "ingress": fwd}
 }
 
 func cmpStr(a, b string) int {
@@ -168,6 +308,7 @@ func antiSpoof(c *nftables.Conn, t *nftables.Table, p network.PortSpec) {
 	ch := c.AddChain(&nftables.Chain{Name: "as-" + p.ID, Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookIngress, Priority: nftables.ChainPriorityFilter, Device: p.DevName,
 		Policy: ptr(nftables.ChainPolicyDrop)})
+	c.FlushChain(ch)
 	add := func(e ...expr.Any) { c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e}) }
 	mac, _ := net.ParseMAC(p.MAC)
 	type pair struct {
@@ -235,91 +376,92 @@ func linkLocal(m net.HardwareAddr) netip.Addr {
 
 func ptr[T any](v T) *T { return &v }
 
-// groupFilters fills an ip or ip6 table: member sets per group, a chain
-// per group and direction, and per port an egress chain (prerouting, the
-// bridge port the packet came in on) and an ingress chain (forward, the
-// bridge port it leaves by), both stateful, ending in drop.
-func (b *Backend) groupFilters(c *nftables.Conn, t *nftables.Table, ports []network.PortSpec, fence []string) {
+// groupChains (re)fills a group's member set and its chains, one per
+// direction, whose rules accept what they match.
+func (b *Backend) groupChains(c *nftables.Conn, t *nftables.Table, g network.SecurityGroupSpec) {
 	v6 := t.Family == nftables.TableFamilyIPv6
-	bits, eth, keyType := 32, "IPv4", nftables.TypeIPAddr
+	eth := "IPv4"
 	if v6 {
-		bits, eth, keyType = 128, "IPv6", nftables.TypeIP6Addr
+		eth = "IPv6"
 	}
-	ids := make([]string, 0, len(b.groups))
-	for id := range b.groups {
-		ids = append(ids, id)
+	set := memberSet(c, t, g.ID)
+	c.FlushSet(set)
+	bits := 32
+	if v6 {
+		bits = 128
 	}
-	slices.Sort(ids)
-	sets := map[string]*nftables.Set{}
-	for _, id := range ids {
-		s := &nftables.Set{Table: t, Name: "m-" + id, KeyType: keyType, Interval: true}
-		if err := c.AddSet(s, intervalElements(b.groups[id].Members, bits)); err == nil {
-			sets[id] = s
+	if els := intervalElements(g.Members, bits); len(els) > 0 {
+		_ = c.SetAddElements(set, els)
+	}
+	for _, dir := range []string{"ingress", "egress"} {
+		ch := c.AddChain(&nftables.Chain{Name: groupChain(dir, g.ID), Table: t})
+		c.FlushChain(ch)
+		for _, r := range g.Rules {
+			if r.Direction != dir || r.Ethertype != eth {
+				continue
+			}
+			if r.RemoteGroupID != "" {
+				memberSet(c, t, r.RemoteGroupID) // may be a group not ensured yet
+			}
+			if e, ok := ruleExprs(r, v6); ok {
+				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(e, verdict(expr.VerdictAccept))})
+			}
 		}
 	}
-	chains := map[string]*nftables.Chain{}
-	for _, id := range ids {
-		for _, dir := range []string{"ingress", "egress"} {
-			ch := c.AddChain(&nftables.Chain{Name: groupChain(dir, id), Table: t})
-			chains[ch.Name] = ch
-			for _, r := range b.groups[id].Rules {
-				if r.Direction != dir || r.Ethertype != eth {
+}
+
+// memberSet makes sure the member set of group id exists.
+func memberSet(c *nftables.Conn, t *nftables.Table, id string) *nftables.Set {
+	keyType := nftables.TypeIPAddr
+	if t.Family == nftables.TableFamilyIPv6 {
+		keyType = nftables.TypeIP6Addr
+	}
+	s := &nftables.Set{Table: t, Name: "m-" + id, KeyType: keyType, Interval: true}
+	_ = c.AddSet(s, nil)
+	return s
+}
+
+// portChains (re)fills a port's two chains: egress (what it sends, from
+// the prerouting base chain) and ingress (what it receives, from the
+// forward one), stateful, each jumping to its groups' chains and ending
+// in drop.
+func (b *Backend) portChains(c *nftables.Conn, t *nftables.Table, p network.PortSpec) {
+	v6 := t.Family == nftables.TableFamilyIPv6
+	cat := func(parts ...exprs) exprs { return slices.Concat(parts...) }
+	for _, dir := range []string{"egress", "ingress"} {
+		for _, g := range p.SecurityGroups {
+			if _, ok := b.groups[g]; !ok {
+				// A group that has not arrived yet: empty, so it allows nothing.
+				c.AddChain(&nftables.Chain{Name: groupChain(dir, g), Table: t})
+			}
+		}
+		ch := c.AddChain(&nftables.Chain{Name: dir[:1] + "-" + p.ID, Table: t})
+		c.FlushChain(ch)
+		add := func(e ...expr.Any) { c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e}) }
+		add(cat(ctState(ctEstablished|ctRelated), exprs{verdict(expr.VerdictAccept)})...)
+		add(cat(ctState(ctInvalid), exprs{verdict(expr.VerdictDrop)})...)
+		switch {
+		case dir == "egress" && !v6: // DHCP
+			add(cat(l4proto(protoUDP), portRange(false, 68, 68), portRange(true, 67, 67), exprs{verdict(expr.VerdictAccept)})...)
+		case dir == "ingress" && !v6:
+			add(cat(l4proto(protoUDP), portRange(false, 67, 67), portRange(true, 68, 68), exprs{verdict(expr.VerdictAccept)})...)
+		case v6: // neighbour discovery, MLD, DHCPv6
+			for _, typ := range []int{130, 131, 132, 133, 134, 135, 136, 143} {
+				if dir == "egress" && typ == 134 {
 					continue
 				}
-				if e, ok := ruleExprs(r, v6, sets); ok {
-					c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: append(e, verdict(expr.VerdictAccept))})
-				}
+				add(cat(l4proto(protoICMPv6), icmpType(typ, -1), exprs{verdict(expr.VerdictAccept)})...)
+			}
+			if dir == "egress" {
+				add(cat(l4proto(protoUDP), portRange(true, 547, 547), exprs{verdict(expr.VerdictAccept)})...)
+			} else {
+				add(cat(l4proto(protoUDP), portRange(false, 547, 547), portRange(true, 546, 546), exprs{verdict(expr.VerdictAccept)})...)
 			}
 		}
-	}
-	pre := c.AddChain(&nftables.Chain{Name: "egress", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityFilter, Policy: ptr(nftables.ChainPolicyAccept)})
-	fwd := c.AddChain(&nftables.Chain{Name: "ingress", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: ptr(nftables.ChainPolicyAccept)})
-	for _, br := range fence {
-		// Routed (not bridged) traffic from the external bridge to any
-		// other interface: only with Masquerade.
-		c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: slices.Concat(
-			metaIs(expr.MetaKeyIIFNAME, ifname(br)),
-			exprs{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}, &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: ifname(br)}, verdict(expr.VerdictDrop)})})
-	}
-	cat := func(parts ...exprs) exprs { return slices.Concat(parts...) }
-	for _, p := range ports {
-		for _, dir := range []string{"egress", "ingress"} {
-			ch := c.AddChain(&nftables.Chain{Name: dir[:1] + "-" + p.ID, Table: t})
-			add := func(e ...expr.Any) { c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e}) }
-			add(cat(ctState(ctEstablished|ctRelated), exprs{verdict(expr.VerdictAccept)})...)
-			add(cat(ctState(ctInvalid), exprs{verdict(expr.VerdictDrop)})...)
-			switch {
-			case dir == "egress" && !v6: // DHCP
-				add(cat(l4proto(protoUDP), portRange(false, 68, 68), portRange(true, 67, 67), exprs{verdict(expr.VerdictAccept)})...)
-			case dir == "ingress" && !v6:
-				add(cat(l4proto(protoUDP), portRange(false, 67, 67), portRange(true, 68, 68), exprs{verdict(expr.VerdictAccept)})...)
-			case v6: // neighbour discovery, MLD, DHCPv6
-				for _, typ := range []int{130, 131, 132, 133, 134, 135, 136, 143} {
-					if dir == "egress" && typ == 134 {
-						continue
-					}
-					add(cat(l4proto(protoICMPv6), icmpType(typ, -1), exprs{verdict(expr.VerdictAccept)})...)
-				}
-				if dir == "egress" {
-					add(cat(l4proto(protoUDP), portRange(true, 547, 547), exprs{verdict(expr.VerdictAccept)})...)
-				} else {
-					add(cat(l4proto(protoUDP), portRange(false, 547, 547), portRange(true, 546, 546), exprs{verdict(expr.VerdictAccept)})...)
-				}
-			}
-			for _, g := range p.SecurityGroups {
-				if gc, ok := chains[groupChain(dir, g)]; ok {
-					add(jump(gc.Name))
-				}
-			}
-			add(verdict(expr.VerdictDrop))
-			base := pre
-			if dir == "ingress" {
-				base = fwd
-			}
-			c.AddRule(&nftables.Rule{Table: t, Chain: base, Exprs: append(physdev(p.DevName, dir == "egress"), jump(ch.Name))})
+		for _, g := range p.SecurityGroups {
+			add(jump(groupChain(dir, g)))
 		}
+		add(verdict(expr.VerdictDrop))
 	}
 }
 
@@ -333,8 +475,8 @@ func ifname(n string) []byte {
 }
 
 // ruleExprs compiles one rule's match; false when it can match nothing
-// here (a remote group this host does not know).
-func ruleExprs(r network.RuleSpec, v6 bool, sets map[string]*nftables.Set) (exprs, bool) {
+// in this family.
+func ruleExprs(r network.RuleSpec, v6 bool) (exprs, bool) {
 	var e exprs
 	ingress := r.Direction == "ingress"
 	if r.Protocol >= 0 {
@@ -357,10 +499,6 @@ func ruleExprs(r network.RuleSpec, v6 bool, sets map[string]*nftables.Set) (expr
 		e = append(e, ipAddr(r.RemotePrefix.Masked(), ingress)...)
 	}
 	if r.RemoteGroupID != "" {
-		s, ok := sets[r.RemoteGroupID]
-		if !ok {
-			return nil, false
-		}
 		off, n := uint32(16), uint32(4)
 		if v6 {
 			off, n = 24, 16
@@ -368,7 +506,7 @@ func ruleExprs(r network.RuleSpec, v6 bool, sets map[string]*nftables.Set) (expr
 		if ingress {
 			off -= n
 		}
-		e = append(e, payload(expr.PayloadBaseNetworkHeader, off, n), lookup(s))
+		e = append(e, payload(expr.PayloadBaseNetworkHeader, off, n), &expr.Lookup{SourceRegister: 1, SetName: "m-" + r.RemoteGroupID})
 	}
 	return e, true
 }

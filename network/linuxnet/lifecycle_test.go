@@ -67,10 +67,17 @@ func TestRestartKeepsConnectivity(t *testing.T) {
 		t.Fatal("the open connection broke across the restart")
 	}
 	if got := dnsmasqPID(filepath.Join(e.cfg.StateDir, "dhcp", a.id)); got != pid || pid == 0 {
-		t.Fatalf("dnsmasq pid %d → %d: restarted", pid, got)
+		log, _ := os.ReadFile(filepath.Join(e.cfg.StateDir, "dhcp", a.id, "log"))
+		t.Fatalf("dnsmasq pid %d → %d: restarted\n%s", pid, got, log)
 	}
 	if got, _ := metaGet(g1, netip.Addr{}, nil); got != "s1" {
 		t.Fatalf("metadata after the restart: %q", got)
+	}
+	// A new guest gets its lease from the same dnsmasq, which already
+	// holds leases (dnsmasq 2.90 crashed reloading its hosts then).
+	g3 := e.plug(a, 12, sg)
+	if g3.dhcp(); g3.ip != a.addr(12) || dnsmasqPID(filepath.Join(e.cfg.StateDir, "dhcp", a.id)) != pid {
+		t.Fatalf("a guest plugged after the restart got %s (dnsmasq pid %d)", g3.ip, pid)
 	}
 	// A new connection is still filtered by the same rules.
 	if _, err := dial(g1.ns, g2.ip.Addr().String()+":7001"); err == nil {

@@ -123,10 +123,6 @@ func physdev(dev string, in bool) exprs {
 	return exprs{&expr.Match{Name: "physdev", Rev: 0, Info: &u}}
 }
 
-func lookup(set *nftables.Set) *expr.Lookup {
-	return &expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID}
-}
-
 func verdict(k expr.VerdictKind) *expr.Verdict { return &expr.Verdict{Kind: k} }
 
 func jump(chain string) *expr.Verdict {
@@ -199,6 +195,9 @@ func nftConn(ns int) (*nftables.Conn, error) {
 		var serr error
 		err = rc.Control(func(fd uintptr) {
 			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
+			if serr == nil { // a whole transaction is one sendmsg
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 64<<20)
+			}
 		})
 		if err == nil && serr != nil {
 			err = c.SetReadBuffer(64 << 20) // not root: as much as rmem_max allows

@@ -59,7 +59,7 @@ func (b *Backend) EnsurePort(ctx context.Context, spec network.PortSpec) (*netwo
 	}
 	old, had := b.ports[spec.ID]
 	b.ports[spec.ID] = spec
-	err = b.applyFilters()
+	err = b.applyPort(spec, false)
 	if err == nil {
 		err = b.saveSpec("port", spec.ID, spec)
 	}
@@ -169,7 +169,7 @@ func (b *Backend) DeletePort(ctx context.Context, id string) error {
 	if _, ok := b.ports[id]; ok {
 		old := b.ports[id]
 		delete(b.ports, id)
-		if err := b.applyFilters(); err != nil {
+		if err := b.applyPort(old, true); err != nil {
 			b.ports[id] = old
 			return fmt.Errorf("linuxnet: port %s: filters: %w", id, err)
 		}
