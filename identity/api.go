@@ -44,6 +44,9 @@ func NewHandler(svc *Service, logger *slog.Logger) http.Handler {
 	a.routeRoles(rt)
 	a.routeGrants(rt)
 	a.routeCatalog(rt)
+	a.routeAppCreds(rt)
+	a.routeTrusts(rt)
+	a.routeCredentials(rt)
 
 	h := Middleware(svc, rt, &MiddlewareOptions{Public: func(r *http.Request) bool {
 		switch r.URL.Path {
@@ -52,8 +55,10 @@ func NewHandler(svc *Service, logger *slog.Logger) http.Handler {
 		case "/v3/auth/tokens":
 			return r.Method == http.MethodPost
 		}
-		return false
-	}})
+		// Changing one's password needs no token (an expired password
+		// gives none): the original password proves who calls.
+		return r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v3/users/") && strings.HasSuffix(r.URL.Path, "/password")
+	}, ServiceType: "identity"})
 	return httpapi.Wrap(h, httpapi.Keystone, logger)
 }
 
@@ -227,6 +232,17 @@ func (a *api) renderToken(t *Token, catalog bool) map[string]any {
 	}
 	if t.System {
 		out["system"] = map[string]any{"all": true}
+	}
+	if tr := t.Trust; tr != nil {
+		out["OS-TRUST:trust"] = map[string]any{"id": tr.ID, "impersonation": tr.Impersonation,
+			"trustor_user": map[string]any{"id": tr.TrustorUserID}, "trustee_user": map[string]any{"id": tr.TrusteeUserID}}
+	}
+	if ac := t.ApplicationCredential; ac != nil {
+		acm := map[string]any{"id": ac.ID, "name": ac.Name, "restricted": !ac.Unrestricted}
+		if len(ac.AccessRules) > 0 {
+			acm["access_rules"] = renderAccessRules(ac.AccessRules)
+		}
+		out["application_credential"] = acm
 	}
 	if t.Project != nil || t.Domain != nil || t.System {
 		out["roles"] = roles

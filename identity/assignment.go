@@ -103,12 +103,28 @@ func (s *Service) isAdminProject(p *Project) bool {
 // grantWriteTarget returns the target for creating or revoking a: that of
 // reading it, without the domain when a is on the admin project, since a
 // role there makes (or unmakes) a cloud admin and is not a domain admin's
-// to give or take.
+// to give or take, or when the user or group is of another domain.
 func (s *Service) grantWriteTarget(tx *store.Txn, a *Assignment, t Target) Target {
 	if a.TargetType == targetProject {
 		if p, err := store.Get[Project](nil, tx, projectTable, a.TargetID); err == nil && s.isAdminProject(p) {
 			t.DomainID = ""
 		}
+	}
+	// A domain admin manages the grants of its own domain's users and
+	// groups only.
+	var actorDomain string
+	switch a.ActorType {
+	case actorUser:
+		if u, err := store.Get[User](nil, tx, userTable, a.ActorID); err == nil {
+			actorDomain = u.DomainID
+		}
+	case actorGroup:
+		if g, err := store.Get[Group](nil, tx, groupTable, a.ActorID); err == nil {
+			actorDomain = g.DomainID
+		}
+	}
+	if actorDomain != t.DomainID {
+		t.DomainID = ""
 	}
 	return t
 }
@@ -248,6 +264,11 @@ func (s *Service) deleteAssignmentTxn(tx *store.Txn, a *Assignment) error {
 		if err := s.revokeTxn(tx, ev); err != nil {
 			return err
 		}
+	}
+	// Application credentials carrying a role the user lost are deleted,
+	// as in Keystone (their tokens already fail validation).
+	if a.TargetType == targetProject {
+		return pruneAppCredsTxn(tx, users, a.TargetID)
 	}
 	return nil
 }

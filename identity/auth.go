@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/store"
@@ -19,8 +20,22 @@ type AuthRequest struct {
 	Password *PasswordAuth
 	// Token is the token method's input: a token to rescope.
 	Token string
+	// ApplicationCredential is the application_credential method's input.
+	ApplicationCredential *AppCredAuth
 	// Scope is the scope of the new token.
 	Scope AuthScope
+}
+
+// AppCredAuth identifies an application credential by id, or by name and
+// its user (by id, or by name and domain), and gives its secret.
+type AppCredAuth struct {
+	ID         string
+	Name       string
+	UserID     string
+	UserName   string
+	DomainID   string
+	DomainName string
+	Secret     string
 }
 
 // PasswordAuth identifies a user by id, or by name and domain (id or
@@ -46,6 +61,9 @@ type AuthScope struct {
 	// Unscoped asks for an unscoped token even if the user has a default
 	// project.
 	Unscoped bool
+	// TrustID asks for a trust-scoped token: the authenticated user must
+	// be the trust's trustee.
+	TrustID string
 }
 
 // The wire form of an auth request.
@@ -64,6 +82,16 @@ type wireAuth struct {
 			Token *struct {
 				ID string `json:"id"`
 			} `json:"token"`
+			ApplicationCredential *struct {
+				ID     string `json:"id"`
+				Name   string `json:"name"`
+				Secret string `json:"secret"`
+				User   *struct {
+					ID     string   `json:"id"`
+					Name   string   `json:"name"`
+					Domain *wireRef `json:"domain"`
+				} `json:"user"`
+			} `json:"application_credential"`
 		} `json:"identity"`
 		Scope json.RawMessage `json:"scope"`
 	} `json:"auth"`
@@ -84,9 +112,9 @@ type wireScope struct {
 	System *struct {
 		All bool `json:"all"`
 	} `json:"system"`
-	// Trust and application credentials are not supported yet.
-	Trust                 json.RawMessage `json:"OS-TRUST:trust"`
-	ApplicationCredential json.RawMessage `json:"application_credential"`
+	Trust *struct {
+		ID string `json:"id"`
+	} `json:"OS-TRUST:trust"`
 }
 
 // ParseAuthRequest parses the JSON body of POST /v3/auth/tokens. Errors
@@ -125,6 +153,22 @@ func ParseAuthRequest(body []byte) (*AuthRequest, error) {
 				return nil, errdefs.Invalid("auth.identity.token.id", "is required")
 			}
 			req.Token = id.Token.ID
+		case "application_credential":
+			ac := id.ApplicationCredential
+			if ac == nil || ac.Secret == "" {
+				return nil, errdefs.Invalid("auth.identity.application_credential.secret", "is required")
+			}
+			a := &AppCredAuth{ID: ac.ID, Name: ac.Name, Secret: ac.Secret}
+			if ac.User != nil {
+				a.UserID, a.UserName = ac.User.ID, ac.User.Name
+				if ac.User.Domain != nil {
+					a.DomainID, a.DomainName = ac.User.Domain.ID, ac.User.Domain.Name
+				}
+			}
+			if a.ID == "" && (a.Name == "" || (a.UserID == "" && a.UserName == "")) {
+				return nil, errdefs.Invalid("auth.identity.application_credential", "needs an id, or a name and a user")
+			}
+			req.ApplicationCredential = a
 		default:
 			return nil, errdefs.Invalid("auth.identity.methods", "method %q is not supported", m)
 		}
@@ -152,10 +196,14 @@ func (s *AuthScope) parse(raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return errdefs.Invalid("auth.scope", "malformed: %v", err)
 	}
-	if len(w.Trust) > 0 || len(w.ApplicationCredential) > 0 {
-		return errdefs.Invalid("auth.scope", "trusts and application credentials are not supported")
-	}
 	n := 0
+	if w.Trust != nil {
+		n++
+		if w.Trust.ID == "" {
+			return errdefs.Invalid("auth.scope.OS-TRUST:trust.id", "is required")
+		}
+		s.TrustID = w.Trust.ID
+	}
 	if p := w.Project; p != nil {
 		n++
 		s.ProjectID, s.ProjectName = p.ID, p.Name
@@ -181,7 +229,7 @@ func (s *AuthScope) parse(raw json.RawMessage) error {
 		s.System = true
 	}
 	if n > 1 {
-		return errdefs.Invalid("auth.scope", "only one of project, domain and system may be given")
+		return errdefs.Invalid("auth.scope", "only one of project, domain, system and trust may be given")
 	}
 	return nil
 }
@@ -191,7 +239,8 @@ var errAuthFailed = errUnauthenticated("the request you have made requires authe
 // Authenticate checks a request for a token and issues one. It returns the
 // token id (the X-Subject-Token) and what it grants. Failed authentication
 // gives an error matching errdefs.ErrUnauthenticated that does not say
-// which check failed; a bad request gives an *errdefs.ValidationError.
+// which check failed (except Keystone's account errors: locked, disabled,
+// password expired); a bad request gives an *errdefs.ValidationError.
 func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (string, *Token, error) {
 	if len(req.Methods) == 0 {
 		return "", nil, errdefs.Invalid("auth.identity.methods", "is required")
@@ -201,13 +250,15 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (string, *T
 	p.auditIDs = [][auditIDLen]byte{newAuditID()}
 	var userID string
 	var defaultProject string
-	for _, m := range dedupe(req.Methods) {
+	var appCred *ApplicationCredential
+	methods := dedupe(req.Methods)
+	for _, m := range methods {
 		switch m {
 		case "password":
 			if req.Password == nil {
 				return "", nil, errdefs.Invalid("auth.identity.password", "is required")
 			}
-			u, err := s.checkPassword(*req.Password)
+			u, err := s.checkPassword(ctx, *req.Password)
 			if err != nil {
 				return "", nil, err
 			}
@@ -221,18 +272,21 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (string, *T
 			if err != nil {
 				return "", nil, err
 			}
+			if orig.Trust != nil || orig.ApplicationCredential != nil {
+				return "", nil, fmt.Errorf("identity: a token from a trust or an application credential cannot be rescoped: %w", errdefs.ErrForbidden)
+			}
 			if userID != "" && userID != orig.User.ID {
 				return "", nil, errAuthFailed
 			}
 			userID = orig.User.ID
-			// A rescoped token never outlives the original and keeps the
-			// original's chain id, so that revoking it revokes this.
+			// A rescoped token never outlives the original and carries
+			// the audit ids of its chain, so that revoking any token of
+			// the chain revokes this.
 			p.expiresAt = min(p.expiresAt, orig.ExpiresAt.UnixMicro())
-			chain, err := decodeAuditID(orig.AuditIDs[len(orig.AuditIDs)-1])
-			if err != nil {
-				return "", nil, errAuthFailed
+			if len(orig.chain) >= maxAuditChain {
+				return "", nil, fmt.Errorf("identity: token rescoped too many times (%d): %w", maxAuditChain, errdefs.ErrForbidden)
 			}
-			p.auditIDs = append(p.auditIDs[:1], chain)
+			p.auditIDs = append(p.auditIDs[:1], orig.chain...)
 			p.methods |= methodToken
 			for _, om := range orig.Methods {
 				for _, mn := range methodNames {
@@ -241,17 +295,52 @@ func (s *Service) Authenticate(ctx context.Context, req AuthRequest) (string, *T
 					}
 				}
 			}
+		case "application_credential":
+			if len(methods) != 1 {
+				return "", nil, errdefs.Invalid("auth.identity.methods", "application_credential cannot be combined with other methods")
+			}
+			if req.ApplicationCredential == nil {
+				return "", nil, errdefs.Invalid("auth.identity.application_credential", "is required")
+			}
+			ac, err := s.checkAppCred(*req.ApplicationCredential, now)
+			if err != nil {
+				return "", nil, err
+			}
+			appCred, userID = ac, ac.UserID
+			p.methods |= methodAppCred
 		default:
 			return "", nil, errdefs.Invalid("auth.identity.methods", "method %q is not supported", m)
 		}
 	}
 	p.userID = userID
+	tx := s.st.Snapshot()
+	switch {
+	case appCred != nil:
+		sc := req.Scope
+		if sc.TrustID != "" || sc.DomainID != "" || sc.DomainName != "" || sc.System ||
+			(sc.ProjectID != "" && sc.ProjectID != appCred.ProjectID) {
+			return "", nil, errUnauthenticated("Error authenticating with application credential: Application credentials cannot request a scope.")
+		}
+		p.scope, p.scopeID, p.appCredID = scopeProject, appCred.ProjectID, appCred.ID
+		if appCred.ExpiresAt != nil {
+			p.expiresAt = min(p.expiresAt, appCred.ExpiresAt.UnixMicro())
+		}
+	case req.Scope.TrustID != "":
+		tr, err := s.useTrust(ctx, req.Scope.TrustID, userID, now)
+		if err != nil {
+			return "", nil, err
+		}
+		p.scope, p.scopeID, p.trustID = scopeProject, tr.ProjectID, tr.ID
+		if tr.ExpiresAt != nil {
+			p.expiresAt = min(p.expiresAt, tr.ExpiresAt.UnixMicro())
+		}
+	default:
+		if err := s.scopeTo(tx, p, req.Scope, defaultProject); err != nil {
+			return "", nil, err
+		}
+	}
 	if p.expiresAt <= p.issuedAt {
 		return "", nil, errUnauthenticated("the request you have made requires authentication: token has expired")
-	}
-	tx := s.st.Snapshot()
-	if err := s.scopeTo(tx, p, req.Scope, defaultProject); err != nil {
-		return "", nil, err
 	}
 	return s.issue(ctx, p)
 }
@@ -267,48 +356,66 @@ func decodeAuditID(s string) ([auditIDLen]byte, error) {
 }
 
 // checkPassword finds the user of pa and verifies its password, spending
-// the same KDF time whether or not the user exists.
-func (s *Service) checkPassword(pa PasswordAuth) (*User, error) {
+// the same KDF time whether or not the user exists, and applies the
+// account rules: lockout, inactivity, password expiry.
+func (s *Service) checkPassword(ctx context.Context, pa PasswordAuth) (*User, error) {
 	if len(pa.Password) > MaxPasswordLen || pa.Password == "" {
 		return nil, errAuthFailed
 	}
-	tx := s.st.Snapshot()
-	var u *User
-	var err error
-	switch {
-	case pa.UserID != "":
-		u, err = store.Get[User](nil, tx, userTable, pa.UserID)
-	case pa.UserName != "":
-		domainID := pa.DomainID
-		if domainID == "" && pa.DomainName != "" {
-			if d, derr := store.First[Domain](nil, tx, domainTable, "name", pa.DomainName); derr == nil {
-				domainID = d.ID
-			}
-		}
-		switch {
-		case domainID != "":
-			u, err = store.First[User](nil, tx, userTable, "name", key(domainID, pa.UserName))
-		case pa.DomainName != "":
-			// An unknown domain fails like an unknown user, so that the
-			// answer does not tell which domain names exist.
-			err = errdefs.ErrNotFound
-		default:
-			return nil, errdefs.Invalid("auth.identity.password.user.domain", "is required with a user name")
-		}
-	default:
-		return nil, errdefs.Invalid("auth.identity.password.user", "needs an id or a name")
+	u, err := findUser(s.st.Snapshot(), pa.UserID, pa.UserName, pa.DomainID, pa.DomainName, "auth.identity.password.user")
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return nil, err
 	}
 	if err != nil || u.PasswordHash == "" {
 		s.cfg.PasswordHashing.hash(pa.Password) // same cost as a real check
 		return nil, errAuthFailed
 	}
+	now := s.now()
+	if s.locked(u, now) {
+		return nil, errAccountLocked(u.ID)
+	}
 	if !verifyPassword(u.PasswordHash, pa.Password) {
+		s.recordAuthFailure(ctx, u.ID)
 		return nil, errAuthFailed
 	}
 	if !u.Enabled {
 		return nil, errAuthFailed
 	}
+	if s.inactive(u, now) {
+		return nil, errUserDisabled(u.ID)
+	}
+	if passwordExpired(u, now) {
+		return nil, errPasswordExpired(u.ID)
+	}
+	s.recordAuthSuccess(ctx, u)
 	return u, nil
+}
+
+// findUser finds a user by id, or by name in a domain given by id or name.
+// An unknown user or domain is errdefs.ErrNotFound; a request that names
+// no user is a validation error on field.
+func findUser(tx *store.Txn, id, name, domainID, domainName, field string) (*User, error) {
+	switch {
+	case id != "":
+		return store.Get[User](nil, tx, userTable, id)
+	case name != "":
+		if domainID == "" && domainName != "" {
+			if d, derr := store.First[Domain](nil, tx, domainTable, "name", domainName); derr == nil {
+				domainID = d.ID
+			}
+		}
+		switch {
+		case domainID != "":
+			return store.First[User](nil, tx, userTable, "name", key(domainID, name))
+		case domainName != "":
+			// An unknown domain fails like an unknown user, so that the
+			// answer does not tell which domain names exist.
+			return nil, errdefs.ErrNotFound
+		default:
+			return nil, errdefs.Invalid(field+".domain", "is required with a user name")
+		}
+	}
+	return nil, errdefs.Invalid(field, "needs an id or a name")
 }
 
 // scopeTo sets the scope of p from the request.

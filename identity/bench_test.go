@@ -190,3 +190,71 @@ func BenchmarkHTTPValidate(b *testing.B) {
 		benchHTTP(b, NewHandler(e.svc, quiet), tok)
 	})
 }
+
+// rotateN rotates the token keys n times with room for every key, so that
+// a token issued before stays valid, now decrypted by a secondary key.
+func rotateN(b testing.TB, svc *Service, n int) {
+	b.Helper()
+	for range n {
+		if err := svc.RotateTokenKeys(WithCredentials(context.Background(), SystemAdmin())); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// keyedEnv is benchEnv with room for 12 keys (staged, primary and 10
+// secondaries).
+func keyedEnv(b testing.TB) (*env, string) {
+	e := newEnvWith(b, func(c *Config) { c.MaxActiveKeys = 12 })
+	p, _ := e.tenant(b, "p1", "alice", "member")
+	tok, _ := e.login(b, "alice", "alice-pw", AuthScope{ProjectID: p.ID})
+	return e, tok
+}
+
+// BenchmarkValidateKeys measures uncached validation (decrypt and
+// resolve) of a token with one key and no revocation events, and of a
+// token of the oldest of 10 secondary keys with 10,000 revocation events:
+// the key id in the token picks the one key that opens it.
+func BenchmarkValidateKeys(b *testing.B) {
+	b.Run("1-key", func(b *testing.B) {
+		e, tok := keyedEnv(b)
+		benchValidate(b, must(New(Config{Store: e.st, TokenCacheSize: -1})), tok)
+	})
+	b.Run("10-secondaries-10k-revocations", func(b *testing.B) {
+		e, tok := keyedEnv(b)
+		rotateN(b, e.svc, 10)
+		addRevocations(b, e, 10000)
+		benchValidate(b, must(New(Config{Store: e.st, TokenCacheSize: -1})), tok)
+	})
+}
+
+// BenchmarkAppCredAuth measures authentication with an application
+// credential at the default argon2id cost: the first time (the KDF runs)
+// and once its secret is remembered (a SHA-256 compare).
+func BenchmarkAppCredAuth(b *testing.B) {
+	e := newEnv(b)
+	svc := must(New(Config{Store: e.st}))
+	p, u := e.tenant(b, "p1", "alice", "member")
+	_, ctx := e.login(b, "alice", "alice-pw", AuthScope{ProjectID: p.ID})
+	ac := must(svc.CreateApplicationCredential(ctx, u.ID, CreateAppCredOpts{Name: "bench"}))
+	req := AuthRequest{Methods: []string{"application_credential"}, ApplicationCredential: &AppCredAuth{ID: ac.ID, Secret: ac.Secret}}
+	auth := func(b *testing.B) {
+		if _, _, err := svc.Authenticate(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("kdf", func(b *testing.B) {
+		for b.Loop() {
+			svc.secrets.mu.Lock()
+			svc.secrets.m = nil
+			svc.secrets.mu.Unlock()
+			auth(b)
+		}
+	})
+	b.Run("remembered", func(b *testing.B) {
+		auth(b)
+		for b.Loop() {
+			auth(b)
+		}
+	})
+}

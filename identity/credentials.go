@@ -38,6 +38,26 @@ type Credentials struct {
 	AuditIDs []string
 	// ExpiresAt is the token's expiry.
 	ExpiresAt time.Time
+	// TrustID, TrustorUserID and TrusteeUserID are set for a trust-scoped
+	// token. UserID is the trustor's with impersonation, else the trustee's.
+	TrustID       string
+	TrustorUserID string
+	TrusteeUserID string
+	// ApplicationCredentialID is set for a token issued to an application
+	// credential; AppCredUnrestricted tells whether that credential may
+	// create application credentials and trusts.
+	ApplicationCredentialID string
+	AppCredUnrestricted     bool
+	// AccessRules, if not empty, are the only requests the credentials may
+	// make (see AccessRule and MiddlewareOptions.ServiceType).
+	AccessRules []AccessRule
+}
+
+// restrictedAppCred reports whether c comes from a restricted application
+// credential, which may not create or delete application credentials or
+// trusts.
+func (c *Credentials) restrictedAppCred() bool {
+	return c.ApplicationCredentialID != "" && !c.AppCredUnrestricted
 }
 
 // HasRole reports whether c holds the role called name on its scope.

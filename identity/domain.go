@@ -167,6 +167,13 @@ func (s *Service) UpdateDomain(ctx context.Context, id string, opts UpdateDomain
 			if id == DefaultDomainID && !*opts.Enabled {
 				return fmt.Errorf("identity: the default domain cannot be disabled: %w", errdefs.ErrForbidden)
 			}
+			if d.Enabled && !*opts.Enabled {
+				// Disabling revokes the tokens of the domain's users and
+				// projects for good: enabling it again does not revive them.
+				if err := s.revokeDomainTxn(tx, id); err != nil {
+					return err
+				}
+			}
 			d.Enabled = *opts.Enabled
 		}
 		if opts.Options != nil {
@@ -253,4 +260,30 @@ func any1[T any](tx *store.Txn, table, idx, v string) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// revokeDomainTxn writes revocation events for the users and projects of
+// a domain.
+func (s *Service) revokeDomainTxn(tx *store.Txn, domainID string) error {
+	var evs []Revocation
+	users, err := store.List[User](nil, tx, userTable, "domain", domainID)
+	if err != nil {
+		return err
+	}
+	for u := range users {
+		evs = append(evs, Revocation{UserID: u.ID})
+	}
+	projects, err := store.List[Project](nil, tx, projectTable, "domain", domainID)
+	if err != nil {
+		return err
+	}
+	for p := range projects {
+		evs = append(evs, Revocation{ProjectID: p.ID})
+	}
+	for _, ev := range evs {
+		if err := s.revokeTxn(tx, ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }

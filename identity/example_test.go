@@ -126,3 +126,45 @@ func ExampleNewHandler() {
 	// 200
 	// 201 true
 }
+
+// A service such as orchestration acts for a user long after the user's
+// token expired: at stack creation the user delegates a role to the
+// service's own user (made by Bootstrap's ServiceUsers) with a trust; later
+// the service logs in as itself and gets a trust-scoped token carrying the
+// user's role on the user's project.
+func ExampleService_AuthenticateTrust() {
+	svc, done := newIdentity()
+	defer done()
+	ctx := context.Background()
+	admin := identity.WithCredentials(ctx, identity.SystemAdmin())
+	_ = svc.Bootstrap(ctx, identity.BootstrapOptions{AdminPassword: "secret",
+		ServiceUsers: []identity.ServiceUser{{Name: "heat", Password: "heat-pw"}}})
+	p, _ := svc.CreateProject(admin, identity.CreateProjectOpts{Name: "p1"})
+	alice, _ := svc.CreateUser(admin, identity.CreateUserOpts{Name: "alice", Password: "pw"})
+	member, _ := svc.RoleByName(admin, "member")
+	_ = svc.CreateGrant(admin, identity.Grant{UserID: alice.ID, ProjectID: p.ID, RoleID: member.ID})
+	heat, _ := svc.ListUsers(admin, identity.ListUsersOpts{Name: "heat"})
+
+	// The user, with its own token, trusts the service.
+	_, userTok, _ := svc.Authenticate(ctx, identity.AuthRequest{Methods: []string{"password"},
+		Password: &identity.PasswordAuth{UserID: alice.ID, Password: "pw"}, Scope: identity.AuthScope{ProjectID: p.ID}})
+	trust, err := svc.CreateTrust(identity.WithCredentials(ctx, userTok.Credentials()), identity.CreateTrustOpts{
+		TrustorUserID: alice.ID, TrusteeUserID: heat[0].ID, ProjectID: p.ID,
+		Roles: []identity.Ref{{Name: "member"}}, Impersonation: true,
+	})
+	if err != nil {
+		panic(err)
+	}
+
+	// Later: the service authenticates as itself, then through the trust.
+	_, svcTok, _ := svc.Authenticate(ctx, identity.AuthRequest{Methods: []string{"password"},
+		Password: &identity.PasswordAuth{UserName: "heat", DomainName: "Default", Password: "heat-pw"}})
+	_, tok, err := svc.AuthenticateTrust(identity.WithCredentials(ctx, svcTok.Credentials()), trust.ID)
+	if err != nil {
+		panic(err)
+	}
+	c := tok.Credentials() // put these in the context of calls to other services
+	fmt.Println(c.UserName, c.ProjectName, c.HasRole("member"), c.TrustID == trust.ID)
+	// Output:
+	// alice p1 true true
+}

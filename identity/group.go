@@ -283,6 +283,9 @@ func (s *Service) RemoveUserFromGroup(ctx context.Context, groupID, userID strin
 		if err := tx.Delete(memberTable, k); err != nil {
 			return err
 		}
+		if err := pruneAppCredsTxn(tx, []string{userID}, ""); err != nil {
+			return err
+		}
 		return s.revokeTxn(tx, Revocation{UserID: userID})
 	})
 }

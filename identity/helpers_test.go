@@ -28,7 +28,10 @@ type env struct {
 
 var cheapHashing = PasswordHashing{Time: 1, MemoryKiB: 64, Threads: 1}
 
-func newEnv(t testing.TB) *env {
+func newEnv(t testing.TB) *env { return newEnvWith(t, nil) }
+
+// newEnvWith is newEnv with a Config changed by edit (nil for none).
+func newEnvWith(t testing.TB, edit func(*Config)) *env {
 	t.Helper()
 	clock := &testClock{}
 	clock.t.Store(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixNano())
@@ -37,7 +40,11 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	svc, err := New(Config{Store: st, PasswordHashing: cheapHashing})
+	cfg := Config{Store: st, PasswordHashing: cheapHashing, Clock: clock.Now}
+	if edit != nil {
+		edit(&cfg)
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

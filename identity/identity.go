@@ -2,14 +2,17 @@ package identity
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -49,6 +52,9 @@ const (
 	endpointTable   = "identity.endpoints"
 	revokeTable     = "identity.revocations"
 	keyTable        = "identity.keys"
+	appCredTable    = "identity.application_credentials"
+	trustTable      = "identity.trusts"
+	credentialTable = "identity.credentials"
 )
 
 // Tables returns the store tables of the identity service, for store.Open.
@@ -57,6 +63,7 @@ func Tables() []store.Table {
 		domainTableDef, projectTableDef, userTableDef, groupTableDef, memberTableDef,
 		roleTableDef, impliedTableDef, assignmentTableDef, regionTableDef,
 		serviceTableDef, endpointTableDef, revokeTableDef, keyTableDef,
+		appCredTableDef, trustTableDef, credentialTableDef,
 	}
 }
 
@@ -83,6 +90,22 @@ type Config struct {
 	TokenCacheSize int
 	// Clock returns the current time. Default: the store's clock.
 	Clock func() time.Time
+	// MaxActiveKeys bounds the token keys kept by a rotation: staged,
+	// primary and secondaries (keystone's [fernet_tokens]
+	// max_active_keys). Default: 3. See RotateTokenKeys.
+	MaxActiveKeys int
+	// KeyRotationInterval, if positive, rotates the token keys on that
+	// schedule (see RotateTokenKeys). Zero means rotation only by a call.
+	KeyRotationInterval time.Duration
+	// CredentialKey, if set, is the 32-byte AES key that encrypts the
+	// blobs of the credentials API, kept by the host outside the store.
+	// Default: a key generated once and kept in the store's keys table.
+	CredentialKey []byte
+	// Security is the password and account policy (keystone's
+	// [security_compliance]). The zero value enforces nothing.
+	Security SecurityCompliance
+	// MaxTrustRedelegation bounds a trust's redelegation_count. Default 3.
+	MaxTrustRedelegation int
 }
 
 // Validate reports whether c is usable.
@@ -92,6 +115,15 @@ func (c Config) Validate() error {
 	}
 	if c.TokenTTL < 0 {
 		return errdefs.Invalid("TokenTTL", "must not be negative")
+	}
+	if c.MaxActiveKeys != 0 && c.MaxActiveKeys < 2 {
+		return errdefs.Invalid("MaxActiveKeys", "must be at least 2 (a staged and a primary key)")
+	}
+	if c.CredentialKey != nil && len(c.CredentialKey) != 32 {
+		return errdefs.Invalid("CredentialKey", "must be 32 bytes")
+	}
+	if err := c.Security.validate(); err != nil {
+		return err
 	}
 	return c.PasswordHashing.validate()
 }
@@ -107,7 +139,13 @@ type Service struct {
 	now    func() time.Time
 
 	keysMu sync.Mutex
-	keys   *keyring
+	keys   atomic.Pointer[keyring]
+
+	credMu   sync.Mutex
+	credAEAD cipher.AEAD
+
+	secrets appCredSecrets
+	pwRegex *regexp.Regexp
 
 	cache  tokenCache
 	revMu  sync.Mutex
@@ -153,6 +191,12 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = cfg.Store.Now
 	}
+	if cfg.MaxActiveKeys == 0 {
+		cfg.MaxActiveKeys = 3
+	}
+	if cfg.MaxTrustRedelegation == 0 {
+		cfg.MaxTrustRedelegation = 3
+	}
 	s := &Service{
 		cfg:    cfg,
 		st:     cfg.Store,
@@ -160,6 +204,9 @@ func New(cfg Config) (*Service, error) {
 		policy: DefaultPolicy().With(cfg.Policy),
 		now:    cfg.Clock,
 		stop:   make(chan struct{}),
+	}
+	if cfg.Security.PasswordRegex != "" {
+		s.pwRegex = regexp.MustCompile(cfg.Security.PasswordRegex) // checked by Validate
 	}
 	s.life, s.cancel = context.WithCancel(context.Background())
 	s.cache.max = cfg.TokenCacheSize
@@ -176,7 +223,13 @@ func (s *Service) Start(ctx context.Context) error {
 	if _, err := s.keyring(ctx); err != nil {
 		return err
 	}
+	if err := s.noteTTL(ctx); err != nil {
+		return fmt.Errorf("identity: record token lifetime: %w", err)
+	}
 	s.wg.Go(s.pruneLoop)
+	if s.cfg.KeyRotationInterval > 0 {
+		s.wg.Go(s.rotateLoop)
+	}
 	return nil
 }
 
@@ -191,7 +244,7 @@ func (s *Service) Close() error {
 }
 
 func (s *Service) pruneLoop() {
-	t := time.NewTicker(10 * time.Minute)
+	t := time.NewTicker(noteTTLEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -199,6 +252,9 @@ func (s *Service) pruneLoop() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := s.noteTTL(ctx); err != nil {
+				s.log.Warn("identity: record token lifetime", "err", err)
+			}
 			if n, err := s.PruneRevocations(ctx); err != nil {
 				s.log.Warn("identity: prune revocations", "err", err)
 			} else if n > 0 {

@@ -165,6 +165,17 @@ func DefaultPolicy() Policy {
 		"identity:validate_token": AnyOf(SystemReader, ServiceRole, Self),
 		"identity:revoke_token":   AnyOf(Admin, Self),
 		"identity:revoke":         Admin,
+		"identity:rotate_keys":    Admin,
+
+		"identity:get_application_credential": AnyOf(SystemReader, Self),
+		"identity:get_trust":                  SystemReader,
+		"identity:delete_trust":               Admin,
+
+		"identity:get_credential":    AnyOf(SystemReader, Self),
+		"identity:create_credential": AnyOf(Admin, Self),
+		"identity:update_credential": AnyOf(Admin, Self),
+		"identity:delete_credential": AnyOf(Admin, Self),
+		"identity:ec2_lookup":        AnyOf(Admin, ServiceRole),
 	}
 	return p
 }

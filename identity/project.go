@@ -339,7 +339,7 @@ func (s *Service) UpdateProject(ctx context.Context, id string, opts UpdateProje
 }
 
 // DeleteProject deletes a project without children, with its role
-// assignments, and revokes its tokens.
+// assignments, application credentials and trusts, and revokes its tokens.
 func (s *Service) DeleteProject(ctx context.Context, id string) error {
 	return s.update(ctx, func(tx *store.Txn) error {
 		p, err := s.getProject(tx, id)
@@ -355,6 +355,9 @@ func (s *Service) DeleteProject(ctx context.Context, id string) error {
 			return fmt.Errorf("identity: cannot delete project %s: it has children: %w", id, errdefs.ErrForbidden)
 		}
 		if err := deleteAssignmentsTxn(tx, "target", key(targetProject, id)); err != nil {
+			return err
+		}
+		if err := deleteProjectDelegationsTxn(tx, id); err != nil {
 			return err
 		}
 		if err := tx.Delete(projectTable, id); err != nil {

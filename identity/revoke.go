@@ -177,7 +177,8 @@ func (s *Service) revokeTxn(tx *store.Txn, ev Revocation) error {
 		ev.IssuedBefore = tx.Now()
 	}
 	if ev.ExpiresAt.IsZero() {
-		ev.ExpiresAt = ev.IssuedBefore.Add(s.cfg.TokenTTL + time.Minute)
+		// The longest lifetime of any controller's tokens, not only ours.
+		ev.ExpiresAt = ev.IssuedBefore.Add(s.maxTTLTxn(tx) + time.Minute)
 	}
 	if err := tx.Insert(revokeTable, &ev); err != nil {
 		return err

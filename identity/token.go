@@ -2,14 +2,10 @@ package identity
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"hash/maphash"
 	"sync"
 	"sync/atomic"
@@ -17,7 +13,6 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
-	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/store"
 )
 
@@ -45,9 +40,32 @@ type Token struct {
 	// AuditIDs are the token's own audit id, then the audit id of the
 	// first token of its rescoping chain, if it was rescoped.
 	AuditIDs []string
+	// Trust is set for a trust-scoped token.
+	Trust *TokenTrust
+	// ApplicationCredential is set for a token issued to an application
+	// credential.
+	ApplicationCredential *TokenAppCred
 
+	chain    [][auditIDLen]byte // every audit id of the rescoping chain
 	creds    *Credentials
 	rendered rendered
+}
+
+// TokenTrust is the trust of a trust-scoped token (OS-TRUST:trust).
+type TokenTrust struct {
+	ID            string
+	Impersonation bool
+	TrustorUserID string
+	TrusteeUserID string
+}
+
+// TokenAppCred is the application credential a token was issued to.
+type TokenAppCred struct {
+	ID           string
+	Name         string
+	Unrestricted bool
+	// AccessRules, if not empty, are the only requests the token may make.
+	AccessRules []AccessRule
 }
 
 // TokenUser is the user of a token.
@@ -91,22 +109,37 @@ func (t *Token) buildCredentials() {
 	for _, r := range t.Roles {
 		c.Roles = append(c.Roles, r.Name)
 	}
+	if tr := t.Trust; tr != nil {
+		c.TrustID, c.TrustorUserID, c.TrusteeUserID = tr.ID, tr.TrustorUserID, tr.TrusteeUserID
+	}
+	if ac := t.ApplicationCredential; ac != nil {
+		c.ApplicationCredentialID, c.AppCredUnrestricted, c.AccessRules = ac.ID, ac.Unrestricted, ac.AccessRules
+	}
 	t.creds = c
 }
 
-// Token payload, before encryption:
+// Token payload, before encryption (version 2):
 //
 //	version(1) methods(1) scope(1) issued_at(8, µs) expires_at(8, µs)
 //	len(1) user_id  len(1) scope_id  n(1) audit_id(16) × n
+//	len(1) trust_id  len(1) application_credential_id
+//
+// Version 1 payloads (no trust and application credential ids) are still
+// read. The audit ids are the token's own, then those of the tokens it was
+// rescoped from, nearest first, the original last.
 //
 // The token is base64url(version(1) key_id(4) nonce(12) AES-256-GCM(payload)),
-// with version and key id as additional data.
+// with version and key id as additional data: the key id names the one key
+// of the repository that opens it.
 const (
 	tokenVersion   = 1
+	payloadVersion = 2
 	tokenHeaderLen = 1 + 4
 	nonceLen       = 12
 	auditIDLen     = 16
 	maxTokenLen    = 1024
+	// maxAuditChain bounds the rescoping chain a token carries.
+	maxAuditChain = 4
 
 	scopeNone    = 0
 	scopeProject = 1
@@ -115,12 +148,13 @@ const (
 
 	methodPassword = 1 << 0
 	methodToken    = 1 << 1
+	methodAppCred  = 1 << 2
 )
 
 var methodNames = []struct {
 	bit  byte
 	name string
-}{{methodPassword, "password"}, {methodToken, "token"}}
+}{{methodPassword, "password"}, {methodToken, "token"}, {methodAppCred, "application_credential"}}
 
 // payload is the decoded content of a token.
 type payload struct {
@@ -131,6 +165,8 @@ type payload struct {
 	userID    string
 	scopeID   string
 	auditIDs  [][auditIDLen]byte
+	trustID   string
+	appCredID string
 }
 
 func (p *payload) methodList() []string {
@@ -143,17 +179,23 @@ func (p *payload) methodList() []string {
 	return out
 }
 
+// auditStrings returns the audit ids as Keystone shows them: the token's
+// own, then the original of its rescoping chain.
 func (p *payload) auditStrings() []string {
-	out := make([]string, len(p.auditIDs))
-	for i, a := range p.auditIDs {
+	ids := p.auditIDs
+	if len(ids) > 2 {
+		ids = [][auditIDLen]byte{ids[0], ids[len(ids)-1]}
+	}
+	out := make([]string, len(ids))
+	for i, a := range ids {
 		out[i] = base64.RawURLEncoding.EncodeToString(a[:])
 	}
 	return out
 }
 
 func (p *payload) marshal() []byte {
-	b := make([]byte, 0, 3+16+2+len(p.userID)+len(p.scopeID)+1+len(p.auditIDs)*auditIDLen)
-	b = append(b, tokenVersion, p.methods, p.scope)
+	b := make([]byte, 0, 5+16+len(p.userID)+len(p.scopeID)+len(p.trustID)+len(p.appCredID)+1+len(p.auditIDs)*auditIDLen)
+	b = append(b, payloadVersion, p.methods, p.scope)
 	b = binary.BigEndian.AppendUint64(b, uint64(p.issuedAt))
 	b = binary.BigEndian.AppendUint64(b, uint64(p.expiresAt))
 	b = append(b, byte(len(p.userID)))
@@ -164,15 +206,20 @@ func (p *payload) marshal() []byte {
 	for _, a := range p.auditIDs {
 		b = append(b, a[:]...)
 	}
+	b = append(b, byte(len(p.trustID)))
+	b = append(b, p.trustID...)
+	b = append(b, byte(len(p.appCredID)))
+	b = append(b, p.appCredID...)
 	return b
 }
 
 var errBadToken = errors.New("malformed token")
 
 func unmarshalPayload(b []byte) (*payload, error) {
-	if len(b) < 3+16+1 || b[0] != tokenVersion {
+	if len(b) < 3+16+1 || (b[0] != 1 && b[0] != payloadVersion) {
 		return nil, errBadToken
 	}
+	version := b[0]
 	p := &payload{methods: b[1], scope: b[2]}
 	p.issuedAt = int64(binary.BigEndian.Uint64(b[3:]))
 	p.expiresAt = int64(binary.BigEndian.Uint64(b[11:]))
@@ -197,100 +244,33 @@ func unmarshalPayload(b []byte) (*payload, error) {
 	}
 	n := int(b[0])
 	b = b[1:]
-	if n < 1 || n > 2 || len(b) != n*auditIDLen {
+	if n < 1 || n > maxAuditChain || len(b) < n*auditIDLen {
 		return nil, errBadToken
 	}
 	p.auditIDs = make([][auditIDLen]byte, n)
 	for i := range n {
 		copy(p.auditIDs[i][:], b[i*auditIDLen:])
 	}
+	b = b[n*auditIDLen:]
+	if version == payloadVersion {
+		if p.trustID, ok = str(); !ok {
+			return nil, errBadToken
+		}
+		if p.appCredID, ok = str(); !ok {
+			return nil, errBadToken
+		}
+	}
 	switch {
-	case p.methods == 0 || p.methods&^(methodPassword|methodToken) != 0,
+	case len(b) != 0,
+		p.methods == 0 || p.methods&^(methodPassword|methodToken|methodAppCred) != 0,
 		p.scope > scopeSystem,
 		(p.scope == scopeNone) != (p.scopeID == ""),
+		p.trustID != "" && p.scope != scopeProject,
+		p.appCredID != "" && (p.scope != scopeProject || p.methods&methodAppCred == 0),
 		p.expiresAt <= p.issuedAt:
 		return nil, errBadToken
 	}
 	return p, nil
-}
-
-// keyring holds the token keys: the primary encrypts, all decrypt.
-type keyring struct {
-	primaryID uint32
-	aeads     map[uint32]cipher.AEAD
-}
-
-// TokenKeys is the stored record of the token encryption keys.
-type TokenKeys struct {
-	store.Meta
-	// ID is always "token".
-	ID string `json:"id"`
-	// Keys are 32-byte AES keys, the primary first.
-	Keys [][]byte `json:"keys"`
-}
-
-// StoreKey implements store.Record.
-func (k *TokenKeys) StoreKey() string { return k.ID }
-
-var keyTableDef = store.Table{Name: keyTable, New: func() store.Record { return new(TokenKeys) }}
-
-func keyID(k []byte) uint32 {
-	h := sha256.Sum256(k)
-	return binary.BigEndian.Uint32(h[:4])
-}
-
-func newKeyring(keys [][]byte) (*keyring, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("identity: no token keys")
-	}
-	kr := &keyring{primaryID: keyID(keys[0]), aeads: map[uint32]cipher.AEAD{}}
-	for _, k := range keys {
-		blk, err := aes.NewCipher(k)
-		if err != nil {
-			return nil, fmt.Errorf("identity: token key: %w", err)
-		}
-		g, err := cipher.NewGCM(blk)
-		if err != nil {
-			return nil, err
-		}
-		kr.aeads[keyID(k)] = g
-	}
-	return kr, nil
-}
-
-// keyring returns the token keys, loading them from the store or creating
-// them on first use.
-func (s *Service) keyring(ctx context.Context) (*keyring, error) {
-	s.keysMu.Lock()
-	defer s.keysMu.Unlock()
-	if s.keys != nil {
-		return s.keys, nil
-	}
-	rec, err := store.Get[TokenKeys](nil, s.st.Snapshot(), keyTable, "token")
-	if errors.Is(err, errdefs.ErrNotFound) {
-		k := make([]byte, 32)
-		_, _ = rand.Read(k)
-		err = s.st.Update(ctx, func(tx *store.Txn) error {
-			if _, err := store.Get[TokenKeys](nil, tx, keyTable, "token"); err == nil {
-				return nil // another controller made them
-			}
-			return tx.Insert(keyTable, &TokenKeys{ID: "token", Keys: [][]byte{k}})
-		})
-		if err != nil && !errors.Is(err, errdefs.ErrConflict) {
-			return nil, fmt.Errorf("identity: create token keys: %w", err)
-		}
-		// On a conflict another controller created them first: use those.
-		rec, err = store.Get[TokenKeys](nil, s.st.Snapshot(), keyTable, "token")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("identity: load token keys: %w", err)
-	}
-	kr, err := newKeyring(rec.Keys)
-	if err != nil {
-		return nil, err
-	}
-	s.keys = kr
-	return kr, nil
 }
 
 func (s *Service) encodeToken(ctx context.Context, p *payload) (string, error) {
@@ -307,25 +287,28 @@ func (s *Service) encodeToken(ctx context.Context, p *payload) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(out), nil
 }
 
-// decodeToken authenticates and decrypts a token with kr. It never
+// decodeToken authenticates and decrypts a token with the one key of kr
+// its key id names, and returns the payload and the key id. It never
 // panics, whatever its input.
-func decodeToken(kr *keyring, tok string) (*payload, error) {
+func decodeToken(kr *keyring, tok string) (*payload, uint32, error) {
 	if len(tok) == 0 || len(tok) > maxTokenLen {
-		return nil, errBadToken
+		return nil, 0, errBadToken
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil || len(raw) < tokenHeaderLen+nonceLen+16 || raw[0] != 0x80|tokenVersion {
-		return nil, errBadToken
+		return nil, 0, errBadToken
 	}
-	g, ok := kr.aeads[binary.BigEndian.Uint32(raw[1:])]
+	kid := binary.BigEndian.Uint32(raw[1:])
+	g, ok := kr.aeads[kid]
 	if !ok {
-		return nil, errBadToken
+		return nil, 0, errBadToken
 	}
 	plain, err := g.Open(nil, raw[tokenHeaderLen:tokenHeaderLen+nonceLen], raw[tokenHeaderLen+nonceLen:], raw[:tokenHeaderLen])
 	if err != nil {
-		return nil, errBadToken
+		return nil, 0, errBadToken
 	}
-	return unmarshalPayload(plain)
+	p, err := unmarshalPayload(plain)
+	return p, kid, err
 }
 
 // tokenCache holds validated tokens. An entry keeps the decoded payload
@@ -339,6 +322,7 @@ type tokenCache struct {
 }
 
 type cacheEntry struct {
+	kid  uint32
 	p    *payload
 	keys revKeys
 	ep   *epoch
@@ -456,6 +440,12 @@ func watchTables(ws memdb.WatchSet, tx *store.Txn) error {
 	add(err)
 	_, err = store.List[Endpoint](ws, tx, endpointTable, store.IDIndex)
 	add(err)
+	_, err = store.List[TokenKeys](ws, tx, keyTable, store.IDIndex)
+	add(err)
+	_, err = store.List[ApplicationCredential](ws, tx, appCredTable, store.IDIndex)
+	add(err)
+	_, err = store.List[Trust](ws, tx, trustTable, store.IDIndex)
+	add(err)
 	return errors.Join(errs...)
 }
 
@@ -470,14 +460,15 @@ func (s *Service) ValidateToken(ctx context.Context, id string) (*Token, error) 
 	e := s.cache.get(id)
 	var p *payload
 	var keys revKeys
+	var kid uint32
 	if e != nil {
-		p, keys = e.p, e.keys
+		p, keys, kid = e.p, e.keys, e.kid
 	} else {
 		kr, err := s.keyring(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if p, err = decodeToken(kr, id); err != nil {
+		if p, kid, err = decodeToken(kr, id); err != nil {
 			return nil, errUnauthenticated("the request you have made requires authentication: invalid token")
 		}
 		keys = s.revKeysOf(p)
@@ -497,6 +488,18 @@ func (s *Service) ValidateToken(ctx context.Context, id string) (*Token, error) 
 	if e != nil && e.ep == ep {
 		return e.tok, nil
 	}
+	if e != nil {
+		// The tables changed since the entry was cached, the keys among
+		// them: a retired key no longer opens the token.
+		kr, err := s.keyring(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := kr.aeads[kid]; !ok {
+			s.cache.drop(id)
+			return nil, errUnauthenticated("the request you have made requires authentication: invalid token")
+		}
+	}
 	tok, err := s.resolve(s.st.Snapshot(), p)
 	if err != nil {
 		if e != nil {
@@ -504,7 +507,7 @@ func (s *Service) ValidateToken(ctx context.Context, id string) (*Token, error) 
 		}
 		return nil, err
 	}
-	s.cache.put(id, &cacheEntry{p: p, keys: keys, ep: ep, tok: tok})
+	s.cache.put(id, &cacheEntry{kid: kid, p: p, keys: keys, ep: ep, tok: tok})
 	return tok, nil
 }
 
@@ -531,8 +534,21 @@ func (s *Service) resolve(tx *store.Txn, p *payload) (*Token, error) {
 		IssuedAt:  time.UnixMicro(p.issuedAt).UTC(),
 		ExpiresAt: time.UnixMicro(p.expiresAt).UTC(),
 		AuditIDs:  p.auditStrings(),
+		chain:     p.auditIDs,
 	}
 	var roles []*Role
+	switch {
+	case p.trustID != "":
+		var err error
+		if roles, err = s.resolveTrust(tx, p, t); err != nil {
+			return nil, err
+		}
+	case p.appCredID != "":
+		var err error
+		if roles, err = s.resolveAppCred(tx, p, t); err != nil {
+			return nil, err
+		}
+	}
 	switch p.scope {
 	case scopeProject:
 		pr, err := store.Get[Project](nil, tx, projectTable, p.scopeID)
@@ -545,7 +561,9 @@ func (s *Service) resolve(tx *store.Txn, p *payload) (*Token, error) {
 		}
 		t.Project = &TokenProject{ID: pr.ID, Name: pr.Name, Domain: Ref{ID: pd.ID, Name: pd.Name}}
 		t.IsAdminProject = s.isAdminProject(pr)
-		roles = effectiveRoles(tx, u.ID, targetProject, pr.ID)
+		if p.trustID == "" && p.appCredID == "" {
+			roles = effectiveRoles(tx, u.ID, targetProject, pr.ID)
+		}
 	case scopeDomain:
 		d, err := store.Get[Domain](nil, tx, domainTable, p.scopeID)
 		if err != nil || !d.Enabled {
@@ -589,7 +607,7 @@ func newAuditID() [auditIDLen]byte {
 // revKeys are the hashed revocation keys of a token, computed once per
 // decode so that the revocation check costs a few bit tests.
 type revKeys struct {
-	h [5]uint64
+	h [maxAuditChain + 3]uint64
 	n int
 }
 

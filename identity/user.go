@@ -25,6 +25,18 @@ type User struct {
 	Extra             map[string]any `json:"extra,omitempty"`
 	PasswordHash      string         `json:"password_hash,omitempty"`
 	PasswordExpiresAt *time.Time     `json:"password_expires_at,omitempty"`
+	// PasswordCreatedAt is when the password was set (minimum age).
+	PasswordCreatedAt *time.Time `json:"password_created_at,omitempty"`
+	// PasswordHistory holds the hashes of former passwords, the most
+	// recent first (SecurityCompliance.UniqueLastPasswordCount).
+	PasswordHistory []string `json:"password_history,omitempty"`
+	// FailedAuthCount and FailedAuthAt count consecutive failed password
+	// authentications (SecurityCompliance.LockoutFailureAttempts).
+	FailedAuthCount int        `json:"failed_auth_count,omitempty"`
+	FailedAuthAt    *time.Time `json:"failed_auth_at,omitempty"`
+	// LastActiveAt is when the user last authenticated, kept when
+	// SecurityCompliance.DisableUserAccountDaysInactive is set.
+	LastActiveAt *time.Time `json:"last_active_at,omitempty"`
 }
 
 // StoreKey implements store.Record.
@@ -91,7 +103,7 @@ func checkExtra(extra map[string]any) error {
 // clean drops the password hash from u and gives it its own copies of the
 // maps it shares with the stored record.
 func clean(u *User) *User {
-	u.PasswordHash = ""
+	u.PasswordHash, u.PasswordHistory = "", nil
 	u.Options, u.Extra = cloneMap(u.Options), cloneMap(u.Extra)
 	if u.PasswordExpiresAt != nil {
 		t := *u.PasswordExpiresAt
@@ -136,7 +148,14 @@ func (s *Service) CreateUser(ctx context.Context, opts CreateUserOpts) (*User, e
 		return nil, err
 	}
 	if opts.Password != "" {
-		u.PasswordHash = s.cfg.PasswordHashing.hash(opts.Password)
+		if err := s.checkNewPassword(nil, opts.Password, false); err != nil {
+			return nil, err
+		}
+		s.setPassword(u, s.cfg.PasswordHashing.hash(opts.Password), false, s.now())
+	}
+	if s.cfg.Security.DisableUserAccountDaysInactive > 0 {
+		now := s.now()
+		u.LastActiveAt = &now
 	}
 	err := s.update(ctx, func(tx *store.Txn) error {
 		if _, err := s.getDomain(tx, u.DomainID); err != nil {
@@ -228,7 +247,11 @@ func (s *Service) UpdateUser(ctx context.Context, id string, opts UpdateUserOpts
 			return nil, err
 		}
 		// Check policy before paying for the KDF.
-		if _, err := s.userForWrite(ctx, s.st.Snapshot(), c, id, "identity:update_user"); err != nil {
+		u, err := s.userForWrite(ctx, s.st.Snapshot(), c, id, "identity:update_user")
+		if err != nil {
+			return nil, err
+		}
+		if err := s.checkNewPassword(u, *opts.Password, false); err != nil {
 			return nil, err
 		}
 		hash = s.cfg.PasswordHashing.hash(*opts.Password)
@@ -280,10 +303,19 @@ func (s *Service) UpdateUser(ctx context.Context, id string, opts UpdateUserOpts
 		revoke := false
 		if opts.Enabled != nil {
 			revoke = u.Enabled && !*opts.Enabled
+			if !u.Enabled && *opts.Enabled {
+				// Re-enabling unlocks and restarts the inactivity clock,
+				// as in Keystone.
+				u.FailedAuthCount, u.FailedAuthAt = 0, nil
+				if s.cfg.Security.DisableUserAccountDaysInactive > 0 {
+					now := s.now()
+					u.LastActiveAt = &now
+				}
+			}
 			u.Enabled = *opts.Enabled
 		}
 		if hash != "" {
-			u.PasswordHash = hash
+			s.setPassword(u, hash, false, s.now())
 			revoke = true
 		}
 		if err := tx.Update(userTable, u); err != nil {
@@ -320,25 +352,45 @@ func (s *Service) userForWrite(ctx context.Context, tx *store.Txn, c *Credential
 	return u, nil
 }
 
-// ChangePassword changes the caller's own password after checking the
-// original one, and revokes the user's tokens.
+// ChangePassword changes a user's own password after checking the
+// original one, applies the password rules (SecurityCompliance) and
+// revokes the user's tokens. As in Keystone it needs no token, so that a
+// user whose password expired can change it: the original password proves
+// who calls. With credentials in ctx, they must be the user's own.
 func (s *Service) ChangePassword(ctx context.Context, userID, original, password string) error {
-	c, err := requireCredentials(ctx)
-	if err != nil {
-		return err
-	}
 	if err := checkPassword("password", password); err != nil {
 		return err
 	}
 	if err := checkPassword("original_password", original); err != nil {
 		return err
 	}
-	u, err := s.userForWrite(ctx, s.st.Snapshot(), c, userID, "identity:change_password")
-	if err != nil {
-		return err
+	tx := s.st.Snapshot()
+	var u *User
+	if c := CredentialsFrom(ctx); c != nil {
+		var err error
+		if u, err = s.userForWrite(ctx, tx, c, userID, "identity:change_password"); err != nil {
+			return err
+		}
+	} else {
+		var err error
+		if u, err = store.Get[User](nil, tx, userTable, userID); err != nil {
+			s.cfg.PasswordHashing.hash(original) // same cost as a real check
+			return errAuthFailed
+		}
+	}
+	now := s.now()
+	if s.locked(u, now) {
+		return errAccountLocked(u.ID)
 	}
 	if u.PasswordHash == "" || !verifyPassword(u.PasswordHash, original) {
-		return errUnauthenticated("the original password is incorrect")
+		s.recordAuthFailure(ctx, u.ID)
+		return errAuthFailed
+	}
+	if !u.Enabled {
+		return errAuthFailed
+	}
+	if err := s.checkNewPassword(u, password, true); err != nil {
+		return err
 	}
 	hash := s.cfg.PasswordHashing.hash(password)
 	return s.update(ctx, func(tx *store.Txn) error {
@@ -349,7 +401,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, original, password
 		if cur.PasswordHash != u.PasswordHash {
 			return conflict("the password changed meanwhile")
 		}
-		cur.PasswordHash = hash
+		s.setPassword(cur, hash, true, now)
 		if err := tx.Update(userTable, cur); err != nil {
 			return err
 		}
@@ -383,6 +435,15 @@ func (s *Service) DeleteUser(ctx context.Context, id string) error {
 			if err := tx.Delete(memberTable, k); err != nil {
 				return err
 			}
+		}
+		if err := deleteUserAppCredsTxn(tx, id); err != nil {
+			return err
+		}
+		if err := deleteUserTrustsTxn(tx, id); err != nil {
+			return err
+		}
+		if err := deleteUserCredentialsTxn(tx, id); err != nil {
+			return err
 		}
 		if err := tx.Delete(userTable, id); err != nil {
 			return err

@@ -38,12 +38,18 @@ func (w *work) StoreKey() string { return w.Key }
 
 var workTableDef = store.Table{Name: workTable, New: func() store.Record { return new(work) }}
 
-// markTxn marks kind/id for the reconciler.
+// markTxn marks kind/id for the reconciler. A mark already written by
+// this commit (another function of the same batch) is left as is: the
+// reconciler never saw it, so it cannot miss the change.
 func markTxn(tx *store.Txn, kind, id string) {
 	if id == "" {
 		return
 	}
-	_ = tx.Put(workTable, &work{Key: kind + "/" + id})
+	key := kind + "/" + id
+	if w, err := store.Get[work](nil, tx, workTable, key); err == nil && w.Revision == tx.Revision() {
+		return
+	}
+	_ = tx.Put(workTable, &work{Key: key})
 }
 
 // dataplane is the reconciler that drives the Backend from the store.
@@ -65,8 +71,11 @@ func (d *dataplane) Reconcile(ctx context.Context, key string) error {
 	s := d.s
 	tx := s.st.Snapshot()
 	w, err := store.Get[work](nil, tx, workTable, key)
-	if err != nil {
+	if errdefs.IsNotFound(err) {
 		return nil // done meanwhile
+	}
+	if err != nil {
+		return err
 	}
 	kind, id, _ := strings.Cut(key, "/")
 	switch kind {
@@ -86,7 +95,13 @@ func (d *dataplane) Reconcile(ctx context.Context, key string) error {
 	}
 	return s.st.Update(ctx, func(tx *store.Txn) error {
 		cur, err := store.Get[work](nil, tx, workTable, key)
-		if err != nil || cur.Revision != w.Revision {
+		if errdefs.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Revision != w.Revision {
 			return nil // marked again: another pass follows
 		}
 		return tx.Delete(workTable, key)
@@ -132,6 +147,16 @@ func (s *Service) reconcilePort(ctx context.Context, tx *store.Txn, id string) e
 	if err := s.backend.EnsureNetwork(ctx, networkSpec(n)); err != nil {
 		return err
 	}
+	// The port's DHCP entry and its groups' member sets (which other
+	// ports' remote-group rules match) exist before it is reported bound.
+	if err := s.reconcileDHCP(ctx, tx, p.NetworkID); err != nil {
+		return err
+	}
+	for _, g := range p.SecurityGroups {
+		if err := s.reconcileSG(ctx, tx, g); err != nil {
+			return err
+		}
+	}
 	spec := PortSpec{ID: p.ID, NetworkID: p.NetworkID, ProjectID: p.ProjectID, Host: p.HostID, DevName: TapName(p.ID),
 		MAC: p.MACAddress, MTU: n.MTU, AdminStateUp: p.AdminStateUp, FixedIPs: portAddrs(tx, p.FixedIPs),
 		PortSecurity: p.PortSecurityEnabled, SecurityGroups: slices.Clone(p.SecurityGroups)}
@@ -160,7 +185,13 @@ func (s *Service) reconcilePort(ctx context.Context, tx *store.Txn, id string) e
 	}
 	return s.st.Update(ctx, func(tx *store.Txn) error {
 		cur, err := store.Get[Port](nil, tx, portTable, id)
-		if err != nil || cur.Revision != p.Revision {
+		if errdefs.IsNotFound(err) {
+			return nil // deleted meanwhile: it is marked again
+		}
+		if err != nil {
+			return err
+		}
+		if cur.Revision != p.Revision {
 			return nil // changed meanwhile: it is marked again
 		}
 		if status == StatusActive && !cur.AdminStateUp {

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 
@@ -61,12 +60,6 @@ func (s *Service) requireAdmin(c *identity.Credentials, what string) error {
 		return nil
 	}
 	return fault("PolicyNotAuthorized", errdefs.ErrForbidden, "only an admin may set %s", what)
-}
-
-// readerCtx checks that the context carries credentials allowed to read
-// something at all.
-func (s *Service) readerCtx(ctx context.Context) (*identity.Credentials, error) {
-	return caller(ctx)
 }
 
 func newID() string {

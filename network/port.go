@@ -244,7 +244,8 @@ func checkDHCPOpts(opts []DHCPOpt) error {
 	}
 	for _, o := range opts {
 		if o.OptName == "" || len(o.OptName) > 64 || strings.ContainsFunc(o.OptName, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == ':' || r == '.')
+			ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == ':' || r == '.'
+			return !ok
 		}) {
 			return errdefs.Invalid("extra_dhcp_opts", "%q is not a valid option name", o.OptName)
 		}
@@ -291,10 +292,53 @@ func (s *Service) checkDeviceOwnerTxn(ctx context.Context, tx *store.Txn, c *ide
 
 // CreatePort creates a port with its MAC and fixed IPs.
 func (s *Service) CreatePort(ctx context.Context, o CreatePortOpts) (*Port, error) {
+	ps, err := s.CreatePorts(ctx, []CreatePortOpts{o})
+	if err != nil {
+		return nil, err
+	}
+	return ps[0], nil
+}
+
+// CreatePorts creates several ports in one transaction: all or none, as
+// Neutron's bulk create.
+func (s *Service) CreatePorts(ctx context.Context, opts []CreatePortOpts) ([]*Port, error) {
 	c, err := caller(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if len(opts) == 0 || len(opts) > 10000 {
+		return nil, errdefs.Invalid("ports", "give 1 to 10000 ports")
+	}
+	ports := make([]*Port, len(opts))
+	for i := range opts {
+		if ports[i], err = s.newPort(c, &opts[i]); err != nil {
+			return nil, err
+		}
+	}
+	var picks []ipRef
+	var kept []FixedIP
+	out := make([]*Port, len(opts))
+	err = s.st.Update(ctx, func(tx *store.Txn) error {
+		kept = kept[:0]
+		for i, p := range ports {
+			np := *p
+			if err := s.createPortTxn(ctx, tx, c, &np, &opts[i], &picks); err != nil {
+				return err
+			}
+			kept = append(kept, np.FixedIPs...)
+			out[i] = &np
+		}
+		return nil
+	})
+	s.ipam.settle(picks, kept)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// newPort checks a create request and returns the port it makes.
+func (s *Service) newPort(c *identity.Credentials, o *CreatePortOpts) (*Port, error) {
 	project, err := ownerFor(c, o.ProjectID)
 	if err != nil {
 		return nil, err
@@ -329,22 +373,6 @@ func (s *Service) CreatePort(ctx context.Context, o CreatePortOpts) (*Port, erro
 	p.Tags = dedupe(o.Tags)
 	if p.Profile == nil {
 		p.Profile = map[string]any{}
-	}
-	var picks []ipRef
-	var kept []FixedIP
-	err = s.st.Update(ctx, func(tx *store.Txn) error {
-		kept = nil
-		np := *p
-		if err := s.createPortTxn(ctx, tx, c, &np, &o, &picks); err != nil {
-			return err
-		}
-		kept = np.FixedIPs
-		*p = np
-		return nil
-	})
-	s.ipam.settle(picks, kept)
-	if err != nil {
-		return nil, err
 	}
 	return p, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/internal/httpapi"
+	"github.com/stratuskit/stratus/network"
 	"github.com/stratuskit/stratus/store"
 	"github.com/stratuskit/stratus/store/boltstore"
 	"github.com/stratuskit/stratus/store/etcdstore"
@@ -40,6 +41,11 @@ type Config struct {
 	// PortOffset is added to every conventional port, so that several
 	// controllers can share one address.
 	PortOffset int
+	// Identity configures the identity service (security compliance, key
+	// rotation).
+	Identity IdentityOptions
+	// Network names the network dataplane: "fake" (the default).
+	Network string
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -70,7 +76,8 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables()...)
+	tables := append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables()...)
+	return append(tables, network.Tables()...)
 }
 
 // Run runs the cloud until ctx ends.
@@ -176,12 +183,17 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	// The catalog lists only the services that run here.
 	catalog := []identity.ServiceEndpoints{
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
+		networkCatalog(cfg),
 	}
-	ident, _, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
+	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident}, nil
+	netw, _, err := networkComponent(cfg, st, identSvc, logger)
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, netw}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/store"
@@ -19,7 +21,8 @@ const identityPort = 5000
 // (admin user, project, roles, and the catalog of every service in
 // catalog) and writes DIR/admin-openrc.sh.
 func identityComponent(cfg Config, st *store.Store, password string, logger *slog.Logger, catalog []identity.ServiceEndpoints) (component, *identity.Service, error) {
-	svc, err := identity.New(identity.Config{Store: st, Logger: logger})
+	svc, err := identity.New(identity.Config{Store: st, Logger: logger, Security: cfg.Identity.Security,
+		KeyRotationInterval: cfg.Identity.KeyRotation})
 	if err != nil {
 		return component{}, nil, err
 	}
@@ -58,4 +61,27 @@ export OS_IDENTITY_API_VERSION=3
 export OS_REGION_NAME=%s
 `, serviceURL(cfg, identityPort, "/v3"), password, identity.DefaultRegion)
 	return os.WriteFile(filepath.Join(cfg.DataDir, "admin-openrc.sh"), []byte(rc), 0o600)
+}
+
+// IdentityOptions configures the identity service beyond its defaults.
+type IdentityOptions struct {
+	// Security is keystone's [security_compliance].
+	Security identity.SecurityCompliance
+	// KeyRotation rotates the token keys on that schedule; zero never.
+	KeyRotation time.Duration
+}
+
+// identityFlags registers the identity options on fs.
+func identityFlags(fs *flag.FlagSet, o *IdentityOptions) {
+	sc := &o.Security
+	fs.IntVar(&sc.LockoutFailureAttempts, "lockout-failure-attempts", 0, "lock a user out after this many failed logins in a row (0: never)")
+	fs.DurationVar(&sc.LockoutDuration, "lockout-duration", 30*time.Minute, "how long a locked-out user stays locked")
+	fs.IntVar(&sc.UniqueLastPasswordCount, "unique-last-password-count", 0, "refuse a new password equal to one of the last N-1 (0 or 1: no history)")
+	fs.IntVar(&sc.MinimumPasswordAge, "minimum-password-age", 0, "days a password must be kept before its user may change it")
+	fs.IntVar(&sc.PasswordExpiresDays, "password-expires-days", 0, "days after which a password expires (0: never)")
+	fs.StringVar(&sc.PasswordRegex, "password-regex", "", "regular expression every new password must match")
+	fs.StringVar(&sc.PasswordRegexDescription, "password-regex-description", "", "what -password-regex requires, told to users")
+	fs.BoolVar(&sc.ChangePasswordUponFirstUse, "change-password-upon-first-use", false, "users must change a password set by an admin before using it")
+	fs.IntVar(&sc.DisableUserAccountDaysInactive, "disable-user-account-days-inactive", 0, "refuse users who have not logged in for this many days (0: never)")
+	fs.DurationVar(&o.KeyRotation, "token-key-rotation", 0, "rotate the token encryption keys on this schedule (0: never; keep it above the token lifetime)")
 }

@@ -31,7 +31,7 @@ type Harness interface {
 func Run(t *testing.T, newHarness func(ctx context.Context, t *testing.T) (Harness, error)) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, ctx context.Context, h Harness)
+		fn   func(ctx context.Context, t *testing.T, h Harness)
 	}{
 		{"NetworkIdempotent", testNetworkIdempotent},
 		{"PortNeedsNetwork", testPortNeedsNetwork},
@@ -52,7 +52,7 @@ func Run(t *testing.T, newHarness func(ctx context.Context, t *testing.T) (Harne
 				t.Fatal(err)
 			}
 			defer h.Close()
-			tc.fn(t, ctx, h)
+			tc.fn(ctx, t, h)
 		})
 	}
 }
@@ -69,7 +69,7 @@ const (
 	subExt = "0b000000-0000-4000-8000-0000000000e0"
 )
 
-func backend(t *testing.T, ctx context.Context, h Harness) network.Backend {
+func backend(ctx context.Context, t *testing.T, h Harness) network.Backend {
 	t.Helper()
 	b, err := h.MakeBackend(ctx)
 	if err != nil {
@@ -105,7 +105,7 @@ func portSpec(id, net string) network.PortSpec {
 		FixedIPs: []network.PortAddr{{SubnetID: subA, Addr: netip.MustParsePrefix("10.0.0." + map[string]string{portA: "10", portB: "11"}[id] + "/24")}}}
 }
 
-func inventory(t *testing.T, ctx context.Context, b network.Backend) *network.Inventory {
+func inventory(ctx context.Context, t *testing.T, b network.Backend) *network.Inventory {
 	t.Helper()
 	inv, err := b.Inventory(ctx)
 	if err != nil {
@@ -114,28 +114,28 @@ func inventory(t *testing.T, ctx context.Context, b network.Backend) *network.In
 	return inv
 }
 
-func testNetworkIdempotent(t *testing.T, ctx context.Context, h Harness) {
-	b := backend(t, ctx, h)
+func testNetworkIdempotent(ctx context.Context, t *testing.T, h Harness) {
+	b := backend(ctx, t, h)
 	must(t, b.EnsureNetwork(ctx, netSpec(netA, false)))
 	spec := netSpec(netA, false)
 	spec.MTU = 1400
 	must(t, b.EnsureNetwork(ctx, spec))
-	if inv := inventory(t, ctx, b); !slices.Equal(inv.Networks, []string{netA}) {
+	if inv := inventory(ctx, t, b); !slices.Equal(inv.Networks, []string{netA}) {
 		t.Fatalf("networks %v, want [%s]", inv.Networks, netA)
 	}
 }
 
-func testPortNeedsNetwork(t *testing.T, ctx context.Context, h Harness) {
-	b := backend(t, ctx, h)
+func testPortNeedsNetwork(ctx context.Context, t *testing.T, h Harness) {
+	b := backend(ctx, t, h)
 	_, err := b.EnsurePort(ctx, portSpec(portA, netA))
 	wantKind(t, err, errdefs.ErrNotFound, netA)
-	if inv := inventory(t, ctx, b); len(inv.Ports) != 0 {
+	if inv := inventory(ctx, t, b); len(inv.Ports) != 0 {
 		t.Fatalf("a failed EnsurePort left ports %v", inv.Ports)
 	}
 }
 
-func testPortVIF(t *testing.T, ctx context.Context, h Harness) {
-	b := backend(t, ctx, h)
+func testPortVIF(ctx context.Context, t *testing.T, h Harness) {
+	b := backend(ctx, t, h)
 	must(t, b.EnsureNetwork(ctx, netSpec(netA, false)))
 	spec := portSpec(portA, netA)
 	for range 2 {
@@ -148,13 +148,13 @@ func testPortVIF(t *testing.T, ctx context.Context, h Harness) {
 	spec.AllowedPairs = []network.AllowedPair{{Prefix: netip.MustParsePrefix("10.0.0.100/32"), MAC: spec.MAC}}
 	_, err := b.EnsurePort(ctx, spec)
 	must(t, err)
-	if inv := inventory(t, ctx, b); !slices.Equal(inv.Ports, []string{portA}) {
+	if inv := inventory(ctx, t, b); !slices.Equal(inv.Ports, []string{portA}) {
 		t.Fatalf("ports %v", inv.Ports)
 	}
 }
 
-func testDeleteIdempotent(t *testing.T, ctx context.Context, h Harness) {
-	b := backend(t, ctx, h)
+func testDeleteIdempotent(ctx context.Context, t *testing.T, h Harness) {
+	b := backend(ctx, t, h)
 	must(t, b.DeletePort(ctx, portA))
 	must(t, b.DeleteNetwork(ctx, netA))
 	must(t, b.DeleteRouter(ctx, rtrA))
@@ -167,14 +167,14 @@ func testDeleteIdempotent(t *testing.T, ctx context.Context, h Harness) {
 	must(t, b.DeletePort(ctx, portA))
 	must(t, b.DeleteNetwork(ctx, netA))
 	must(t, b.DeleteNetwork(ctx, netA))
-	inv := inventory(t, ctx, b)
+	inv := inventory(ctx, t, b)
 	if len(inv.Ports)+len(inv.Networks) != 0 {
 		t.Fatalf("left %+v", inv)
 	}
 }
 
-func testNetworkInUse(t *testing.T, ctx context.Context, h Harness) {
-	b := backend(t, ctx, h)
+func testNetworkInUse(ctx context.Context, t *testing.T, h Harness) {
+	b := backend(ctx, t, h)
 	must(t, b.EnsureNetwork(ctx, netSpec(netA, false)))
 	_, err := b.EnsurePort(ctx, portSpec(portA, netA))
 	must(t, err)
@@ -183,8 +183,8 @@ func testNetworkInUse(t *testing.T, ctx context.Context, h Harness) {
 	must(t, b.DeleteNetwork(ctx, netA))
 }
 
-func testSecurityGroup(t *testing.T, ctx context.Context, h Harness) {
-	b := backend(t, ctx, h)
+func testSecurityGroup(ctx context.Context, t *testing.T, h Harness) {
+	b := backend(ctx, t, h)
 	spec := network.SecurityGroupSpec{ID: sgA, Stateful: true, Rules: []network.RuleSpec{
 		{ID: "r1", Direction: "egress", Ethertype: "IPv4", Protocol: -1},
 		{ID: "r2", Direction: "ingress", Ethertype: "IPv4", Protocol: 6, PortMin: 22, PortMax: 22, RemotePrefix: netip.MustParsePrefix("192.0.2.0/24")},
@@ -193,22 +193,22 @@ func testSecurityGroup(t *testing.T, ctx context.Context, h Harness) {
 	must(t, b.EnsureSecurityGroup(ctx, spec))
 	spec.Rules = spec.Rules[:1]
 	must(t, b.EnsureSecurityGroup(ctx, spec))
-	if inv := inventory(t, ctx, b); !slices.Equal(inv.SecurityGroups, []string{sgA}) {
+	if inv := inventory(ctx, t, b); !slices.Equal(inv.SecurityGroups, []string{sgA}) {
 		t.Fatalf("groups %v", inv.SecurityGroups)
 	}
 	must(t, b.DeleteSecurityGroup(ctx, sgA))
-	if inv := inventory(t, ctx, b); len(inv.SecurityGroups) != 0 {
+	if inv := inventory(ctx, t, b); len(inv.SecurityGroups) != 0 {
 		t.Fatalf("groups %v after delete", inv.SecurityGroups)
 	}
 }
 
-func testRouter(t *testing.T, ctx context.Context, h Harness) {
-	b := backend(t, ctx, h)
+func testRouter(ctx context.Context, t *testing.T, h Harness) {
+	b := backend(ctx, t, h)
 	spec := network.RouterSpec{ID: rtrA, ProjectID: "p1", AdminStateUp: true,
 		Gateway: &network.RouterGatewaySpec{NetworkID: netExt, PortID: portB, MAC: "fa:16:3e:00:01:01",
 			Addrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.10/24")}, NextHops: []netip.Addr{netip.MustParseAddr("203.0.113.1")}, EnableSNAT: true},
-		Interfaces: []network.RouterInterfaceSpec{{PortID: portA, NetworkID: netA, SubnetID: subA, MAC: "fa:16:3e:00:01:02", Addr: netip.MustParsePrefix("10.0.0.1/24")}},
-		Routes:     []network.RouteSpec{{Destination: netip.MustParsePrefix("192.0.2.0/24"), NextHop: netip.MustParseAddr("10.0.0.254")}},
+		Interfaces:  []network.RouterInterfaceSpec{{PortID: portA, NetworkID: netA, SubnetID: subA, MAC: "fa:16:3e:00:01:02", Addr: netip.MustParsePrefix("10.0.0.1/24")}},
+		Routes:      []network.RouteSpec{{Destination: netip.MustParsePrefix("192.0.2.0/24"), NextHop: netip.MustParseAddr("10.0.0.254")}},
 		FloatingIPs: []network.FloatingIPSpec{{ID: "f1", Floating: netip.MustParseAddr("203.0.113.20"), Fixed: netip.MustParseAddr("10.0.0.10"), PortID: portA}},
 	}
 	wantKind(t, b.EnsureRouter(ctx, spec), errdefs.ErrNotFound, "")
@@ -219,7 +219,7 @@ func testRouter(t *testing.T, ctx context.Context, h Harness) {
 	spec.Gateway.EnableSNAT = false
 	must(t, b.EnsureRouter(ctx, spec))
 	wantKind(t, b.DeleteNetwork(ctx, netA), errdefs.ErrConflict, "")
-	if inv := inventory(t, ctx, b); !slices.Equal(inv.Routers, []string{rtrA}) {
+	if inv := inventory(ctx, t, b); !slices.Equal(inv.Routers, []string{rtrA}) {
 		t.Fatalf("routers %v", inv.Routers)
 	}
 	must(t, b.DeleteRouter(ctx, rtrA))
@@ -227,8 +227,8 @@ func testRouter(t *testing.T, ctx context.Context, h Harness) {
 	must(t, b.DeleteNetwork(ctx, netExt))
 }
 
-func testDHCP(t *testing.T, ctx context.Context, h Harness) {
-	b := backend(t, ctx, h)
+func testDHCP(ctx context.Context, t *testing.T, h Harness) {
+	b := backend(ctx, t, h)
 	spec := network.DHCPSpec{NetworkID: netA, MTU: 1450, PortID: portB, MAC: "fa:16:3e:00:02:01", Metadata: true,
 		Subnets: []network.SubnetSpec{{ID: subA, CIDR: netip.MustParsePrefix("10.0.0.0/24"), Gateway: netip.MustParseAddr("10.0.0.1"), EnableDHCP: true,
 			DNSNameservers: []netip.Addr{netip.MustParseAddr("192.0.2.53")}, DHCPServer: netip.MustParseAddr("10.0.0.2"), MetadataRoute: true}},
@@ -238,20 +238,20 @@ func testDHCP(t *testing.T, ctx context.Context, h Harness) {
 	must(t, b.EnsureDHCP(ctx, spec))
 	spec.Hosts = nil
 	must(t, b.EnsureDHCP(ctx, spec))
-	if inv := inventory(t, ctx, b); !slices.Equal(inv.DHCP, []string{netA}) {
+	if inv := inventory(ctx, t, b); !slices.Equal(inv.DHCP, []string{netA}) {
 		t.Fatalf("dhcp %v", inv.DHCP)
 	}
 	must(t, b.DeleteDHCP(ctx, netA))
 	must(t, b.DeleteNetwork(ctx, netA))
 }
 
-func testRestart(t *testing.T, ctx context.Context, h Harness) {
-	b := backend(t, ctx, h)
+func testRestart(ctx context.Context, t *testing.T, h Harness) {
+	b := backend(ctx, t, h)
 	must(t, b.EnsureNetwork(ctx, netSpec(netA, false)))
 	_, err := b.EnsurePort(ctx, portSpec(portA, netA))
 	must(t, err)
-	b2 := backend(t, ctx, h)
-	inv := inventory(t, ctx, b2)
+	b2 := backend(ctx, t, h)
+	inv := inventory(ctx, t, b2)
 	if !slices.Equal(inv.Networks, []string{netA}) || !slices.Equal(inv.Ports, []string{portA}) {
 		t.Fatalf("after restart: %+v", inv)
 	}
@@ -261,8 +261,8 @@ func testRestart(t *testing.T, ctx context.Context, h Harness) {
 	must(t, b2.DeleteNetwork(ctx, netA))
 }
 
-func testCanceled(t *testing.T, ctx context.Context, h Harness) {
-	b := backend(t, ctx, h)
+func testCanceled(ctx context.Context, t *testing.T, h Harness) {
+	b := backend(ctx, t, h)
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	errs := []error{b.EnsureNetwork(cctx, netSpec(netA, false)), b.DeleteNetwork(cctx, netA), b.DeletePort(cctx, portA)}
@@ -275,7 +275,7 @@ func testCanceled(t *testing.T, ctx context.Context, h Harness) {
 			t.Fatalf("call %d with a cancelled context: %v, want context.Canceled", i, err)
 		}
 	}
-	if inv := inventory(t, ctx, b); len(inv.Networks) != 0 {
+	if inv := inventory(ctx, t, b); len(inv.Networks) != 0 {
 		t.Fatalf("a cancelled EnsureNetwork created %v", inv.Networks)
 	}
 }

@@ -1,0 +1,36 @@
+package network
+
+import (
+	"net/netip"
+	"testing"
+)
+
+func TestAllocatorNext(t *testing.T) {
+	sub := &Subnet{Standard: Standard{ID: "s"}, AllocationPools: []Pool{{"10.0.0.2", "10.0.0.100"}, {"10.0.1.0", "10.0.1.9"}}}
+	a := newAllocator(sub)
+	if a.total != 99+10 {
+		t.Fatalf("total %d", a.total)
+	}
+	seen := map[netip.Addr]bool{}
+	for range a.total {
+		off, ok := a.next()
+		if !ok {
+			t.Fatal("full too early")
+		}
+		ip := a.addr(off)
+		if seen[ip] {
+			t.Fatalf("%s twice", ip)
+		}
+		seen[ip] = true
+		if back, ok := a.offset(ip); !ok || back != off {
+			t.Fatalf("offset(%s) = %d, want %d", ip, back, off)
+		}
+	}
+	if _, ok := a.next(); ok {
+		t.Fatal("next on a full allocator")
+	}
+	a.clear(50)
+	if off, ok := a.next(); !ok || off != 50 {
+		t.Fatalf("next after clear = %d %v", off, ok)
+	}
+}
