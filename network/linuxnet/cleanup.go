@@ -26,7 +26,7 @@ func (b *Backend) Cleanup(ctx context.Context) error {
 		b.stopMetadata(name)
 	}
 	b.rtrIfaces.Clear()
-	dhcpDir := filepath.Join(b.cfg.StateDir, "dhcp")
+	dhcpDir := filepath.Join(b.cfg.DHCPDir)
 	if ents, err := os.ReadDir(dhcpDir); err == nil {
 		for _, e := range ents {
 			stopPID(dnsmasqPID(filepath.Join(dhcpDir, e.Name())))

@@ -113,7 +113,7 @@ func (b *Backend) ensureDHCP(_ context.Context, spec network.DHCPSpec) error {
 	if err := b.ensureVeth(rh, ns, iface, devName("tq", port), aliasDHCP+spec.NetworkID, spec.NetworkID, spec.MAC, spec.MTU, addrs); err != nil {
 		return err
 	}
-	dir := filepath.Join(b.cfg.StateDir, "dhcp", spec.NetworkID)
+	dir := filepath.Join(b.cfg.DHCPDir, spec.NetworkID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -305,7 +305,7 @@ func (b *Backend) DeleteDHCP(ctx context.Context, networkID string) error {
 func (b *Backend) deleteDHCP(networkID string) error {
 	name := nsDHCP + networkID
 	b.stopMetadata(name)
-	dir := filepath.Join(b.cfg.StateDir, "dhcp", networkID)
+	dir := filepath.Join(b.cfg.DHCPDir, networkID)
 	stopPID(dnsmasqPID(dir))
 	if err := b.delAliasedExcept(aliasDHCP+networkID, ""); err != nil {
 		return fmt.Errorf("linuxnet: dhcp %s: %w", networkID, err)

@@ -59,15 +59,15 @@ func TestRestartKeepsConnectivity(t *testing.T) {
 	if !echo() {
 		t.Fatal("no echo before the restart")
 	}
-	pid := dnsmasqPID(filepath.Join(e.cfg.StateDir, "dhcp", a.id))
+	pid := dnsmasqPID(filepath.Join(e.b.cfg.DHCPDir, a.id))
 
 	// A new process: it knows only the state directory.
 	e.start()
 	if !echo() {
 		t.Fatal("the open connection broke across the restart")
 	}
-	if got := dnsmasqPID(filepath.Join(e.cfg.StateDir, "dhcp", a.id)); got != pid || pid == 0 {
-		log, _ := os.ReadFile(filepath.Join(e.cfg.StateDir, "dhcp", a.id, "log"))
+	if got := dnsmasqPID(filepath.Join(e.b.cfg.DHCPDir, a.id)); got != pid || pid == 0 {
+		log, _ := os.ReadFile(filepath.Join(e.b.cfg.DHCPDir, a.id, "log"))
 		t.Fatalf("dnsmasq pid %d → %d: restarted\n%s", pid, got, log)
 	}
 	if got, _ := metaGet(g1, netip.Addr{}, nil); got != "s1" {
@@ -76,7 +76,7 @@ func TestRestartKeepsConnectivity(t *testing.T) {
 	// A new guest gets its lease from the same dnsmasq, which already
 	// holds leases (dnsmasq 2.90 crashed reloading its hosts then).
 	g3 := e.plug(a, 12, sg)
-	if g3.dhcp(); g3.ip != a.addr(12) || dnsmasqPID(filepath.Join(e.cfg.StateDir, "dhcp", a.id)) != pid {
+	if g3.dhcp(); g3.ip != a.addr(12) || dnsmasqPID(filepath.Join(e.b.cfg.DHCPDir, a.id)) != pid {
 		t.Fatalf("a guest plugged after the restart got %s (dnsmasq pid %d)", g3.ip, pid)
 	}
 	// A new connection is still filtered by the same rules.

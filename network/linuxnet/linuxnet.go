@@ -64,6 +64,10 @@ type Config struct {
 	// StateDir holds the backend's specs, DHCP files and pid files. It is
 	// required and must survive restarts.
 	StateDir string
+	// DHCPDir holds dnsmasq's host, option and pid files. dnsmasq reads
+	// them as its unprivileged user (nobody), so every directory above
+	// it must be traversable by others; empty means StateDir/dhcp.
+	DHCPDir string
 	// HostNS is the path of the network namespace that plays the host
 	// (bridges, port devices, filtering); empty means this process's own.
 	HostNS string
@@ -114,6 +118,9 @@ type Backend struct {
 	// rtrIfaces holds each router's interfaces for its metadata
 	// service: router id → []network.RouterInterfaceSpec.
 	rtrIfaces sync.Map
+	// sysctlsDone: br_netfilter is on in the host (set with the first
+	// port, so a backend with no ports changes nothing host-wide).
+	sysctlsDone bool
 }
 
 var _ network.Backend = (*Backend)(nil)
@@ -165,6 +172,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.StateDir == "" {
 		return nil, errdefs.Invalid("state_dir", "required")
 	}
+	if cfg.DHCPDir == "" {
+		cfg.DHCPDir = filepath.Join(cfg.StateDir, "dhcp")
+	}
 	if cfg.NetnsDir == "" {
 		cfg.NetnsDir = "/run/netns"
 	}
@@ -195,8 +205,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		b.host.Close()
 		return nil, fmt.Errorf("linuxnet: netlink: %w", err)
 	}
-	for _, d := range []string{"specs", "dhcp"} {
-		if err := os.MkdirAll(filepath.Join(cfg.StateDir, d), 0o755); err != nil {
+	for _, d := range []string{filepath.Join(cfg.StateDir, "specs"), cfg.DHCPDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("linuxnet: %w", err)
 		}
@@ -233,8 +243,10 @@ func (b *Backend) Close() error {
 func (b *Backend) resync(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := b.hostSysctls(); err != nil {
-		return err
+	if len(b.ports) > 0 {
+		if err := b.hostSysctls(); err != nil {
+			return err
+		}
 	}
 	if err := b.applyFilters(); err != nil {
 		return fmt.Errorf("linuxnet: resync filters: %w", err)
@@ -255,11 +267,15 @@ func (b *Backend) resync(ctx context.Context) error {
 // hostSysctls makes bridged IPv4 and IPv6 traffic traverse the ip and
 // ip6 filter hooks (br_netfilter), where the security groups are.
 func (b *Backend) hostSysctls() error {
+	if b.sysctlsDone {
+		return nil
+	}
 	for _, k := range []string{"net/bridge/bridge-nf-call-iptables", "net/bridge/bridge-nf-call-ip6tables"} {
 		if err := writeSysctl(b.host, k, "1"); err != nil {
 			return fmt.Errorf("linuxnet: sysctl %s: %w", k, err)
 		}
 	}
+	b.sysctlsDone = true
 	return nil
 }
 

@@ -53,6 +53,11 @@ func (b *Backend) EnsurePort(ctx context.Context, spec network.PortSpec) (*netwo
 		}
 		return nil, fmt.Errorf("linuxnet: port %s: %w", spec.ID, err)
 	}
+	if spec.PortSecurity {
+		if err := b.hostSysctls(); err != nil {
+			return nil, err
+		}
+	}
 	l, created, err := b.portLink(spec, mac, br)
 	if err != nil {
 		return nil, err
