@@ -3,6 +3,7 @@ package linuxnet
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/stratuskit/stratus/network"
@@ -41,6 +42,21 @@ func TestDHCPPingAndRouter(t *testing.T) {
 	}
 	if !eventually(func() bool { return g1.ping(g2.ip.Addr()) }) || !g2.ping(g1.ip.Addr()) {
 		t.Fatal("guests on one network do not reach each other")
+	}
+	// The flow is tracked in the network's own conntrack zone.
+	ct, err := runIn(e.host, "cat", "/proc/net/nf_conntrack")
+	must(t, err)
+	tracked := false
+	for _, l := range strings.Split(ct, "\n") {
+		if strings.Contains(l, "src="+g1.ip.Addr().String()+" dst="+g2.ip.Addr().String()) {
+			tracked = true
+			if !strings.Contains(l, "zone=1 ") && !strings.HasSuffix(l, "zone=1") {
+				t.Fatalf("flow outside its network's zone: %s", l)
+			}
+		}
+	}
+	if !tracked {
+		t.Fatalf("no conntrack entry for the ping:\n%s", ct)
 	}
 
 	b := e.network("10.20.0.0/24", false)

@@ -122,6 +122,10 @@ func (b *Backend) applyFilters() error {
 		return err
 	}
 	fence := b.fencedBridges(exists)
+	zones, err := b.bridgeZones()
+	if err != nil {
+		return err
+	}
 	empty := len(secured) == 0 && len(b.groups) == 0
 	for _, fam := range filterFamilies {
 		t := &nftables.Table{Name: tableName, Family: fam}
@@ -138,6 +142,7 @@ func (b *Backend) applyFilters() error {
 			continue
 		}
 		base := skeleton(c, t, fence)
+		zoneChain(c, t, zones)
 		for _, id := range slices.Sorted(maps.Keys(b.groups)) {
 			b.groupChains(c, t, b.groups[id])
 		}

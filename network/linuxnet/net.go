@@ -2,13 +2,17 @@ package linuxnet
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -70,6 +74,7 @@ func (b *Backend) EnsureNetwork(ctx context.Context, spec network.NetworkSpec) e
 		if l, err = b.nl.LinkByName(name); err == nil {
 			err = b.nl.LinkSetAlias(l, alias)
 		}
+
 		if err != nil {
 			_ = b.nl.LinkDel(br)
 			return fmt.Errorf("linuxnet: network %s: %w", spec.ID, err)
@@ -78,6 +83,18 @@ func (b *Backend) EnsureNetwork(ctx context.Context, spec network.NetworkSpec) e
 		return fmt.Errorf("linuxnet: network %s: %w", spec.ID, err)
 	case !mapped && l.Attrs().Alias != alias:
 		return fmt.Errorf("linuxnet: network %s: a link %s not made by stratus exists: %w", spec.ID, name, errdefs.ErrConflict)
+	}
+	newZone := false
+	if !mapped && l.Attrs().Group == 0 {
+		// The bridge's link group is its conntrack zone (see freeZone).
+		zone, err := b.freeZone()
+		if err == nil {
+			err = b.nl.LinkSetGroup(l, zone)
+		}
+		if err != nil {
+			return fmt.Errorf("linuxnet: network %s: zone: %w", spec.ID, err)
+		}
+		newZone = true
 	}
 	if !mapped || strings.HasPrefix(l.Attrs().Alias, aliasPrefix) {
 		if l.Attrs().MTU != spec.MTU {
@@ -107,6 +124,11 @@ func (b *Backend) EnsureNetwork(ctx context.Context, spec network.NetworkSpec) e
 			delete(b.nets, spec.ID)
 		}
 		return err
+	}
+	if newZone {
+		if err := b.applyZones(); err != nil {
+			return fmt.Errorf("linuxnet: network %s: %w", spec.ID, err)
+		}
 	}
 	if mapped {
 		return b.applyHostNAT()
@@ -159,7 +181,7 @@ func (b *Backend) DeleteNetwork(ctx context.Context, id string) error {
 	if _, ok := b.mappedBridge(n); known && ok {
 		return b.applyHostNAT()
 	}
-	return nil
+	return b.applyZones()
 }
 
 // ownsBridge reports whether deleting network id may remove bridge l:
@@ -204,4 +226,81 @@ func (b *Backend) networkInUse(id string) bool {
 func ipnet(p netip.Prefix) *net.IPNet {
 	a := p.Addr().AsSlice()
 	return &net.IPNet{IP: a, Mask: net.CIDRMask(p.Bits(), len(a)*8)}
+}
+
+// Conntrack zones keep the flows of different networks apart: tenants
+// may use the same addresses, and bridged traffic of every network is
+// tracked in the host's one conntrack table, where a flow established
+// on one network would otherwise let matching packets on another pass
+// its security groups. Each tenant bridge's link group is its zone
+// (1-65535, kept on the bridge itself, so it survives restarts), set
+// before conntrack by a raw prerouting chain. Mapped (external) bridges
+// stay in zone 0: the host itself talks on them.
+
+// freeZone returns the lowest zone no stratus bridge uses.
+func (b *Backend) freeZone() (int, error) {
+	links, err := b.nl.LinkList()
+	if err != nil {
+		return 0, err
+	}
+	used := map[uint32]bool{}
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Alias, aliasNet) {
+			used[l.Attrs().Group] = true
+		}
+	}
+	for z := 1; z < 1<<16; z++ {
+		if !used[uint32(z)] {
+			return z, nil
+		}
+	}
+	return 0, fmt.Errorf("linuxnet: no free conntrack zone: %w", errdefs.ErrQuotaExceeded)
+}
+
+// bridgeZones returns, per tenant bridge, its zone.
+func (b *Backend) bridgeZones() (map[string]uint16, error) {
+	links, err := b.nl.LinkList()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint16{}
+	for _, l := range links {
+		if g := l.Attrs().Group; strings.HasPrefix(l.Attrs().Alias, aliasNet) && g > 0 && g < 1<<16 {
+			out[l.Attrs().Name] = uint16(g)
+		}
+	}
+	return out, nil
+}
+
+// applyZones refreshes the zone chains when the filter tables exist
+// (they are created with them otherwise).
+func (b *Backend) applyZones() error {
+	c, err := nftConn(int(b.host))
+	if err != nil {
+		return err
+	}
+	if !b.tablesExist(c) {
+		return nil
+	}
+	zones, err := b.bridgeZones()
+	if err != nil {
+		return err
+	}
+	for _, fam := range filterFamilies[1:] {
+		zoneChain(c, &nftables.Table{Name: tableName, Family: fam}, zones)
+	}
+	return c.Flush()
+}
+
+// zoneChain (re)fills the raw prerouting chain setting each tenant
+// bridge's zone.
+func zoneChain(c *nftables.Conn, t *nftables.Table, zones map[string]uint16) {
+	ch := c.AddChain(&nftables.Chain{Name: "zones", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: ptr(nftables.ChainPolicyAccept)})
+	c.FlushChain(ch)
+	for _, br := range slices.Sorted(maps.Keys(zones)) {
+		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(metaIs(expr.MetaKeyIIFNAME, ifname(br)),
+			exprs{&expr.Immediate{Register: 1, Data: binary.NativeEndian.AppendUint16(nil, zones[br])},
+				&expr.Ct{Key: expr.CtKeyZONE, Register: 1, SourceRegister: true}})})
+	}
 }
