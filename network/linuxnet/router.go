@@ -81,7 +81,10 @@ func (b *Backend) ensureRouter(_ context.Context, spec network.RouterSpec) error
 		return err
 	}
 	defer rh.Close()
-	for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+	// Forwarding on; strict reverse-path filtering, so no packet with a
+	// tenant subnet's source enters by the gateway (the metadata service
+	// trusts the source address of what comes in by a qr- interface).
+	for _, k := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv4/conf/all/rp_filter", "net/ipv4/conf/default/rp_filter"} {
 		if err := writeSysctl(ns, k, "1"); err != nil {
 			return err
 		}
