@@ -111,7 +111,7 @@ func TestSecurityGroups(t *testing.T) {
 	}
 	sg.Rules = append(sg.Rules, network.RuleSpec{ID: "tcp", Direction: "ingress", Ethertype: "IPv4", Protocol: 6, PortMin: 8000, PortMax: 8100})
 	must(t, e.b.EnsureSecurityGroup(ctx, sg))
-	if !tcp() {
+	if !eventually(tcp) {
 		t.Fatal("the TCP rule does not allow TCP 8080")
 	}
 	sg.Rules = egress
@@ -125,7 +125,7 @@ func TestSecurityGroups(t *testing.T) {
 	must(t, e.b.EnsureSecurityGroup(ctx, peers))
 	sg.Rules = append(egress, network.RuleSpec{ID: "rg", Direction: "ingress", Ethertype: "IPv4", Protocol: 1, PortMin: -1, PortMax: -1, RemoteGroupID: peers.ID})
 	must(t, e.b.EnsureSecurityGroup(ctx, sg))
-	if !g1.ping(g2.ip.Addr()) {
+	if !eventually(func() bool { return g1.ping(g2.ip.Addr()) }) {
 		t.Fatal("a member of the remote group is refused")
 	}
 	peers.Members = []netip.Prefix{netip.MustParsePrefix("10.30.0.100/32")}

@@ -41,7 +41,7 @@ func TestAntiSpoofing(t *testing.T) {
 		if pingFrom(attacker.ns, victim.ip.Addr(), "-I", spoof.Addr().String()) {
 			t.Fatal("a ping from a spoofed IPv4 source got through")
 		}
-		if !attacker.ping(victim.ip.Addr()) {
+		if !eventually(func() bool { return attacker.ping(victim.ip.Addr()) }) {
 			t.Fatal("the attacker's own address stopped working")
 		}
 	})
