@@ -39,7 +39,7 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 		a.routeTags(rt, kind)
 	}
 
-	h := identity.Middleware(v, rt, &identity.MiddlewareOptions{Public: func(r *http.Request) bool {
+	h := identity.Middleware(v, rt, &identity.MiddlewareOptions{ServiceType: "network", Public: func(r *http.Request) bool {
 		return r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead)
 	}})
 	return httpapi.Wrap(h, httpapi.Neutron, logger)

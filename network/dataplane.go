@@ -274,7 +274,7 @@ func (s *Service) reconcileRouter(ctx context.Context, tx *store.Txn, id string)
 	if err != nil {
 		return s.backend.DeleteRouter(ctx, id)
 	}
-	spec := RouterSpec{ID: r.ID, ProjectID: r.ProjectID, AdminStateUp: r.AdminStateUp}
+	spec := RouterSpec{ID: r.ID, ProjectID: r.ProjectID, AdminStateUp: r.AdminStateUp, Metadata: true}
 	it, err := store.List[Port](nil, tx, portTable, deviceIndex, r.ID)
 	if err != nil {
 		return err

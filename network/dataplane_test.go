@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stratuskit/stratus/errdefs"
 	. "github.com/stratuskit/stratus/network"
 	"github.com/stratuskit/stratus/network/fakenet"
 )
@@ -164,4 +165,22 @@ func TestDataplaneRetries(t *testing.T) {
 	if e.fake.Calls("EnsurePort") < 4 {
 		t.Fatalf("EnsurePort called %d times, want at least 4", e.fake.Calls("EnsurePort"))
 	}
+}
+
+func TestPortByAddress(t *testing.T) {
+	e := newEnv(t)
+	ctx := member("p1")
+	n, sub := e.net(t, ctx, "n", "10.0.0.0/24")
+	p := must(e.svc.CreatePort(ctx, CreatePortOpts{NetworkID: n.ID, DeviceID: "server-1", FixedIPs: []FixedIP{{SubnetID: sub.ID, IPAddress: "10.0.0.42"}}}))
+	got := must(e.svc.PortByAddress(e.admin, n.ID, "10.0.0.42"))
+	if got.ID != p.ID || got.DeviceID != "server-1" {
+		t.Fatalf("port %+v", got)
+	}
+	_, err := e.svc.PortByAddress(e.admin, n.ID, "10.0.0.43")
+	wantKind(t, err, errdefs.ErrNotFound)
+	_, err = e.svc.PortByAddress(ctx, n.ID, "10.0.0.42")
+	wantKind(t, err, errdefs.ErrForbidden)
+	n2, _ := e.net(t, ctx, "n2", "10.0.0.0/24") // the same address elsewhere is another guest
+	_, err = e.svc.PortByAddress(e.admin, n2.ID, "10.0.0.42")
+	wantKind(t, err, errdefs.ErrNotFound)
 }

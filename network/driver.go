@@ -190,6 +190,10 @@ type RouterSpec struct {
 	Interfaces   []RouterInterfaceSpec
 	Routes       []RouteSpec
 	FloatingIPs  []FloatingIPSpec
+	// Metadata asks for the metadata service at 169.254.169.254 in the
+	// router's namespace, for the subnets of its interfaces. Guests are
+	// told apart by (network, source address): see Service.PortByAddress.
+	Metadata bool
 }
 
 // DHCPHost is a DHCP reservation.

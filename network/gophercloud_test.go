@@ -334,3 +334,46 @@ func TestHTTPErrors(t *testing.T) {
 		t.Fatalf("bad mtu: %v", err)
 	}
 }
+
+// TestGophercloudIsolation: over HTTP, another project's resources are
+// 404 (not 403) and absent from lists; a shared network is listed.
+func TestGophercloudIsolation(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	admin := c.client(t, "admin", "secret", "admin")
+	c.user(t, "p1", "alice")
+	c.user(t, "p2", "bob")
+	alice := c.client(t, "alice", "alice-pw", "p1")
+	bob := c.client(t, "bob", "bob-pw", "p2")
+	n := must(networks.Create(ctx, alice, networks.CreateOpts{Name: "private"}).Extract())
+	sg := must(groups.Create(ctx, alice, groups.CreateOpts{Name: "sg"}).Extract())
+	shared := true
+	sh := must(networks.Create(ctx, admin, networks.CreateOpts{Name: "shared", Shared: &shared}).Extract())
+	if _, err := networks.Get(ctx, bob, n.ID).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("bob gets alice's network: %v", err)
+	}
+	if _, err := networks.Update(ctx, bob, n.ID, networks.UpdateOpts{Name: new("x")}).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("bob updates alice's network: %v", err)
+	}
+	if err := attributestags.Add(ctx, bob, "networks", n.ID, "x").ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("bob tags alice's network: %v", err)
+	}
+	if err := attributestags.Add(ctx, bob, "networks", sh.ID, "x").ExtractErr(); !gophercloud.ResponseCodeIs(err, http.StatusForbidden) {
+		t.Fatalf("bob tags the shared network: %v", err)
+	}
+	if _, err := groups.Get(ctx, bob, sg.ID).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("bob gets alice's group: %v", err)
+	}
+	if _, err := ports.Create(ctx, bob, ports.CreateOpts{NetworkID: n.ID}).Extract(); !gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		t.Fatalf("bob plugs into alice's network: %v", err)
+	}
+	seen := allPages(t, networks.List(bob, networks.ListOpts{}), networks.ExtractNetworks)
+	if slices.ContainsFunc(seen, func(x networks.Network) bool { return x.ID == n.ID }) ||
+		!slices.ContainsFunc(seen, func(x networks.Network) bool { return x.ID == sh.ID }) {
+		t.Fatalf("bob's network list %+v", seen)
+	}
+	// Even filtering by alice's project shows bob nothing of hers.
+	if got := allPages(t, networks.List(bob, networks.ListOpts{ProjectID: n.ProjectID}), networks.ExtractNetworks); len(got) != 0 {
+		t.Fatalf("bob lists %d networks of alice's project", len(got))
+	}
+}

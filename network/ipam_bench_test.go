@@ -70,6 +70,7 @@ func BenchmarkIPAMAlloc(b *testing.B) {
 	for done < b.N {
 		if done > 0 && done%60000 == 0 {
 			b.StopTimer()
+			h.st.Close()
 			h = newIPAMHarness(b)
 			b.StartTimer()
 		}

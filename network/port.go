@@ -423,13 +423,17 @@ func (s *Service) createPortTxn(ctx context.Context, tx *store.Txn, c *identity.
 	if err := tx.Insert(portTable, p); err != nil {
 		return err
 	}
-	s.markPortTxn(tx, p)
+	s.markPortTxn(tx, p, false)
 	return tx.Emit("network.port.create", p.ID, p.ProjectID, nil)
 }
 
-// markPortTxn records the dataplane work a port change causes.
-func (s *Service) markPortTxn(tx *store.Txn, p *Port) {
-	markTxn(tx, workPort, p.ID)
+// markPortTxn records the dataplane work a port change causes: the port
+// itself when it is (or was, wasBound) bound to a host, its network's DHCP
+// and its groups' member sets.
+func (s *Service) markPortTxn(tx *store.Txn, p *Port, wasBound bool) {
+	if wasBound || p.HostID != "" {
+		markTxn(tx, workPort, p.ID)
+	}
 	markTxn(tx, workDHCP, p.NetworkID)
 	for _, g := range p.SecurityGroups {
 		markTxn(tx, workSG, g)
@@ -613,7 +617,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, o UpdatePortOpts) (
 		if err := checkRevision(o.IfRevision, p); err != nil {
 			return err
 		}
-		oldGroups := p.SecurityGroups
+		oldGroups, wasBound := p.SecurityGroups, p.HostID != ""
 		setIf(&p.Name, o.Name)
 		setIf(&p.Description, o.Description)
 		setIf(&p.AdminStateUp, o.AdminStateUp)
@@ -710,7 +714,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, o UpdatePortOpts) (
 		for _, g := range oldGroups {
 			markTxn(tx, workSG, g)
 		}
-		s.markPortTxn(tx, p)
+		s.markPortTxn(tx, p, wasBound)
 		out = p
 		return tx.Emit("network.port.update", p.ID, p.ProjectID, nil)
 	})
@@ -791,7 +795,7 @@ func (s *Service) deletePortTxn(tx *store.Txn, p *Port) ([]ipRef, error) {
 	if err := tx.Delete(portTable, p.ID); err != nil {
 		return nil, err
 	}
-	s.markPortTxn(tx, p)
+	s.markPortTxn(tx, p, false)
 	return rel, tx.Emit("network.port.delete", p.ID, p.ProjectID, nil)
 }
 
@@ -847,4 +851,36 @@ func (s *Service) vifTx(tx *store.Txn, p *Port) *VIF {
 		mtu = n.MTU
 	}
 	return &VIF{PortID: p.ID, Type: VIFTypeTap, DevName: TapName(p.ID), MAC: p.MACAddress, MTU: mtu, FixedIPs: slices.Clone(p.FixedIPs)}
+}
+
+// PortByAddress returns the port holding address ip on network: how the
+// metadata service tells a guest by (network, source address). Only a
+// cloud admin (the system credentials the dataplane uses) may ask.
+func (s *Service) PortByAddress(ctx context.Context, networkID, ip string) (*Port, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.requireAdmin(c, "port lookups by address"); err != nil {
+		return nil, err
+	}
+	addr, err := parseAddr("ip_address", ip)
+	if err != nil {
+		return nil, err
+	}
+	tx := s.st.Snapshot()
+	n, err := store.Get[Network](nil, tx, networkTable, networkID)
+	if err != nil {
+		return nil, notFound("Network", networkID)
+	}
+	for _, sid := range n.Subnets {
+		a, err := store.Get[ipAlloc](nil, tx, ipTable, ipKey(sid, addr))
+		if err != nil {
+			continue
+		}
+		if p, err := store.Get[Port](nil, tx, portTable, a.PortID); err == nil {
+			return p, nil
+		}
+	}
+	return nil, fault("PortNotFound", errdefs.ErrNotFound, "no port has address %s on network %s", ip, networkID)
 }

@@ -11,6 +11,11 @@ e2e_start -network fake
 
 expect "catalog has neutron" "neutron network" bash -c "openstack catalog list -f value -c Name -c Type | grep -x 'neutron network'"
 
+# Provider networks (admin).
+expect "provider vlan network" "vlan physnet1 100" bash -c "openstack network create vl --provider-network-type vlan --provider-physical-network physnet1 --provider-segment 100 -f json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d[\"provider:network_type\"], d[\"provider:physical_network\"], d[\"provider:segmentation_id\"])'"
+expect_fail "segment in use refused" os network create vl2 --provider-network-type vlan --provider-physical-network physnet1 --provider-segment 100
+os network delete vl
+
 # Networks and subnets.
 expect "network create" "n1" os network create n1 --description first -f value -c name
 expect "network show" "first" os network show n1 -f value -c description
