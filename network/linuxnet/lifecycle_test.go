@@ -132,7 +132,7 @@ func (e *env) everything() (a, ext string, rtr network.RouterSpec, sg string) {
 	l := e.network("10.80.0.0/24", false)
 	g := e.plug(l, 10, sg)
 	g.dhcp()
-	rtr = network.RouterSpec{ID: e.id(), ProjectID: "p1", AdminStateUp: true,
+	rtr = network.RouterSpec{ID: e.id(), ProjectID: "p1", AdminStateUp: true, Metadata: true,
 		Gateway: &network.RouterGatewaySpec{NetworkID: ext, PortID: e.id(), MAC: e.mac(), Addrs: []netip.Prefix{netip.MustParsePrefix("203.0.113.30/24")},
 			NextHops: []netip.Addr{netip.MustParseAddr("203.0.113.1")}, EnableSNAT: true},
 		Interfaces:  []network.RouterInterfaceSpec{{PortID: e.id(), NetworkID: l.id, SubnetID: l.subnet, MAC: e.mac(), Addr: l.addr(1)}},

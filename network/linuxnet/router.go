@@ -96,10 +96,15 @@ func (b *Backend) ensureRouter(_ context.Context, spec network.RouterSpec) error
 	if err := rh.LinkSetUp(lo); err != nil {
 		return err
 	}
-	if b.cfg.Metadata != nil {
-		if err := syncAddrs(rh, lo, []netip.Prefix{netip.PrefixFrom(MetadataAddr, 32), netip.MustParsePrefix("127.0.0.1/8")}); err != nil {
-			return err
-		}
+	metadata := spec.Metadata && b.cfg.Metadata != nil
+	loAddrs := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}
+	if metadata {
+		loAddrs = append(loAddrs, netip.PrefixFrom(MetadataAddr, 32))
+	} else {
+		b.stopMetadata(name)
+	}
+	if err := syncAddrs(rh, lo, loAddrs); err != nil {
+		return err
 	}
 	alias := aliasRouter + spec.ID + ":"
 	want := map[string]bool{}
@@ -154,6 +159,9 @@ func (b *Backend) ensureRouter(_ context.Context, spec network.RouterSpec) error
 	}
 	if err := routerNAT(ns, spec); err != nil {
 		return fmt.Errorf("nat: %w", err)
+	}
+	if !metadata {
+		return nil
 	}
 	ifaces := slices.Clone(spec.Interfaces)
 	b.rtrIfaces.Store(spec.ID, ifaces)

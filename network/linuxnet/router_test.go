@@ -244,6 +244,11 @@ func TestMetadata(t *testing.T) {
 	rtr := network.RouterSpec{ID: e.id(), ProjectID: "p1", AdminStateUp: true,
 		Interfaces: []network.RouterInterfaceSpec{{PortID: e.id(), NetworkID: routed.id, SubnetID: routed.subnet, MAC: e.mac(), Addr: routed.addr(1)}}}
 	must(t, e.b.EnsureRouter(ctx, rtr))
+	if got, code := metaGet(g, netip.Addr{}, nil); code != 0 || got != "" {
+		t.Fatalf("a router not asked for metadata served %d %q", code, got)
+	}
+	rtr.Metadata = true
+	must(t, e.b.EnsureRouter(ctx, rtr))
 	if !eventually(func() bool { got, _ = metaGet(g, netip.Addr{}, nil); return got == "routed-server" }) {
 		t.Fatalf("the guest behind a router got %q", got)
 	}
