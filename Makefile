@@ -10,10 +10,13 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 # Debian packages each target needs (installed when root, named otherwise).
-RUN_DEPS  :=
+RUN_DEPS  := dnsmasq-base
 # Building the tiny guest (scripts/guest/build.sh) needs these.
 GUEST_DEPS := cpio e2fsprogs gzip
-TEST_DEPS  := util-linux python3-openstackclient python3-swiftclient curl $(GUEST_DEPS) qemu-system-x86 qemu-utils genisoimage
+# network/linuxnet's tests: dnsmasq, ping and busybox's udhcpc/arping in
+# test-made namespaces; nft and ip for the benchmarks' shell baselines.
+TEST_DEPS  := util-linux python3-openstackclient python3-swiftclient curl $(GUEST_DEPS) qemu-system-x86 qemu-utils genisoimage \
+	dnsmasq-base nftables iproute2 iputils-ping busybox-static
 
 # Records the reload benchmark loads: make test runs benchmarks once on a
 # smaller store; make bench measures the real 1,000,000.

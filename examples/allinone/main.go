@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1", "address every API listens on")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	etcd := fs.String("etcd", "", "comma-separated etcd endpoints to keep the state in, instead of DATA/stratus.db; every all-in-one with the same endpoints serves the same cloud")
-	fs.StringVar(&cfg.Network, "network", "fake", "network dataplane: fake")
+	fs.StringVar(&cfg.Network, "network", defaultNetwork(), "network dataplane: linux (bridges, nftables, dnsmasq; the default as root) or fake (in memory)")
 	fs.IntVar(&cfg.PortOffset, "port-offset", 0, "added to every conventional port (5000, 8774, ...), to run several controllers on one address")
 	identityFlags(fs, &cfg.Identity)
 	webHosts := fs.String("image-web-download-hosts", "", "comma-separated hosts the image import method web-download may fetch from (default: none)")

@@ -44,7 +44,9 @@ type proc struct {
 
 func start(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	// The fake dataplane: tests never change the host's network (as
+	// root, the default is the Linux one).
+	cmd := exec.Command(binary, append([]string{"-network", "fake"}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -138,7 +140,7 @@ func TestSecondInstanceRefused(t *testing.T) {
 	p := start(t, "-data", data, "-listen", loopback())
 	p.waitLine(t, "stratus: ready")
 
-	cmd := exec.Command(binary, "-data", data, "-listen", loopback())
+	cmd := exec.Command(binary, "-network", "fake", "-data", data, "-listen", loopback())
 	out, err := cmd.CombinedOutput()
 	if err == nil {
 		t.Fatalf("second instance on the same data directory started:\n%s", out)

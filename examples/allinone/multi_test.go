@@ -23,7 +23,7 @@ func TestPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	out, err := exec.Command(binary, "-data", t.TempDir(), "-listen", addr).CombinedOutput()
+	out, err := exec.Command(binary, "-network", "fake", "-data", t.TempDir(), "-listen", addr).CombinedOutput()
 	if err == nil {
 		t.Fatalf("started with port 5000 taken:\n%s", out)
 	}

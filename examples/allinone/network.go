@@ -13,10 +13,10 @@ import (
 // networkPort is Neutron's conventional port.
 const networkPort = 9696
 
-// networkBackends are the dataplanes -network may name. "linux" joins
-// when network/linuxnet exists.
-var networkBackends = map[string]func() (network.Backend, error){
-	"fake": func() (network.Backend, error) { return fakenet.New(), nil },
+// networkBackends are the dataplanes -network may name.
+var networkBackends = map[string]func(Config, *slog.Logger) (network.Backend, error){
+	"fake":  func(Config, *slog.Logger) (network.Backend, error) { return fakenet.New(), nil },
+	"linux": linuxBackend,
 }
 
 // networkCatalog is the network service's catalog entry: unversioned, as
@@ -30,13 +30,13 @@ func networkCatalog(cfg Config) identity.ServiceEndpoints {
 func networkComponent(cfg Config, st *store.Store, ident *identity.Service, logger *slog.Logger) (component, *network.Service, error) {
 	name := cfg.Network
 	if name == "" {
-		name = "fake"
+		name = defaultNetwork()
 	}
 	newBackend, ok := networkBackends[name]
 	if !ok {
-		return component{}, nil, fmt.Errorf("-network %q: unknown network backend (available: fake)", name)
+		return component{}, nil, fmt.Errorf("-network %q: unknown network backend (available: fake, linux)", name)
 	}
-	b, err := newBackend()
+	b, err := newBackend(cfg, logger)
 	if err != nil {
 		return component{}, nil, fmt.Errorf("-network %s: %w", name, err)
 	}

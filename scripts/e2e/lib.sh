@@ -33,7 +33,7 @@ trap e2e_cleanup EXIT
 # admin-openrc.sh.
 e2e_start() {
 	go build -o "$tmp/allinone" ./examples/allinone
-	"$tmp/allinone" -data "$tmp/data" -listen "$listen" -log-level warn "$@" >"$tmp/out.log" 2>"$tmp/err.log" &
+	"$tmp/allinone" -data "$tmp/data" -listen "$listen" -log-level warn -network "${E2E_NETWORK:-fake}" "$@" >"$tmp/out.log" 2>"$tmp/err.log" &
 	server=$!
 	for _ in $(seq 1 300); do
 		grep -q "stratus: ready" "$tmp/out.log" 2>/dev/null && break

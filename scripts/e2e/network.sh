@@ -7,7 +7,7 @@ set -euo pipefail
 
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
-e2e_start -network fake
+e2e_start   # -network fake unless E2E_NETWORK says (network-linux.sh)
 
 expect "catalog has neutron" "neutron network" bash -c "openstack catalog list -f value -c Name -c Type | grep -x 'neutron network'"
 
