@@ -77,7 +77,9 @@ type Options struct {
 	DetachTimeout time.Duration
 	// KernelCmdline is the kernel command line of direct kernel boots
 	// when the image has no os_command_line property. Default
-	// "root=/dev/vda console=ttyS0", as Nova.
+	// "root=/dev/vda console=ttyS0", as Nova. Without KVM the driver adds
+	// no_timer_check: a loaded host can otherwise fail the kernel's
+	// IO-APIC timer check under TCG and panic the guest.
 	KernelCmdline string
 	// QemuImg and GenISOImage name the tools. Defaults "qemu-img" and
 	// "genisoimage".

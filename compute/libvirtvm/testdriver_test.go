@@ -158,7 +158,7 @@ func TestDomainDefinition(t *testing.T) {
 	}
 	base := filepath.Join(o.StateDir, "base")
 	if x.OS.Kernel != filepath.Join(base, "image-"+kernel.ID) || x.OS.Initrd != filepath.Join(base, "image-"+ramdisk.ID) ||
-		x.OS.Cmdline != "console=ttyS0 quiet" {
+		x.OS.Cmdline != "console=ttyS0 quiet no_timer_check" {
 		t.Fatalf("os = kernel %q initrd %q cmdline %q", x.OS.Kernel, x.OS.Initrd, x.OS.Cmdline)
 	}
 	dir := serverDir(o.StateDir, id)
