@@ -45,6 +45,14 @@ type Config struct {
 	// ImageWebDownloadHosts are the hosts the image service's web-download
 	// import may fetch from; none by default.
 	ImageWebDownloadHosts []string
+	// Hypervisor is the compute host's driver: auto (libvirt when
+	// LibvirtURI answers, else the fake), libvirt or fake.
+	Hypervisor string
+	// LibvirtURI is libvirt's connection URI; default qemu:///system.
+	LibvirtURI string
+	// GuestDir holds the tiny guest (make guest); when it is built, the
+	// image service registers it at start as public images (stratus-tiny).
+	GuestDir string
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -187,10 +195,11 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	img, _, err := imageComponent(cfg, st, idSvc, logger)
+	img, imgSvc, err := imageComponent(cfg, st, idSvc, logger)
 	if err != nil {
 		return nil, err
 	}
+	img.start = startWithGuest(img.start, cfg, imgSvc, idSvc, logger)
 	return []component{ident, img}, nil
 }
 

@@ -46,6 +46,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	etcd := fs.String("etcd", "", "comma-separated etcd endpoints to keep the state in, instead of DATA/stratus.db; every all-in-one with the same endpoints serves the same cloud")
 	fs.IntVar(&cfg.PortOffset, "port-offset", 0, "added to every conventional port (5000, 8774, ...), to run several controllers on one address")
 	webHosts := fs.String("image-web-download-hosts", "", "comma-separated hosts the image import method web-download may fetch from (default: none)")
+	fs.StringVar(&cfg.Hypervisor, "hypervisor", hypervisorAuto, "compute driver: auto (libvirt when -libvirt-uri answers, else fake), libvirt or fake")
+	fs.StringVar(&cfg.LibvirtURI, "libvirt-uri", "qemu:///system", "libvirt connection URI of the libvirt hypervisor")
+	fs.StringVar(&cfg.GuestDir, "guest", ".cache/guest", "directory of the tiny guest (make guest), registered as public images when built; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -54,6 +57,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *webHosts != "" {
 		cfg.ImageWebDownloadHosts = strings.Split(*webHosts, ",")
+	}
+	if h := cfg.Hypervisor; h != hypervisorAuto && h != hypervisorLibvirt && h != hypervisorFake {
+		fmt.Fprintf(stderr, "allinone: -hypervisor %q: want auto, libvirt or fake\n", h)
+		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "allinone: unexpected arguments: %v\n", fs.Args())
