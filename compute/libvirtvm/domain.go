@@ -264,7 +264,7 @@ func validTap(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if r > 127 || !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.') {
+		if r > 127 || !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' && r != '_' && r != '.' {
 			return false
 		}
 	}

@@ -318,7 +318,9 @@ func (e *svcEnv) bootUpErr(ctx context.Context, name, imageID string) (id string
 	if err != nil {
 		return "", 0, 0, err
 	}
-	srv, err = e.svc.WaitServer(ctx, srv.ID, func(s *compute.Server) bool { return s.TaskState == compute.TaskNone && s.VMState != compute.VMBuilding })
+	srv, err = e.svc.WaitServer(ctx, srv.ID, func(s *compute.Server) bool {
+		return s.TaskState == compute.TaskNone && s.VMState != compute.VMBuilding
+	})
 	if err != nil {
 		return "", 0, 0, err
 	}
@@ -333,7 +335,7 @@ func (e *svcEnv) bootUpErr(ctx context.Context, name, imageID string) (id string
 			return srv.ID, active, time.Since(start), nil
 		}
 		if time.Now().After(deadline) {
-			return srv.ID, active, 0, fmt.Errorf("server %s: no up marker (err %v):\n%s", srv.ID, err, out)
+			return srv.ID, active, 0, fmt.Errorf("server %s: no up marker (console error: %w):\n%s", srv.ID, err, out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
