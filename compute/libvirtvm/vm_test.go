@@ -356,3 +356,36 @@ func waitFile(p, want string, timeout time.Duration) error {
 	}
 	return fmt.Errorf("%s: %w %q after %s", p, errNoMarker, want, timeout)
 }
+
+// VirtType auto boots the probe kernel under KVM once, and caches the
+// answer: kvm where the guest reaches userspace, qemu where it does not
+// (on these machines a nested guest hangs under KVM).
+func TestVMVirtTypeAuto(t *testing.T) {
+	needVMs(t)
+	dir := guestDir(t)
+	state := stateDir(t)
+	probe := &libvirtvm.KVMProbe{Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"), Timeout: 20 * time.Second}
+	o := libvirtvm.Options{URI: systemURI, VirtType: libvirtvm.VirtAuto, KVMProbe: probe, StateDir: state, Logger: quiet()}
+	d, err := libvirtvm.New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := d.VirtType()
+	_ = d.Close()
+	if first != libvirtvm.VirtKVM && first != libvirtvm.VirtQEMU {
+		t.Fatalf("auto chose %q", first)
+	}
+	if !exists(filepath.Join(state, "kvm-probe.json")) {
+		t.Fatal("the probe's answer is not cached")
+	}
+	start := time.Now()
+	d, err = libvirtvm.New(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = d.Close() }()
+	if d.VirtType() != first || time.Since(start) > 5*time.Second {
+		t.Fatalf("second New: %q after %s, want the cached %q at once", d.VirtType(), time.Since(start), first)
+	}
+	t.Logf("auto chose %s", first)
+}
