@@ -232,6 +232,8 @@ func (a *api) createImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", httpapi.BaseURL(r)+"/v2/images/"+img.ID)
+	w.Header().Set("OpenStack-image-import-methods", strings.Join(a.svc.ImportMethods(), ","))
+	w.Header().Set("OpenStack-image-store-ids", storeID)
 	reply(w, http.StatusCreated, a.render(r, img))
 }
 
@@ -342,6 +344,10 @@ func (a *api) download(w http.ResponseWriter, r *http.Request) {
 	img, err := a.svc.GetImage(r.Context(), id)
 	if err != nil {
 		fail(w, r, err)
+		return
+	}
+	if img.BlobKey == "" {
+		w.WriteHeader(http.StatusNoContent) // no data yet, as Glance answers
 		return
 	}
 	var size int64
@@ -530,7 +536,10 @@ func (a *api) listImages(w http.ResponseWriter, r *http.Request) {
 			o.IDs = []string{id}
 		}
 	}
-	o.Status, o.Owner, o.Visibility = q.Get("status"), q.Get("owner"), q.Get("visibility")
+	if o.Statuses = in(q.Get("status")); o.Statuses == nil {
+		o.Status = q.Get("status")
+	}
+	o.Owner, o.Visibility = q.Get("owner"), q.Get("visibility")
 	o.MemberStatus, o.DiskFormat, o.ContainerFormat = q.Get("member_status"), q.Get("disk_format"), q.Get("container_format")
 	o.Tags, o.Marker = q["tag"], q.Get("marker")
 	known := []string{"limit", "marker", "name", "id", "status", "owner", "visibility", "member_status", "disk_format",

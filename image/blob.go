@@ -29,3 +29,11 @@ type BlobStore interface {
 	// error, so that cleanups can be retried.
 	Delete(ctx context.Context, key string) error
 }
+
+// BlobLister is implemented by blob stores that can list their keys. The
+// service uses it at Start to delete bytes that no image refers to (left
+// by a crash between deleting an image's record and its bytes). Keys under
+// a prefix other than "images/" and "staging/" are never touched.
+type BlobLister interface {
+	Keys() ([]string, error)
+}

@@ -209,8 +209,9 @@ func (s *Service) ingest(ctx context.Context, key string, r io.Reader, format st
 			return Data{}, err
 		}
 	}
-	m := &meter{r: io.MultiReader(bytes.NewReader(head), r), limit: limit, md5: md5.New(), sha: sha512.New()} //nolint:gosec // see import
+	m := newMeter(io.MultiReader(bytes.NewReader(head), r), limit)
 	size, err := s.blobs.Put(ctx, key, m)
+	md5sum, sha := m.sums()
 	if err != nil {
 		if m.over {
 			return Data{}, fmt.Errorf("image: image data exceeds the remaining quota of %d bytes: %w", limit, errdefs.ErrQuotaExceeded)
@@ -220,7 +221,7 @@ func (s *Service) ingest(ctx context.Context, key string, r io.Reader, format st
 		}
 		return Data{}, err
 	}
-	d := Data{Key: key, Size: size, Checksum: hex.EncodeToString(m.md5.Sum(nil)), HashValue: hex.EncodeToString(m.sha.Sum(nil))}
+	d := Data{Key: key, Size: size, Checksum: md5sum, HashValue: sha}
 	switch {
 	case size != m.n:
 		err = fmt.Errorf("image: blob store stored %d of %d bytes", size, m.n)
@@ -228,6 +229,8 @@ func (s *Service) ingest(ctx context.Context, key string, r io.Reader, format st
 		err = errdefs.Invalid("size", "the declared size %d does not match the %d bytes received", opts.Size, size)
 	case opts.Checksum != "" && !strings.EqualFold(opts.Checksum, d.Checksum):
 		err = errdefs.Invalid("checksum", "checksum verification failed: the declared checksum %s does not match the data's %s", opts.Checksum, d.Checksum)
+	default:
+		err = CheckTail(ins, head, m.tail)
 	}
 	if err != nil {
 		if derr := s.blobs.Delete(context.WithoutCancel(ctx), key); derr != nil {
@@ -243,7 +246,10 @@ func (s *Service) ingest(ctx context.Context, key string, r io.Reader, format st
 }
 
 // meter hashes and counts what is read through it and fails once more than
-// limit bytes (if limit >= 0) went through.
+// limit bytes (if limit >= 0) went through. MD5 and SHA-512 run on two
+// goroutines of their own, on a copy of each chunk, while the caller
+// writes the chunk out: a chunk costs the slowest of the three instead of
+// their sum.
 type meter struct {
 	r     io.Reader
 	n     int64
@@ -252,13 +258,70 @@ type meter struct {
 	sha   hash.Hash
 	over  bool
 	err   error // the source's error, if it failed
+
+	tail    []byte // the last vmdkTail bytes read, for CheckTail
+	buf     []byte
+	work    [2]chan []byte
+	done    chan struct{}
+	pending int
+}
+
+func newMeter(r io.Reader, limit int64) *meter {
+	m := &meter{r: r, limit: limit, md5: md5.New(), sha: sha512.New(), done: make(chan struct{}, 2)} //nolint:gosec // see import
+	for i, h := range []hash.Hash{m.md5, m.sha} {
+		m.work[i] = make(chan []byte, 1)
+		go func() {
+			for b := range m.work[i] {
+				h.Write(b)
+				m.done <- struct{}{}
+			}
+		}()
+	}
+	return m
+}
+
+// wait waits until the chunk being hashed is done.
+func (m *meter) wait() {
+	for ; m.pending > 0; m.pending-- {
+		<-m.done
+	}
+}
+
+// sums stops the hashers and returns the MD5 and SHA-512 of everything
+// read. It must be called once, when reading is over.
+func (m *meter) sums() (md5sum, sha string) {
+	m.wait()
+	close(m.work[0])
+	close(m.work[1])
+	return hex.EncodeToString(m.md5.Sum(nil)), hex.EncodeToString(m.sha.Sum(nil))
+}
+
+// keepTail keeps the last vmdkTail bytes of the stream.
+func (m *meter) keepTail(b []byte) {
+	if len(b) >= vmdkTail {
+		m.tail = append(m.tail[:0], b[len(b)-vmdkTail:]...)
+		return
+	}
+	m.tail = append(m.tail, b...)
+	if extra := len(m.tail) - vmdkTail; extra > 0 {
+		copy(m.tail, m.tail[extra:])
+		m.tail = m.tail[:vmdkTail]
+	}
 }
 
 func (m *meter) Read(p []byte) (int, error) {
+	m.wait() // the hashers are done with m.buf
 	n, err := m.r.Read(p)
 	if n > 0 {
-		m.md5.Write(p[:n])
-		m.sha.Write(p[:n])
+		if cap(m.buf) < n {
+			m.buf = make([]byte, n)
+		}
+		b := m.buf[:n]
+		copy(b, p[:n])
+		m.work[0] <- b
+		m.work[1] <- b
+		m.pending = 2
+		m.keepTail(p[:n])
 		m.n += int64(n)
 		if m.limit >= 0 && m.n > m.limit {
 			m.over = true
@@ -357,18 +420,19 @@ func (s *Service) importStaged(ctx context.Context, _ *identity.Credentials, img
 		return conflict("image %s has no staged data to import (status %s)", img.ID, img.Status)
 	}
 	d := *img.Staged
-	rc, err := s.blobs.Get(ctx, d.Key, 0, InspectBytes)
-	if err != nil {
-		return err
-	}
-	head, err := io.ReadAll(rc)
-	rc.Close()
+	head, err := s.readBlob(ctx, d.Key, 0, InspectBytes)
 	if err != nil {
 		return err
 	}
 	ins, err := Inspect(head)
 	if err == nil {
 		err = checkFormat(img.DiskFormat, ins)
+	}
+	if err == nil && ins.footer {
+		var tail []byte
+		if tail, err = s.readBlob(ctx, d.Key, max(d.Size-vmdkTail, 0), vmdkTail); err == nil {
+			err = CheckTail(ins, head, tail)
+		}
 	}
 	if err != nil {
 		// Bad staged data is dropped, as a failed Glance import does.
@@ -399,6 +463,16 @@ func (s *Service) importStaged(ctx context.Context, _ *identity.Credentials, img
 		activate(cur, d)
 		return tx.Emit("image.image.import", img.ID, cur.Owner, map[string]any{"method": ImportGlanceDirect, "size": d.Size})
 	})
+}
+
+// readBlob reads a small range of a blob.
+func (s *Service) readBlob(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	rc, err := s.blobs.Get(ctx, key, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, n))
 }
 
 // allowedURL checks a web-download URI against the allow-list.

@@ -8,8 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -183,6 +183,40 @@ func (s *Service) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	return s.sweep(ctx)
+}
+
+// sweep deletes the blobs no image refers to. The keys are listed before
+// the records are read: a blob that exists when listed was either written
+// by a transfer whose image already names it (PendingKey is set before any
+// byte is written) or is an orphan.
+func (s *Service) sweep(ctx context.Context) error {
+	l, ok := s.blobs.(BlobLister)
+	if !ok {
+		return nil
+	}
+	keys, err := l.Keys()
+	if err != nil {
+		return fmt.Errorf("image: list blobs: %w", err)
+	}
+	it, err := store.List[Image](nil, s.st.Snapshot(), imageTable, store.IDIndex)
+	if err != nil {
+		return err
+	}
+	used := map[string]bool{}
+	for img := range it {
+		used[img.BlobKey], used[img.PendingKey], used[stagedKey(img)] = true, true, true
+	}
+	for _, k := range keys {
+		ours := strings.HasPrefix(k, "images/") || strings.HasPrefix(k, "staging/")
+		if used[k] || !ours {
+			continue
+		}
+		s.log.Warn("image: deleting bytes no image refers to", "key", k)
+		if err := s.blobs.Delete(ctx, k); err != nil {
+			return fmt.Errorf("image: delete orphan blob %q: %w", k, err)
+		}
+	}
 	return nil
 }
 
@@ -262,7 +296,8 @@ func isUUID(s string) bool {
 				return false
 			}
 		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			hex := c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+			if !hex {
 				return false
 			}
 		}
@@ -296,8 +331,5 @@ func (f strIndex) FromArgs(args ...any) ([]byte, error) {
 func index(name string, f strIndex) *memdb.IndexSchema {
 	return &memdb.IndexSchema{Name: name, AllowMissing: true, Indexer: f}
 }
-
-// now is the service's clock, for records written outside a transaction.
-func (s *Service) now() time.Time { return s.st.Now().UTC() }
 
 type memdbIndex = memdb.IndexSchema

@@ -46,6 +46,22 @@ func vmdkSparse(desc string) []byte {
 	return h
 }
 
+// mbr returns a boot sector with one partition of type typ.
+func mbr(typ, boot byte, start uint32) []byte {
+	b := make([]byte, 4096)
+	b[446], b[446+4] = boot, typ
+	binary.LittleEndian.PutUint32(b[446+8:], start)
+	binary.LittleEndian.PutUint16(b[510:], 0xaa55)
+	return b
+}
+
+// gptPMBR returns a GPT protective MBR.
+func gptPMBR() []byte {
+	b := mbr(0xee, 0, 1)
+	b[446+1], b[446+2], b[446+3] = 0, 2, 0
+	return b
+}
+
 const vmdkDesc = "# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType=\"%s\"\n\n# Extent description\n%s\n"
 
 func desc(createType, extents string) string {
@@ -54,6 +70,7 @@ func desc(createType, extents string) string {
 
 func TestInspect(t *testing.T) {
 	iso := make([]byte, 0x8000+2048)
+	iso[0x8000] = 1 // primary volume descriptor
 	copy(iso[0x8001:], "CD001")
 	binary.LittleEndian.PutUint32(iso[0x8000+80:], 100)
 	binary.LittleEndian.PutUint16(iso[0x8000+128:], 2048)
@@ -81,7 +98,15 @@ func TestInspect(t *testing.T) {
 		// OSSA-2024-002 / OSSA-2023-002: extents read arbitrary files.
 		{"vmdk flat descriptor file", []byte(desc("monolithicFlat", `RW 2048 FLAT "/etc/shadow" 0`)), "", 0, "descriptor file"},
 		{"vmdk descriptor, leading blank lines", []byte("\n\n" + desc("twoGbMaxExtentFlat", `RW 2048 FLAT "x" 0`)), "", 0, "descriptor file"},
-		{"vmdk embedded monolithicFlat", vmdkSparse(desc("monolithicFlat", `RW 2048 FLAT "/etc/shadow" 0`)), "", 0, "createType"},
+		{"vmdk embedded monolithicFlat", vmdkSparse(desc("monolithicFlat", `RW 2048 FLAT "disk-flat.vmdk" 0`)), "", 0, "SPARSE"},
+		{"vmdk embedded vmfs", vmdkSparse(desc("vmfs", `RW 2048 SPARSE "disk.vmdk"`)), "", 0, "createType"},
+		{"vmdk embedded monolithicFlat, absolute", vmdkSparse(desc("monolithicFlat", `RW 2048 FLAT "/etc/shadow" 0`)), "", 0, "vmdk"},
+		{"vmdk sparse extent with a path", vmdkSparse(desc("monolithicSparse", `RW 2048 SPARSE "../../etc/shadow"`)), "", 0, "path"},
+		{"vmdk unknown descriptor line", vmdkSparse(desc("monolithicSparse", "RW 2048 SPARSE \"a\"\ninclude /etc/shadow")), "", 0, "invalid vmdk descriptor line"},
+		{"vmdk descriptor elsewhere", func() []byte { b := vmdkSparse(desc("monolithicSparse", `RW 2048 SPARSE "a"`)); b[28] = 2; return b }(), "", 0, "sector 1"},
+		{"mbr", mbr(0x83, 0x80, 2048), "raw", 0, ""},
+		{"gpt", gptPMBR(), "raw", 0, ""},
+		{"mbr bad boot flag (checked for disks only)", mbr(0x83, 0x12, 2048), "raw", 0, ""},
 		{"vmdk sparse with a flat extent", vmdkSparse(desc("monolithicSparse", `RW 2048 FLAT "/etc/shadow" 0`)), "", 0, "SPARSE"},
 		{"vmdk two extents", vmdkSparse(desc("monolithicSparse", "RW 2048 SPARSE \"a\"\nRW 2048 SPARSE \"/etc/shadow\"")), "", 0, "SPARSE"},
 		{"iso", iso, "iso", 100 * 2048, ""},
@@ -105,7 +130,64 @@ func TestInspect(t *testing.T) {
 	}
 }
 
+// TestVMDKFooter checks a streamOptimized VMDK whose grain directory is in
+// a footer: qemu reads the footer's header fields, so they must repeat the
+// header's.
+func TestVMDKFooter(t *testing.T) {
+	head := vmdkSparse(desc("streamOptimized", `RW 2048 SPARSE "a.vmdk"`))
+	binary.LittleEndian.PutUint64(head[56:], vmdkGDAtEnd)
+	ins, err := Inspect(head)
+	if err != nil || !ins.footer {
+		t.Fatalf("Inspect = %+v, %v", ins, err)
+	}
+	tail := make([]byte, vmdkTail)
+	binary.LittleEndian.PutUint32(tail[12:], 3) // footer marker
+	copy(tail[512:], head[:512])
+	binary.LittleEndian.PutUint64(tail[512+56:], 128)
+	if err := CheckTail(ins, head, tail); err != nil {
+		t.Fatalf("good footer: %v", err)
+	}
+	for name, mutate := range map[string]func(b []byte){
+		"other descriptor":  func(b []byte) { b[512+28] = 9 },
+		"another footer":    func(b []byte) { binary.LittleEndian.PutUint64(b[512+56:], vmdkGDAtEnd) },
+		"bad marker":        func(b []byte) { b[12] = 1 },
+		"bad end of stream": func(b []byte) { b[1024+100] = 1 },
+		"truncated":         func(b []byte) {},
+	} {
+		bad := bytes.Clone(tail)
+		mutate(bad)
+		if name == "truncated" {
+			bad = bad[:1000]
+		}
+		if err := CheckTail(ins, head, bad); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("%s: CheckTail = %v", name, err)
+		}
+	}
+}
+
 func TestCheckFormat(t *testing.T) {
+	badBoot := must(Inspect(mbr(0x83, 0x12, 2048)))
+	noParts := must(Inspect(mbr(0, 0, 0)))
+	kernel := make([]byte, 4096) // a bzImage: a boot signature, no partition table
+	copy(kernel, "MZ")
+	for i := 446; i < 510; i++ {
+		kernel[i] = 0xff
+	}
+	binary.LittleEndian.PutUint16(kernel[510:], 0xaa55)
+	bz := must(Inspect(kernel))
+	for _, c := range []struct {
+		declared string
+		ins      Inspection
+		want     string
+	}{
+		{DiskRaw, badBoot, "boot flag"}, {DiskAMI, noParts, "no partitions"}, {DiskRaw, bz, "boot flag"},
+		{DiskAKI, bz, ""}, {DiskARI, noParts, ""}, {DiskRaw, must(Inspect(gptPMBR())), ""},
+	} {
+		err := checkFormat(c.declared, c.ins)
+		if (c.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("checkFormat(%s, MBR data) = %v, want %q", c.declared, err, c.want)
+		}
+	}
 	raw := Inspection{Format: formatRaw}
 	q := Inspection{Format: DiskQCOW2}
 	for _, c := range []struct {
@@ -150,7 +232,7 @@ func TestInspectQemuImg(t *testing.T) {
 		t.Fatalf("plain qcow2: %+v, %v", ins, err)
 	}
 	for name, args := range map[string][]string{
-		"backing.qcow2": {"-f", "qcow2", "-F", "qcow2", "-b", filepath.Join(dir, "base.qcow2"), "64M"},
+		"backing.qcow2":  {"-f", "qcow2", "-F", "qcow2", "-b", filepath.Join(dir, "base.qcow2"), "64M"},
 		"datafile.qcow2": {"-f", "qcow2", "-o", "data_file=" + filepath.Join(dir, "data.raw"), "64M"},
 		"flat.vmdk":      {"-f", "vmdk", "-o", "subformat=monolithicFlat", "8M"},
 		"split.vmdk":     {"-f", "vmdk", "-o", "subformat=twoGbMaxExtentSparse", "8M"},
@@ -161,8 +243,12 @@ func TestInspectQemuImg(t *testing.T) {
 	}
 	for _, sub := range []string{"monolithicSparse", "streamOptimized"} {
 		b := mk(sub+".vmdk", "-f", "vmdk", "-o", "subformat="+sub, "8M")
-		if ins, err := Inspect(b); err != nil || ins.Format != DiskVMDK || ins.VirtualSize != 8<<20 {
+		ins, err := Inspect(b)
+		if err != nil || ins.Format != DiskVMDK || ins.VirtualSize != 8<<20 {
 			t.Errorf("%s: %+v, %v", sub, ins, err)
+		}
+		if err := CheckTail(ins, b, b); err != nil {
+			t.Errorf("%s: CheckTail: %v", sub, err)
 		}
 	}
 	if ins, err := Inspect(mk("disk.vdi", "-f", "vdi", "16M")); err != nil || ins.Format != DiskVDI || ins.VirtualSize != 16<<20 {

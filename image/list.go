@@ -41,6 +41,7 @@ type ListImagesOpts struct {
 	Names           []string // name=in:a,b
 	IDs             []string // id=in:a,b
 	Status          string
+	Statuses        []string // status=in:a,b
 	Owner           string
 	DiskFormat      string
 	ContainerFormat string
@@ -177,6 +178,7 @@ func matches(img *Image, o ListImagesOpts) bool {
 		len(o.Names) > 0 && !slices.Contains(o.Names, img.Name),
 		len(o.IDs) > 0 && !slices.Contains(o.IDs, img.ID),
 		o.Status != "" && string(img.Status) != o.Status,
+		len(o.Statuses) > 0 && !slices.Contains(o.Statuses, string(img.Status)),
 		o.Owner != "" && img.Owner != o.Owner,
 		o.DiskFormat != "" && img.DiskFormat != o.DiskFormat,
 		o.ContainerFormat != "" && img.ContainerFormat != o.ContainerFormat,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5" //nolint:gosec // checking Glance's checksum
 	"crypto/sha512"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -130,6 +131,18 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	if k := e.keys(t); len(k) != 0 {
 		t.Fatalf("partial bytes kept: %v", k)
+	}
+
+	// Bytes of an image whose record is gone (a crash between deleting the
+	// record and the bytes) are swept at start; others are kept.
+	kept := e.raw(t, p1, "kept", []byte("kept"), VisibilityPrivate)
+	must(e.blobs.Put(context.Background(), "images/"+newUUID()+"/orphan", strings.NewReader("orphan")))
+	must(e.blobs.Put(context.Background(), "other/thing", strings.NewReader("not ours")))
+	if err := e.svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if k := e.keys(t); len(k) != 2 || !slices.Contains(k, kept.BlobKey) || !slices.Contains(k, "other/thing") {
+		t.Fatalf("after the sweep: %v", k)
 	}
 }
 
@@ -441,4 +454,70 @@ func TestStageAndImport(t *testing.T) {
 	if k := e.keys(t); len(k) != 1 {
 		t.Fatalf("blobs: %v", k)
 	}
+}
+
+// TestUploadChecksVMDKFooter: the footer at the end of a streamed VMDK is
+// checked before the image becomes active, on upload and on import.
+func TestUploadChecksVMDKFooter(t *testing.T) {
+	e := newEnv(t)
+	p1 := project("p1")
+	head := vmdkSparse(desc("streamOptimized", `RW 2048 SPARSE "a.vmdk"`))
+	binary.LittleEndian.PutUint64(head[56:], vmdkGDAtEnd)
+	footer := make([]byte, vmdkTail)
+	binary.LittleEndian.PutUint32(footer[12:], 3)
+	copy(footer[512:], head[:512])
+	binary.LittleEndian.PutUint64(footer[512+56:], 128)
+	good := slices.Concat(head, bytes.Repeat([]byte{0}, 3<<20), footer)
+	bad := bytes.Clone(good)
+	bad[len(bad)-1024+28] = 7 // the footer points at another descriptor
+	for _, c := range []struct {
+		data []byte
+		ok   bool
+	}{{good, true}, {bad, false}} {
+		img := must(e.svc.CreateImage(p1, CreateImageOpts{DiskFormat: DiskVMDK, ContainerFormat: "bare"}))
+		_, err := e.svc.UploadData(p1, img.ID, bytes.NewReader(c.data), UploadOpts{Size: -1})
+		if (err == nil) != c.ok {
+			t.Fatalf("upload (want ok=%v): %v", c.ok, err)
+		}
+		st := must(e.svc.CreateImage(p1, CreateImageOpts{DiskFormat: DiskVMDK, ContainerFormat: "bare"}))
+		_, err = e.svc.StageData(p1, st.ID, bytes.NewReader(c.data), UploadOpts{Size: -1})
+		if err == nil {
+			err = e.svc.ImportImage(p1, st.ID, ImportOpts{Method: ImportGlanceDirect})
+		}
+		if (err == nil) != c.ok {
+			t.Fatalf("stage and import (want ok=%v): %v", c.ok, err)
+		}
+	}
+	if k := e.keys(t); len(k) != 2 {
+		t.Fatalf("blobs: %v", k)
+	}
+}
+
+// TestKernelBootImages registers a kernel (aki), a ramdisk (ari) and a root
+// disk (ami) linked by kernel_id and ramdisk_id, as compute boots them.
+func TestKernelBootImages(t *testing.T) {
+	e := newEnv(t)
+	kernel := make([]byte, 64<<10) // a bzImage: boot signature, no partition table
+	copy(kernel, "MZ")
+	for i := 446; i < 510; i++ {
+		kernel[i] = 0xff
+	}
+	binary.LittleEndian.PutUint16(kernel[510:], 0xaa55)
+	upload := func(name, format string, data []byte, props map[string]string) *Image {
+		img := must(e.svc.CreateImage(e.admin, CreateImageOpts{Name: name, DiskFormat: format, ContainerFormat: format,
+			Visibility: VisibilityPublic, Owner: "admin", Properties: props}))
+		return must(e.svc.UploadData(e.admin, img.ID, bytes.NewReader(data), UploadOpts{Size: -1}))
+	}
+	aki := upload("k", DiskAKI, kernel, nil)
+	ari := upload("r", DiskARI, append([]byte("\x1f\x8b\x08\x00"), make([]byte, 1000)...), nil)
+	ami := upload("root", DiskAMI, make([]byte, 1<<20), map[string]string{"kernel_id": aki.ID, "ramdisk_id": ari.ID})
+	got := must(e.svc.GetImage(project("p2"), ami.ID))
+	if got.KernelID() != aki.ID || got.RamdiskID() != ari.ID || got.Status != StatusActive {
+		t.Fatalf("ami as another project sees it: %+v", got)
+	}
+	// The same kernel bytes are not a disk: refused as raw (an MBR with an
+	// invalid partition table).
+	img := must(e.svc.CreateImage(e.admin, CreateImageOpts{DiskFormat: DiskRaw, ContainerFormat: "bare"}))
+	_, err := e.svc.UploadData(e.admin, img.ID, bytes.NewReader(kernel), UploadOpts{Size: -1})
+	wantKind(t, err, errdefs.ErrInvalid)
 }

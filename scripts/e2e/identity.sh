@@ -39,8 +39,8 @@ expect "role list" "member" bash -c "openstack role list -f value -c Name | grep
 os role add --project p1 --user u1 member
 expect "role assignment list --names" "member u1@Default p1@Default" \
 	bash -c "openstack role assignment list --names --project p1 -f value -c Role -c User -c Project"
-expect "catalog list" "keystone identity" bash -c "openstack catalog list -f value -c Name -c Type"
-expect "catalog endpoints" "3" bash -c "openstack endpoint list -f value -c ID | wc -l"
+expect "catalog list" "keystone identity" bash -c "openstack catalog list -f value -c Name -c Type | grep -x 'keystone identity'"
+expect "catalog endpoints" "3" bash -c "openstack endpoint list --service identity -f value -c ID | wc -l"
 
 # The user logs in, changes its password; its old token is then rejected.
 u1() { env OS_USERNAME=u1 OS_PASSWORD="$1" OS_PROJECT_NAME=p1 openstack "${@:2}"; }

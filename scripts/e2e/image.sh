@@ -43,6 +43,41 @@ head -c 4096 /dev/zero >>"$tmp/backing.qcow2"
 expect_fail "qcow2 with a backing file refused" os image create --file "$tmp/backing.qcow2" --disk-format qcow2 --container-format bare backing
 expect "nothing stored" "0" bash -c "find '$tmp/data/images' -type f | wc -l"
 
+# Glance's errors for a malformed JSON patch, an unknown disk format and a
+# bad checksum.
+token=$(os token issue -f value -c id)
+glance=$(os endpoint list --service image --interface public -f value -c URL)
+code() { curl -s -o "$tmp/body" -w '%{http_code}' -H "X-Auth-Token: $token" "$@"; }
+# (not the CLI: without --file it uploads its stdin)
+gid=$(curl -sf -H "X-Auth-Token: $token" -H 'Content-Type: application/json' -d '{"name":"errors","disk_format":"raw","container_format":"bare"}' "$glance/v2/images" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+expect "malformed JSON patch is 400" "400" code -X PATCH -H 'Content-Type: application/openstack-images-v2.1-json-patch' -d '{"op":"replace"}' "$glance/v2/images/$gid"
+expect "unknown disk format is 400" "400" code -X POST -H 'Content-Type: application/json' -d '{"name":"x","disk_format":"floppy"}' "$glance/v2/images"
+expect "bad checksum is 400" "400" code -X PUT -H 'Content-Type: application/octet-stream' -H "Content-MD5: $(printf '0%.0s' {1..32})" --data-binary @"$tmp/fake.raw" "$glance/v2/images/$gid/file"
+expect "bad checksum leaves the image queued" "queued" os image show "$gid" -f value -c status
+os image delete "$gid"
+
+# A kernel (aki), a ramdisk (ari) and a root disk (ami) linked by kernel_id
+# and ramdisk_id, as compute boots them: the tiny guest when it is built
+# (make guest), else stand-ins with the same leading bytes (a bzImage's
+# boot signature, a gzip header, an empty ext4 disk).
+guest=${GUEST:-.cache/guest}
+if [[ -f "$guest/vmlinuz" ]]; then
+	kernel=$guest/vmlinuz ramdisk=$guest/initrd.img root=$guest/root.img
+else
+	kernel=$tmp/vmlinuz ramdisk=$tmp/initrd.img root=$tmp/root.img
+	python3 -c 'import sys; b=bytearray(8192); b[0:2]=b"MZ"; b[446:510]=b"\xff"*64; b[510:512]=b"\x55\xaa"; sys.stdout.buffer.write(bytes(b))' >"$kernel"
+	printf '\x1f\x8b\x08\x00' >"$ramdisk" && head -c 8192 /dev/urandom >>"$ramdisk"
+	head -c $((4 << 20)) /dev/zero >"$root"
+fi
+aki=$(os image create --public --disk-format aki --container-format aki --file "$kernel" tiny-kernel -f value -c id)
+ari=$(os image create --public --disk-format ari --container-format ari --file "$ramdisk" tiny-ramdisk -f value -c id)
+os image create --public --disk-format ami --container-format ami --file "$root" --property kernel_id="$aki" --property ramdisk_id="$ari" tiny >/dev/null
+expect "aki active" "active" os image show "$aki" -f value -c status
+expect "ari active" "active" os image show "$ari" -f value -c status
+expect "ami active" "active" os image show tiny -f value -c status
+expect "ami kernel_id" "$aki" bash -c "openstack image show tiny -f json -c properties | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"properties\"][\"kernel_id\"])'"
+expect "kernel checksum" "$(md5sum <"$kernel" | cut -d' ' -f1)" os image show "$aki" -f value -c checksum
+
 # Two projects, one user each.
 os project create p1 >/dev/null
 os project create p2 >/dev/null
@@ -53,7 +88,9 @@ os role add --project p2 --user u2 member
 p2id=$(os project show p2 -f value -c id)
 u1() { env OS_USERNAME=u1 OS_PASSWORD=pw1 OS_PROJECT_NAME=p1 openstack "$@"; }
 u2() { env OS_USERNAME=u2 OS_PASSWORD=pw2 OS_PROJECT_NAME=p2 openstack "$@"; }
-listed() { u2 image list "$@" -f value -c ID | grep -qx "$id" && echo yes || echo no; }
+# (the list goes to a file first: grep -q in a pipe would end the CLI with
+# SIGPIPE and fail the pipeline under pipefail)
+listed() { u2 image list "$@" -f value -c ID >"$tmp/list.out" && grep -qx "$id" "$tmp/list.out" && echo yes || echo no; }
 shown() { u2 image show "$id" -f value -c id >/dev/null 2>&1 && echo yes || echo no; }
 
 head -c 65536 /dev/urandom >"$tmp/small.raw"
@@ -96,6 +133,7 @@ os image set --activate "$id"
 expect "reactivated" "active" u1 image show "$id" -f value -c status
 
 u1 image delete "$id"
+os image delete tiny tiny-kernel tiny-ramdisk
 expect "no bytes left behind" "0" bash -c "find '$tmp/data/images' -type f | wc -l"
 
 e2e_done
