@@ -2,6 +2,7 @@ package compute
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/stratuskit/stratus/errdefs"
@@ -86,7 +87,7 @@ func (s *Service) observePower(ctx context.Context, hostID, serverID string, p P
 		}
 		return nil
 	})
-	if err != nil && err != errNoChange && !errdefs.IsNotFound(err) {
+	if err != nil && !errors.Is(err, errNoChange) && !errdefs.IsNotFound(err) {
 		s.log.Debug("power sync", "server", serverID, "err", err)
 	}
 }

@@ -52,7 +52,7 @@ func Tables() []store.Table {
 			{Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
 		}},
 		{Name: usageTable, New: func() store.Record { return new(HostUsage) }},
-		{Name: claimTable, New: func() store.Record { return new(Claim) }, Indexes: []*memdb.IndexSchema{strIndex("host", "HostID", false)}},
+		{Name: claimTable, New: func() store.Record { return new(Claim) }},
 		{Name: aggregateTable, New: func() store.Record { return new(Aggregate) }},
 		{Name: quotaTable, New: func() store.Record { return new(QuotaSet) }},
 		{Name: quotaUseTable, New: func() store.Record { return new(QuotaUsage) }},
@@ -134,11 +134,10 @@ type Service struct {
 
 	sched *hostCache
 
-	conductor *reconcile.Loop
-	life      context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	started   bool
+	life    context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
 }
 
 // New returns a Service on cfg.Store, whose compute tables must be open.
@@ -200,10 +199,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.started = true
 	s.mu.Unlock()
 	s.sched.refresh()
-	s.conductor = reconcile.New("compute-conductor", s.st, &conductor{s: s}, &reconcile.Options{
-		Logger: s.log, Workers: s.cfg.Workers, MinBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, Resync: 30 * time.Second,
-	})
-	s.conductor.Start(s.life)
+	s.wg.Go(s.leadConductor)
 	s.mu.RLock()
 	for id := range s.drivers {
 		s.startAgent(id)
@@ -216,11 +212,32 @@ func (s *Service) Start(ctx context.Context) error {
 // drivers or the store.
 func (s *Service) Close() error {
 	s.cancel()
-	if s.conductor != nil {
-		s.conductor.Stop()
-	}
 	s.wg.Wait()
 	return nil
+}
+
+// leadConductor runs the conductor while this process leads it: with
+// several controllers on one etcd cluster one conductor drives the servers
+// at a time, and another takes over when its leader is lost.
+func (s *Service) leadConductor() {
+	for {
+		l, err := s.st.Campaign(s.life, "compute-conductor")
+		if err != nil {
+			return // closing
+		}
+		loop := reconcile.New("compute-conductor", s.st, &conductor{s: s}, &reconcile.Options{
+			Logger: s.log, Workers: s.cfg.Workers, MinBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, Resync: 30 * time.Second,
+		})
+		loop.Start(s.life)
+		select {
+		case <-l.Lost():
+			loop.Stop()
+		case <-s.life.Done():
+			loop.Stop()
+			_ = l.Resign(context.Background())
+			return
+		}
+	}
 }
 
 // driver returns the Hypervisor of host id.

@@ -133,15 +133,16 @@ func (s *Service) schedRequest(tx *store.Txn, srv *Server) *scheduler.Request {
 	return r
 }
 
-// groupHostsTxn counts the group's other members per host.
+// groupHostsTxn counts the group's other members per host, from their
+// claims (a claim is where a server is, from the moment it is placed).
 func groupHostsTxn(tx *store.Txn, g *ServerGroup, self string) map[string]int {
 	m := map[string]int{}
 	for _, id := range g.Members {
 		if id == self {
 			continue
 		}
-		if o, err := store.Get[Server](nil, tx, serverTable, id); err == nil && o.HostID != "" && o.TaskState != TaskDeleting {
-			m[o.HostID]++
+		if c, err := store.Get[Claim](nil, tx, claimTable, id); err == nil {
+			m[c.HostID]++
 		}
 	}
 	return m
@@ -170,47 +171,42 @@ func (s *Service) schedOptions() *scheduler.Options {
 		SoftAffinityWeight: o.SoftAffinityWeight, Limit: o.Limit}
 }
 
-// Place picks a host for srv and commits the claim in one store
-// transaction that rechecks the host's capacity and the group policy. It
-// retries with a fresh view when a concurrent claim took the room. It
-// returns errNoValidHost (with the reasons) when no host fits.
-func (s *Service) place(ctx context.Context, srv *Server, commit func(tx *store.Txn, v *Server, h *Host) error) (string, error) {
+// place picks a host for srv and commits the claim in one store
+// transaction that rechecks the host's capacity and the group policy,
+// writing only the claim and the host's usage (so that claims on other
+// hosts never conflict with it). It retries with a fresh view when a
+// concurrent claim took the room, and returns errNoValidHost with the
+// reasons when no host fits. A server that already holds a claim (a
+// restart after the claim) keeps it.
+func (s *Service) place(ctx context.Context, srv *Server) (string, error) {
+	if c, err := store.Get[Claim](nil, s.st.Snapshot(), claimTable, srv.ID); err == nil {
+		return c.HostID, nil
+	}
 	opts := s.schedOptions()
 	var lastErr error
 	for try := range 8 {
 		req := s.schedRequest(s.st.Snapshot(), srv)
-		hosts := s.sched.view()
-		best := scheduler.Best(hosts, req, opts)
-		if best == nil {
-			if try > 0 {
-				// The view may be stale after lost races: check a fresh one.
-				s.sched.refresh()
-				if best = scheduler.Best(s.sched.view(), req, opts); best != nil {
-					goto claim
-				}
-			}
-			return "", fmt.Errorf("%w: %s", errNoValidHost, scheduler.Reasons(hosts, req))
+		best, reasons := s.sched.best(req, opts)
+		if best == "" && try > 0 {
+			// The view may be stale after lost races: check a fresh one.
+			s.sched.refresh()
+			best, reasons = s.sched.best(req, opts)
 		}
-	claim:
+		if best == "" {
+			return "", fmt.Errorf("%w: %s", errNoValidHost, reasons)
+		}
 		var usage *HostUsage
-		err := s.advance(ctx, srv.ID, srv.TaskState, func(tx *store.Txn, v *Server) error {
-			if srv.Hints.Group != "" && !groupOKTxn(tx, v, best.ID) {
+		err := s.st.Update(ctx, func(tx *store.Txn) error {
+			if srv.Hints.Group != "" && !groupOKTxn(tx, srv, best) {
 				return errClaimFailed
 			}
-			u, err := claimTxn(tx, v, best.ID)
-			if err != nil {
-				return err
-			}
-			h, err := store.Get[Host](nil, tx, hostTable, best.ID)
-			if err != nil {
-				return err
-			}
+			u, err := claimTxn(tx, srv, best)
 			usage = u
-			return commit(tx, v, h)
+			return err
 		})
 		if errors.Is(err, errClaimFailed) {
 			lastErr = err
-			if u, gerr := store.Get[HostUsage](nil, s.st.Snapshot(), usageTable, best.ID); gerr == nil {
+			if u, gerr := store.Get[HostUsage](nil, s.st.Snapshot(), usageTable, best); gerr == nil {
 				s.sched.setUsage(u)
 			}
 			continue
@@ -221,20 +217,34 @@ func (s *Service) place(ctx context.Context, srv *Server, commit func(tx *store.
 		if usage != nil {
 			s.sched.setUsage(usage)
 		}
-		return best.ID, nil
+		return best, nil
 	}
 	return "", fmt.Errorf("%w: claims kept losing races (%w)", errNoValidHost, lastErr)
 }
 
-var errNoValidHost = errors.New("No valid host was found")
+// errNoValidHost is Nova's fault text, which users and clients look for.
+var errNoValidHost = errors.New("No valid host was found") //nolint:staticcheck // Nova's exact wording
 
 func (s *Service) doSchedule(ctx context.Context, srv *Server) error {
-	_, err := s.place(ctx, srv, func(tx *store.Txn, v *Server, h *Host) error {
+	host, err := s.place(ctx, srv)
+	if errors.Is(err, errNoValidHost) {
+		return s.failServer(ctx, srv, TaskScheduling, err, "compute_schedule")
+	}
+	if err != nil {
+		return err
+	}
+	err = s.advance(ctx, srv.ID, TaskScheduling, func(tx *store.Txn, v *Server) error {
+		h, err := store.Get[Host](nil, tx, hostTable, host)
+		if err != nil {
+			return notFound("host", host)
+		}
 		v.HostID, v.AZ, v.TaskState = h.ID, h.AZ, TaskNetworking
 		return eventTxn(tx, v, "compute_schedule", h.ID, nil)
 	})
-	if errors.Is(err, errNoValidHost) {
-		return s.failServer(ctx, srv, TaskScheduling, err, "compute_schedule")
+	if errors.Is(err, errSuperseded) {
+		// Deleted or otherwise changed meanwhile: the delete (or the next
+		// task) releases the claim, which it finds by the server's id.
+		return err
 	}
 	return err
 }
@@ -278,11 +288,17 @@ func (s *Service) failServer(ctx context.Context, srv *Server, from TaskState, c
 // bindings and the volume connections. It is idempotent.
 func (s *Service) cleanupHost(ctx context.Context, srv *Server) error {
 	if srv.HostID != "" {
-		if d, err := s.driver(srv.HostID); err == nil {
+		d, err := s.driver(srv.HostID)
+		switch {
+		case err == nil:
 			if err := d.Destroy(ctx, srv.ID); err != nil && !errdefs.IsNotFound(err) {
 				return fmt.Errorf("compute: destroy server %s on %s: %w", srv.ID, srv.HostID, err)
 			}
-		} else {
+		case s.hostGoneOrDown(srv.HostID):
+			// Nova's local delete: a host that is gone or down cannot be
+			// asked; its sweep removes the domain if the host comes back.
+			s.log.Warn("host down: server cleaned up without its host", "server", srv.ID, "host", srv.HostID)
+		default:
 			return err
 		}
 	}
@@ -309,6 +325,11 @@ func (s *Service) cleanupHost(ctx context.Context, srv *Server) error {
 		}
 	}
 	return nil
+}
+
+func (s *Service) hostGoneOrDown(hostID string) bool {
+	h, err := s.getHost(hostID)
+	return err != nil || !s.hostUp(h)
 }
 
 // releasePorts deletes the ports compute made for the server and frees
@@ -529,10 +550,10 @@ var powerOps = map[TaskState]struct {
 	TaskPoweringOn: {"compute_start_instance", VMActive, PowerRunning, func(ctx context.Context, _ *Service, d Hypervisor, id string) error {
 		return d.PowerOn(ctx, id)
 	}},
-	TaskPausing:     {"compute_pause_instance", VMPaused, PowerPaused, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Pause(ctx, id) }},
-	TaskUnpausing:   {"compute_unpause_instance", VMActive, PowerRunning, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Unpause(ctx, id) }},
-	TaskSuspending:  {"compute_suspend_instance", VMSuspended, PowerSuspended, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Suspend(ctx, id) }},
-	TaskResuming:    {"compute_resume_instance", VMActive, PowerRunning, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Resume(ctx, id) }},
+	TaskPausing:    {"compute_pause_instance", VMPaused, PowerPaused, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Pause(ctx, id) }},
+	TaskUnpausing:  {"compute_unpause_instance", VMActive, PowerRunning, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Unpause(ctx, id) }},
+	TaskSuspending: {"compute_suspend_instance", VMSuspended, PowerSuspended, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Suspend(ctx, id) }},
+	TaskResuming:   {"compute_resume_instance", VMActive, PowerRunning, func(ctx context.Context, _ *Service, d Hypervisor, id string) error { return d.Resume(ctx, id) }},
 }
 
 func (s *Service) doPower(ctx context.Context, srv *Server) error {

@@ -37,12 +37,12 @@ type env struct {
 }
 
 type envOpts struct {
-	hosts  int
-	vcpus  int
-	ramMB  int
-	diskGB int
-	cfg    compute.Config
-	fake   *fakevm.Options
+	hosts   int
+	vcpus   int
+	ramMB   int
+	diskGB  int
+	cfg     compute.Config
+	fake    *fakevm.Options
 	noStart bool
 }
 

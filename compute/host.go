@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -73,7 +74,9 @@ func (c *Claim) StoreKey() string { return c.ServerID }
 // flavor extra_specs; its availability_zone metadata sets its hosts' AZ.
 type Aggregate struct {
 	store.Meta
+	// ID is Nova's integer id, in decimal; UUID its uuid.
 	ID       string            `json:"id"`
+	UUID     string            `json:"uuid"`
 	Name     string            `json:"name"`
 	AZ       string            `json:"availability_zone,omitempty"`
 	Hosts    []string          `json:"hosts"`
@@ -191,11 +194,12 @@ func (s *Service) hostUp(h *Host) bool {
 // refreshed from the store: the host list when hosts or aggregates change,
 // one host's usage after each claim or release this process commits, and
 // everything periodically. It may be stale; the claim rechecks inside its
-// transaction.
+// transaction. Hosts are values in one slice, scanned under a read lock,
+// so that a scan over thousands of hosts reads memory in order.
 type hostCache struct {
 	s     *Service
 	mu    sync.RWMutex
-	hosts []*scheduler.Host
+	hosts []scheduler.Host
 	byID  map[string]int
 }
 
@@ -221,7 +225,7 @@ func (c *hostCache) refresh() {
 			}
 		}
 	}
-	var hosts []*scheduler.Host
+	var hosts []scheduler.Host
 	byID := map[string]int{}
 	for h := range it {
 		u, err := store.Get[HostUsage](nil, tx, usageTable, h.ID)
@@ -236,32 +240,33 @@ func (c *hostCache) refresh() {
 	c.mu.Unlock()
 }
 
-func (s *Service) schedHost(h *Host, u *HostUsage, agg map[string]string) *scheduler.Host {
-	return &scheduler.Host{ID: h.ID, Name: h.Name, AZ: h.AZ, Enabled: h.Enabled, Up: s.hostUp(h),
+func (s *Service) schedHost(h *Host, u *HostUsage, agg map[string]string) scheduler.Host {
+	sh := scheduler.Host{ID: h.ID, Name: h.Name, AZ: h.AZ, Enabled: h.Enabled, Up: s.hostUp(h),
 		VCPUs: h.VCPUs, RAMMB: h.RAMMB, DiskGB: h.DiskGB, CPURatio: h.CPURatio, RAMRatio: h.RAMRatio,
 		DiskRatio: h.DiskRatio, ReservedRAMMB: h.ReservedRAMMB, UsedVCPUs: u.VCPUs, UsedRAMMB: u.RAMMB,
 		UsedDiskGB: u.DiskGB, Instances: u.Instances, HypervisorType: h.HypervisorType, AggregateMetadata: agg}
+	sh.Init()
+	return sh
 }
 
 // setUsage replaces one host's usage in the cache (after a commit).
 func (c *hostCache) setUsage(u *HostUsage) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i, ok := c.byID[u.HostID]
-	if !ok {
-		return
+	if i, ok := c.byID[u.HostID]; ok {
+		h := &c.hosts[i]
+		h.UsedVCPUs, h.UsedRAMMB, h.UsedDiskGB, h.Instances = u.VCPUs, u.RAMMB, u.DiskGB, u.Instances
 	}
-	h := *c.hosts[i]
-	h.UsedVCPUs, h.UsedRAMMB, h.UsedDiskGB, h.Instances = u.VCPUs, u.RAMMB, u.DiskGB, u.Instances
-	hosts := c.hosts // copy-on-write of the element: readers keep their slice
-	hosts[i] = &h
 }
 
-// view returns the current host states; the slice must not be modified.
-func (c *hostCache) view() []*scheduler.Host {
+// best picks a host for r, or returns "" and why none fits.
+func (c *hostCache) best(r *scheduler.Request, o *scheduler.Options) (id, reasons string) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return slices.Clone(c.hosts)
+	if i := scheduler.Best(c.hosts, r, o); i >= 0 {
+		return c.hosts[i].ID, ""
+	}
+	return "", scheduler.Reasons(c.hosts, r)
 }
 
 // claimTxn places a claim for server on host inside tx, rechecking the
@@ -418,11 +423,28 @@ func (s *Service) CreateAggregate(ctx context.Context, o CreateAggregateOpts) (*
 	if err := checkName("name", o.Name); err != nil {
 		return nil, err
 	}
-	a := &Aggregate{ID: newUUID(), Name: o.Name, AZ: o.AZ, Hosts: []string{}, Metadata: map[string]string{}, Created: s.st.Now().UTC()}
+	a := &Aggregate{UUID: newUUID(), Name: o.Name, AZ: o.AZ, Hosts: []string{}, Metadata: map[string]string{}, Created: s.st.Now().UTC()}
 	if o.AZ != "" {
 		a.Metadata["availability_zone"] = o.AZ
 	}
-	if err := s.st.Update(ctx, func(tx *store.Txn) error { return tx.Insert(aggregateTable, a) }); err != nil {
+	err := s.st.Update(ctx, func(tx *store.Txn) error {
+		it, err := store.List[Aggregate](nil, tx, aggregateTable, store.IDIndex)
+		if err != nil {
+			return err
+		}
+		next := 1
+		for g := range it {
+			if n, err := strconv.Atoi(g.ID); err == nil && n >= next {
+				next = n + 1
+			}
+			if g.Name == a.Name {
+				return fmt.Errorf("compute: aggregate %s already exists: %w", a.Name, errdefs.ErrConflict)
+			}
+		}
+		a.ID = strconv.Itoa(next)
+		return tx.Insert(aggregateTable, a)
+	})
+	if err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -570,4 +592,12 @@ func (s *Service) AvailabilityZones(ctx context.Context) (map[string][]HostInfo,
 		out[h.AZ] = append(out[h.AZ], HostInfo{Host: *h, Up: s.hostUp(h)})
 	}
 	return out, nil
+}
+
+func (s *Service) getHost(id string) (*Host, error) {
+	h, err := store.Get[Host](nil, s.st.Snapshot(), hostTable, id)
+	if err != nil {
+		return nil, notFound("host", id)
+	}
+	return h, nil
 }

@@ -55,7 +55,7 @@ func checkKeypairName(name string) error {
 		return err
 	}
 	for _, r := range name {
-		if !(r == '-' || r == '_' || r == ' ' || r == '@' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+		if !strings.ContainsRune("-_ @.", r) && (r < '0' || r > '9') && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') {
 			return errdefs.Invalid("name", "may contain only letters, digits, spaces, '-', '_', '.' and '@'")
 		}
 	}

@@ -2,6 +2,7 @@ package compute_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -112,5 +113,6 @@ func allDomains(e *env) []string {
 	for _, d := range e.drivers {
 		out = append(out, d.Domains()...)
 	}
+	slices.Sort(out)
 	return out
 }

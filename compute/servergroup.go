@@ -2,7 +2,6 @@ package compute
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -165,8 +164,4 @@ func removeMemberTxn(tx *store.Txn, gid, serverID string) error {
 	}
 	g.Members = slices.Delete(slices.Clone(g.Members), i, i+1)
 	return tx.Update(groupTable, g)
-}
-
-func groupPolicyError(g *ServerGroup) error {
-	return fmt.Errorf("compute: server group %s (%s)", g.ID, g.Policy)
 }

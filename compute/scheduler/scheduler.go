@@ -45,6 +45,29 @@ type Host struct {
 	HypervisorType, Architecture     string
 	// AggregateMetadata merges the metadata of the host's aggregates.
 	AggregateMetadata map[string]string
+
+	// Capacities under the ratios and inverse sizes, computed by Init.
+	init                      bool
+	capVCPUs, capRAM, capDisk int
+	invVCPUs, invRAM, invDisk float64
+}
+
+// Init precomputes what the filters and weighers use on every request.
+// Call it once the host's fields are set (Select and Best work without it,
+// more slowly).
+func (h *Host) Init() {
+	h.capVCPUs = int(float64(h.VCPUs) * ratio(h.CPURatio))
+	h.capRAM = int(float64(h.RAMMB-h.ReservedRAMMB) * ratio(h.RAMRatio))
+	h.capDisk = int(float64(h.DiskGB) * ratio(h.DiskRatio))
+	h.invVCPUs, h.invRAM, h.invDisk = inv(h.VCPUs), inv(h.RAMMB), inv(h.DiskGB)
+	h.init = true
+}
+
+func inv(n int) float64 {
+	if n <= 0 {
+		return 0
+	}
+	return 1 / float64(n)
 }
 
 func ratio(r float64) float64 {
@@ -55,15 +78,28 @@ func ratio(r float64) float64 {
 }
 
 // FreeVCPUs returns the vCPUs left under the allocation ratio.
-func (h *Host) FreeVCPUs() int { return int(float64(h.VCPUs)*ratio(h.CPURatio)) - h.UsedVCPUs }
+func (h *Host) FreeVCPUs() int {
+	if h.init {
+		return h.capVCPUs - h.UsedVCPUs
+	}
+	return int(float64(h.VCPUs)*ratio(h.CPURatio)) - h.UsedVCPUs
+}
 
 // FreeRAMMB returns the RAM left under the allocation ratio.
 func (h *Host) FreeRAMMB() int {
+	if h.init {
+		return h.capRAM - h.UsedRAMMB
+	}
 	return int(float64(h.RAMMB-h.ReservedRAMMB)*ratio(h.RAMRatio)) - h.UsedRAMMB
 }
 
 // FreeDiskGB returns the disk left under the allocation ratio.
-func (h *Host) FreeDiskGB() int { return int(float64(h.DiskGB)*ratio(h.DiskRatio)) - h.UsedDiskGB }
+func (h *Host) FreeDiskGB() int {
+	if h.init {
+		return h.capDisk - h.UsedDiskGB
+	}
+	return int(float64(h.DiskGB)*ratio(h.DiskRatio)) - h.UsedDiskGB
+}
 
 // Fits reports whether a request of the given size fits on h now.
 func (h *Host) Fits(vcpus, ramMB, diskGB int) bool {
@@ -135,7 +171,16 @@ func Pass(h *Host, r *Request) bool {
 	if r.AZ != "" && r.AZ != h.AZ {
 		return false
 	}
+	if !r.needsRest() {
+		return true
+	}
 	return passRest(h, r) == ""
+}
+
+// needsRest reports whether any filter beyond capacity and zone applies.
+func (r *Request) needsRest() bool {
+	return len(r.Ignore) > 0 || len(r.ExtraSpecs) > 0 || len(r.ImageProperties) > 0 ||
+		r.GroupPolicy == Affinity || r.GroupPolicy == AntiAffinity || len(r.SameHost) > 0 || len(r.DifferentHost) > 0
 }
 
 // passRest runs the less common filters and returns why h fails, or "".
@@ -206,13 +251,13 @@ func Why(h *Host, r *Request) string {
 
 // Reasons summarises why no host passed: each failing filter with the
 // number of hosts it rejected, in Nova's "No valid host" style.
-func Reasons(hosts []*Host, r *Request) string {
+func Reasons(hosts []Host, r *Request) string {
 	if len(hosts) == 0 {
 		return "there are no compute hosts"
 	}
 	counts := map[string]int{}
-	for _, h := range hosts {
-		if w := Why(h, r); w != "" {
+	for i := range hosts {
+		if w := Why(&hosts[i], r); w != "" {
 			counts[w]++
 		}
 	}
@@ -234,15 +279,22 @@ func Weigh(h *Host, r *Request, o *Options) float64 {
 	if rw == 0 && cw == 0 && dw == 0 {
 		rw = 1
 	}
+	iv, ir, id := h.invVCPUs, h.invRAM, h.invDisk
+	if !h.init {
+		iv, ir, id = inv(h.VCPUs), inv(h.RAMMB), inv(h.DiskGB)
+	}
 	var w float64
-	if rw != 0 && h.RAMMB > 0 {
-		w += rw * float64(h.FreeRAMMB()-r.RAMMB) / float64(h.RAMMB)
+	if rw != 0 {
+		w += rw * float64(h.FreeRAMMB()-r.RAMMB) * ir
 	}
-	if cw != 0 && h.VCPUs > 0 {
-		w += cw * float64(h.FreeVCPUs()-r.VCPUs) / float64(h.VCPUs)
+	if cw != 0 {
+		w += cw * float64(h.FreeVCPUs()-r.VCPUs) * iv
 	}
-	if dw != 0 && h.DiskGB > 0 {
-		w += dw * float64(h.FreeDiskGB()-r.DiskGB) / float64(h.DiskGB)
+	if dw != 0 {
+		w += dw * float64(h.FreeDiskGB()-r.DiskGB) * id
+	}
+	if r.GroupPolicy != SoftAffinity && r.GroupPolicy != SoftAntiAffinity {
+		return w
 	}
 	sw := o.SoftAffinityWeight
 	if sw == 0 {
@@ -259,36 +311,37 @@ func Weigh(h *Host, r *Request, o *Options) float64 {
 
 // Candidate is a host that passed, with its weight.
 type Candidate struct {
-	Host   *Host
+	Index  int // in the hosts given
 	Weight float64
+}
+
+func startAt(n int, o *Options) int {
+	if o.Limit <= 0 || n <= o.Limit {
+		return 0
+	}
+	if o.Rand != nil {
+		return o.Rand.IntN(n)
+	}
+	return rand.IntN(n)
 }
 
 // Select returns the hosts that pass every filter for r, best first (at
 // most o.Limit of them when sampling). It returns an empty slice when none
-// passes; Reasons then says why.
-func Select(hosts []*Host, r *Request, o *Options) []Candidate {
+// passes; Reasons then says why. hosts is read, never written.
+func Select(hosts []Host, r *Request, o *Options) []Candidate {
 	if o == nil {
 		o = &Options{}
 	}
 	n := len(hosts)
-	if n == 0 {
-		return nil
-	}
-	start := 0
-	if o.Limit > 0 && n > o.Limit {
-		if o.Rand != nil {
-			start = o.Rand.IntN(n)
-		} else {
-			start = rand.IntN(n)
-		}
-	}
+	start := startAt(n, o)
 	var out []Candidate
 	for i := range n {
-		h := hosts[(start+i)%n]
+		j := (start + i) % n
+		h := &hosts[j]
 		if !Pass(h, r) {
 			continue
 		}
-		out = append(out, Candidate{Host: h, Weight: Weigh(h, r, o)})
+		out = append(out, Candidate{Index: j, Weight: Weigh(h, r, o)})
 		if o.Limit > 0 && len(out) >= o.Limit {
 			break
 		}
@@ -297,34 +350,54 @@ func Select(hosts []*Host, r *Request, o *Options) []Candidate {
 	return out
 }
 
-// Best returns the best host for r, or nil when none passes. It is Select
-// without the sort, for the common case of taking the first.
-func Best(hosts []*Host, r *Request, o *Options) *Host {
+// Best returns the index in hosts of the best host for r, or -1 when none
+// passes. It is Select without the sort, for the common case of taking the
+// first, with the capacity filters and the default weigher inlined for
+// hosts that went through Init. hosts is read, never written.
+func Best(hosts []Host, r *Request, o *Options) int {
 	if o == nil {
 		o = &Options{}
 	}
 	n := len(hosts)
-	if n == 0 {
-		return nil
+	start := startAt(n, o)
+	rest := r.needsRest()
+	// The default weigher (free RAM only) is computed inline.
+	plainRAM := o.CPUWeight == 0 && o.DiskWeight == 0 && r.GroupPolicy != SoftAffinity && r.GroupPolicy != SoftAntiAffinity
+	rw := o.RAMWeight
+	if rw == 0 && plainRAM {
+		rw = 1
 	}
-	start := 0
-	if o.Limit > 0 && n > o.Limit {
-		if o.Rand != nil {
-			start = o.Rand.IntN(n)
-		} else {
-			start = rand.IntN(n)
-		}
-	}
-	var best *Host
+	best, seen := -1, 0
 	var bestW float64
-	seen := 0
 	for i := range n {
-		h := hosts[(start+i)%n]
-		if !Pass(h, r) {
+		j := start + i
+		if j >= n {
+			j -= n
+		}
+		h := &hosts[j]
+		if !h.Up || !h.Enabled {
 			continue
 		}
-		if w := Weigh(h, r, o); best == nil || w > bestW {
-			best, bestW = h, w
+		var w float64
+		if h.init {
+			freeRAM := h.capRAM - h.UsedRAMMB - r.RAMMB
+			if r.VCPUs > h.capVCPUs-h.UsedVCPUs || freeRAM < 0 || r.DiskGB > h.capDisk-h.UsedDiskGB ||
+				(r.AZ != "" && r.AZ != h.AZ) || (rest && passRest(h, r) != "") {
+				continue
+			}
+			if plainRAM {
+				w = rw * float64(freeRAM) * h.invRAM
+			} else {
+				w = Weigh(h, r, o)
+			}
+		} else {
+			if !Pass(h, r) {
+				continue
+			}
+			w = Weigh(h, r, o)
+		}
+		if best < 0 || w > bestW {
+			best, bestW = j, w
 		}
 		seen++
 		if o.Limit > 0 && seen >= o.Limit {

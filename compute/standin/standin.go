@@ -109,7 +109,9 @@ type netState struct {
 var _ compute.Ports = (*Ports)(nil)
 
 // NewPorts returns a port service with no networks.
-func NewPorts() *Ports { return &Ports{nets: map[string]*netState{}, ports: map[string]*compute.Port{}} }
+func NewPorts() *Ports {
+	return &Ports{nets: map[string]*netState{}, ports: map[string]*compute.Port{}}
+}
 
 // AddNetwork adds a network whose addresses come from cidr (the first
 // host address is the gateway).
@@ -287,11 +289,10 @@ func (p *Ports) Count() (total, owned int) {
 // Volumes is an in-memory compute.Volumes following Cinder's attachment
 // flow; connections are of driver_volume_type "file".
 type Volumes struct {
-	mu      sync.Mutex
-	vols    map[string]*vol
-	atts    map[string]*compute.Attachment
-	Dir     string // where the "file" connections point; default /var/lib/stratus/volumes
-	project map[string]string
+	mu   sync.Mutex
+	vols map[string]*vol
+	atts map[string]*compute.Attachment
+	Dir  string // where the "file" connections point; default /var/lib/stratus/volumes
 }
 
 type vol struct {

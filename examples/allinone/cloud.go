@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stratuskit/stratus/compute"
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/image"
@@ -53,6 +54,10 @@ type Config struct {
 	// GuestDir holds the tiny guest (make guest); when it is built, the
 	// image service registers it at start as public images (stratus-tiny).
 	GuestDir string
+	// FakeHosts is how many fake compute hosts to run.
+	FakeHosts int
+	// FakeSpawnDelay is how long a fake host takes to spawn a server.
+	FakeSpawnDelay time.Duration
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -83,7 +88,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return append([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, slices.Concat(identity.Tables(), image.Tables())...)
+	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), image.Tables(), compute.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -190,6 +195,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	catalog := []identity.ServiceEndpoints{
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
 		imageCatalog(cfg),
+		{Type: "compute", Name: "nova", PublicURL: serviceURL(cfg, computePort, "/v2.1")},
 	}
 	ident, idSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
@@ -200,7 +206,11 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		return nil, err
 	}
 	img.start = startWithGuest(img.start, cfg, imgSvc, idSvc, logger)
-	return []component{ident, img}, nil
+	comp, err := computeComponent(cfg, st, idSvc, imgSvc, logger)
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, img, comp}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

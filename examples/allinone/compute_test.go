@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestComputeResumesAfterKill boots servers on slow fake hosts, kills the
+// all-in-one with SIGKILL while they build, restarts it on the same data:
+// every server settles ACTIVE, and the quota counts them exactly.
+func TestComputeResumesAfterKill(t *testing.T) {
+	data := t.TempDir()
+	addr := loopback()
+	args := []string{"-data", data, "-listen", addr, "-log-level", "warn", "-hypervisor", "fake", "-fake-hosts", "3", "-fake-spawn-delay", "3s"}
+	p := start(t, args...)
+	ready := p.waitLine(t, "stratus: ready")
+	if !strings.Contains(ready, fmt.Sprintf("compute=http://%s:8774", addr)) {
+		t.Fatalf("compute not on 8774: %s", ready)
+	}
+	rc := openrc(t, data)
+	tok := login(t, rc)
+	nova := fmt.Sprintf("http://%s:8774/v2.1", addr)
+	code, body := call(t, "POST", nova+"/flavors", tok, map[string]any{"flavor": map[string]any{"name": "m1", "vcpus": 1, "ram": 256, "disk": 1}})
+	if code != http.StatusOK {
+		t.Fatalf("flavor create: %d %v", code, body)
+	}
+	flavor := body["flavor"].(map[string]any)["id"].(string)
+	var ids []string
+	for i := range 5 {
+		code, body := call(t, "POST", nova+"/servers", tok, map[string]any{"server": map[string]any{
+			"name": fmt.Sprintf("k%d", i), "imageRef": StandinImageID, "flavorRef": flavor,
+			"networks": []map[string]string{{"uuid": StandinNetworkID}}}})
+		if code != http.StatusAccepted {
+			t.Fatalf("server create: %d %v", code, body)
+		}
+		ids = append(ids, body["server"].(map[string]any)["id"].(string))
+	}
+	time.Sleep(500 * time.Millisecond)
+	for _, id := range ids {
+		if _, body := call(t, "GET", nova+"/servers/"+id, tok, nil); body["server"].(map[string]any)["status"] != "BUILD" {
+			t.Fatalf("server %s not building before the kill: %v", id, body["server"].(map[string]any)["status"])
+		}
+	}
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.cmd.Wait()
+
+	p = start(t, args...)
+	p.waitLine(t, "stratus: ready")
+	tok = login(t, rc)
+	deadline := time.Now().Add(60 * time.Second)
+	for _, id := range ids {
+		for {
+			code, body := call(t, "GET", nova+"/servers/"+id, tok, nil)
+			if code != http.StatusOK {
+				t.Fatalf("server %s after restart: %d %v", id, code, body)
+			}
+			st := body["server"].(map[string]any)["status"]
+			if st == "ACTIVE" {
+				break
+			}
+			if st == "ERROR" || time.Now().After(deadline) {
+				t.Fatalf("server %s after restart: %v %v", id, st, body["server"].(map[string]any)["fault"])
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	code, body = call(t, "GET", nova+"/limits", tok, nil)
+	abs := body["limits"].(map[string]any)["absolute"].(map[string]any)
+	if code != http.StatusOK || abs["totalInstancesUsed"] != float64(5) || abs["totalCoresUsed"] != float64(5) {
+		t.Fatalf("limits after restart: %d %v", code, abs)
+	}
+	p.stop(t, syscall.SIGTERM)
+}
