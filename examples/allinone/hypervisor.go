@@ -20,7 +20,8 @@ const (
 )
 
 // newHypervisor returns the compute host's driver: libvirt (real VMs,
-// state under DATA/libvirt) or the in-memory fake. "auto" takes libvirt
+// disks and console logs under DATA/libvirt, DATA made searchable by
+// QEMU's user) or the in-memory fake. "auto" takes libvirt
 // when cfg.LibvirtURI answers and the fake otherwise. With the tiny guest
 // built, libvirt's auto virt type probes KVM with it once.
 func newHypervisor(ctx context.Context, cfg Config, logger *slog.Logger) (compute.Hypervisor, error) {
@@ -38,6 +39,13 @@ func newHypervisor(ctx context.Context, cfg Config, logger *slog.Logger) (comput
 	uri := cfg.LibvirtURI
 	if uri == "" {
 		uri = "qemu:///system"
+	}
+	// QEMU's user must reach DATA/libvirt: DATA becomes searchable (0711),
+	// not listable, and its files stay 0600.
+	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o011 != 0o011 {
+		if err := os.Chmod(cfg.DataDir, fi.Mode().Perm()|0o011); err != nil {
+			return nil, err
+		}
 	}
 	o := libvirtvm.Options{URI: uri, StateDir: filepath.Join(cfg.DataDir, "libvirt"), Logger: logger}
 	if cfg.GuestDir != "" {
