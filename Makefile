@@ -10,12 +10,16 @@ GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 
 # Debian packages each target needs (installed when root, named otherwise).
-RUN_DEPS  := dnsmasq-base
+# Real servers: libvirt's daemon and QEMU (compute/libvirtvm), qemu-img for
+# disks, genisoimage for config drives; dnsmasq for network/linuxnet's DHCP.
+VM_DEPS   := libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils genisoimage
+RUN_DEPS  := $(VM_DEPS) dnsmasq-base
 # Building the tiny guest (scripts/guest/build.sh) needs these.
 GUEST_DEPS := cpio e2fsprogs gzip
-# network/linuxnet's tests: dnsmasq, ping and busybox's udhcpc/arping in
-# test-made namespaces; nft and ip for the benchmarks' shell baselines.
-TEST_DEPS  := util-linux python3-openstackclient python3-swiftclient curl $(GUEST_DEPS) qemu-system-x86 qemu-utils genisoimage \
+# compute/libvirtvm builds with cgo against libvirt-dev; network/linuxnet's
+# tests use dnsmasq, ping and busybox's udhcpc/arping in test-made
+# namespaces, nft and ip for the benchmarks' shell baselines.
+TEST_DEPS  := util-linux python3-openstackclient python3-swiftclient curl $(GUEST_DEPS) $(VM_DEPS) libvirt-dev \
 	dnsmasq-base nftables iproute2 iputils-ping busybox-static
 
 # Records the reload benchmark loads: make test runs benchmarks once on a
@@ -33,18 +37,18 @@ E2E ?= scripts/e2e/*.sh
 # How long each fuzz target runs in make test.
 FUZZTIME ?= 15s
 
-.PHONY: all run test unit benchcheck fuzz e2e guest guestcheck lint bench deps-run deps-test deps-guest clean
+.PHONY: all run test unit benchcheck fuzz e2e guest guestcheck vmtest libvirtd lint bench deps-run deps-test deps-guest clean
 
 all: test
 
 ## run: the all-in-one cloud from examples/allinone on embedded defaults.
-run: deps-run
+run: deps-run guest libvirtd
 	$(GO) build -o $(BIN)/allinone ./examples/allinone
 	$(BIN)/allinone -data $(DATA) -listen $(LISTEN)
 
 ## test: the whole suite: vet, unit and integration tests with -race,
 ## then every benchmark once and the performance checks without -race.
-test: deps-test unit benchcheck fuzz guestcheck e2e
+test: deps-test unit benchcheck fuzz guestcheck vmtest e2e
 
 unit:
 	$(GO) vet ./...
@@ -79,6 +83,15 @@ guest: deps-guest
 ## guestcheck: boot the tiny guest under QEMU and check its console markers.
 guestcheck: guest
 	@scripts/guest/check.sh $(GUEST)
+
+## libvirtd: start virtlogd and libvirtd when they are not running (root).
+libvirtd:
+	@if [ "$$(id -u)" -eq 0 ]; then scripts/libvirtd.sh; else echo "libvirtd: not root, not starting libvirtd"; fi
+
+## vmtest: the real-VM tests and benchmarks of compute/libvirtvm on
+## qemu:///system, one package at a time, without -race (they skip in unit).
+vmtest: guest libvirtd
+	STRATUS_VMTEST=1 $(GO) test -p 1 -count=1 -run 'VM' -bench 'VM' -benchtime=1x ./compute/libvirtvm/...
 
 ## lint: go vet and the pinned golangci-lint.
 lint: $(GOLANGCI_LINT)

@@ -64,6 +64,12 @@ func (d *Driver) prepare(ctx context.Context, spec *compute.DomainSpec) (*plan, 
 			if c, ok := img.Properties["os_command_line"]; ok && c != "" {
 				p.cmdline = c
 			}
+			// Under TCG on a loaded host the kernel's IO-APIC timer check
+			// can fail and panic the guest ("IO-APIC + timer doesn't
+			// work"); the check proves nothing about emulated hardware.
+			if d.virtType != VirtKVM && !slices.Contains(strings.Fields(p.cmdline), "no_timer_check") {
+				p.cmdline += " no_timer_check"
+			}
 			if img.RamdiskID != "" {
 				r, err := d.cacheImage(ctx, spec.OpenImage, img.RamdiskID, "", "ari", 0)
 				if err != nil {

@@ -24,13 +24,16 @@ import (
 const MetadataNamespace = "https://stratuskit.github.io/stratus/xmlns/libvirt/1"
 
 // mark is Stratus's element in a domain's <metadata>: the domains that
-// carry it are Stratus's, and only those are listed and swept.
+// carry it are Stratus's, and only those are listed and swept. StateDir
+// scopes them to one driver: several clouds (or tests) sharing a libvirtd
+// each see only the domains whose files are in their own state directory.
 type mark struct {
 	XMLName   xml.Name `xml:"https://stratuskit.github.io/stratus/xmlns/libvirt/1 instance"`
 	ServerID  string   `xml:"server"`
 	ProjectID string   `xml:"project"`
 	Name      string   `xml:"name"`
 	Created   string   `xml:"created"`
+	StateDir  string   `xml:"statedir"`
 }
 
 // markRead reads a mark back: libvirt returns the element without its
@@ -41,18 +44,20 @@ type markRead struct {
 	ProjectID string   `xml:"project"`
 	Name      string   `xml:"name"`
 	Created   string   `xml:"created"`
+	StateDir  string   `xml:"statedir"`
 }
 
-func readMark(dom *libvirt.Domain) (mark, bool) {
+// readMark returns the mark of a domain of this driver.
+func (d *Driver) readMark(dom *libvirt.Domain) (mark, bool) {
 	s, err := dom.GetMetadata(libvirt.DOMAIN_METADATA_ELEMENT, MetadataNamespace, libvirt.DOMAIN_AFFECT_CURRENT)
 	if err != nil || s == "" {
 		return mark{}, false
 	}
 	var m markRead
-	if err := xml.Unmarshal([]byte(s), &m); err != nil || m.ServerID == "" {
+	if err := xml.Unmarshal([]byte(s), &m); err != nil || m.ServerID == "" || m.StateDir != d.opts.StateDir {
 		return mark{}, false
 	}
-	return mark{ServerID: m.ServerID, ProjectID: m.ProjectID, Name: m.Name, Created: m.Created}, true
+	return mark{ServerID: m.ServerID, ProjectID: m.ProjectID, Name: m.Name, Created: m.Created, StateDir: m.StateDir}, true
 }
 
 // Spawn implements compute.Hypervisor: it prepares the server's disks,
@@ -143,7 +148,8 @@ type plan struct {
 
 // domainXML builds the domain definition of a server.
 func (d *Driver) domainXML(spec *compute.DomainSpec, p *plan) (string, error) {
-	m, err := xml.Marshal(mark{ServerID: spec.ServerID, ProjectID: spec.ProjectID, Name: spec.Name, Created: time.Now().UTC().Format(time.RFC3339)})
+	m, err := xml.Marshal(mark{ServerID: spec.ServerID, ProjectID: spec.ProjectID, Name: spec.Name,
+		Created: time.Now().UTC().Format(time.RFC3339), StateDir: d.opts.StateDir})
 	if err != nil {
 		return "", err
 	}
@@ -264,7 +270,7 @@ func validTap(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if r > 127 || !(unicode.IsLetter(r) || unicode.IsDigit(r) || r == '-' || r == '_' || r == '.') {
+		if r > 127 || !unicode.IsLetter(r) && !unicode.IsDigit(r) && r != '-' && r != '_' && r != '.' {
 			return false
 		}
 	}

@@ -229,7 +229,7 @@ func (d *Driver) lookup(id string) (*libvirt.Domain, error) {
 		}
 		return nil, classify(err, "libvirtvm: look up server %s", id)
 	}
-	if m, ok := readMark(dom); !ok || m.ServerID != id {
+	if m, ok := d.readMark(dom); !ok || m.ServerID != id {
 		_ = dom.Free()
 		return nil, notFound(id)
 	}
@@ -304,7 +304,7 @@ func (d *Driver) List(ctx context.Context) ([]compute.DomainState, error) {
 	var out []compute.DomainState
 	for i := range doms {
 		dom := &doms[i]
-		m, ok := readMark(dom)
+		m, ok := d.readMark(dom)
 		if ok {
 			if p, err := powerOf(dom); err == nil {
 				name, _ := dom.GetName()

@@ -18,3 +18,6 @@ type Driver struct{ compute.Hypervisor }
 func New(context.Context, Options) (*Driver, error) {
 	return nil, errors.Join(errors.New("libvirtvm: built without cgo: the libvirt driver is unavailable"), errdefs.ErrUnavailable)
 }
+
+// VirtType is empty: there is no driver without cgo.
+func (d *Driver) VirtType() string { return "" }

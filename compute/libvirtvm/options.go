@@ -36,6 +36,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"time"
 )
 
@@ -67,7 +68,10 @@ type Options struct {
 	KVMProbe *KVMProbe
 	// StateDir holds the image cache (base/) and each server's files
 	// (domains/<server id>/). Default DefaultStateDir. Every directory on
-	// its path must be searchable by QEMU's user.
+	// its path must be searchable by QEMU's user. It also scopes the
+	// driver: domains are marked with it, and a driver sees only the
+	// domains of its own StateDir (two clouds sharing a libvirtd never
+	// sweep each other's).
 	StateDir string
 	// SoftRebootTimeout bounds the clean shutdown of a soft reboot before
 	// it turns hard. Default 60s.
@@ -77,7 +81,9 @@ type Options struct {
 	DetachTimeout time.Duration
 	// KernelCmdline is the kernel command line of direct kernel boots
 	// when the image has no os_command_line property. Default
-	// "root=/dev/vda console=ttyS0", as Nova.
+	// "root=/dev/vda console=ttyS0", as Nova. Without KVM the driver adds
+	// no_timer_check: a loaded host can otherwise fail the kernel's
+	// IO-APIC timer check under TCG and panic the guest.
 	KernelCmdline string
 	// QemuImg and GenISOImage name the tools. Defaults "qemu-img" and
 	// "genisoimage".
@@ -112,6 +118,11 @@ func (o *Options) setDefaults() error {
 	if o.StateDir == "" {
 		o.StateDir = DefaultStateDir
 	}
+	abs, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return err
+	}
+	o.StateDir = abs
 	if o.SoftRebootTimeout == 0 {
 		o.SoftRebootTimeout = 60 * time.Second
 	}

@@ -47,7 +47,7 @@ func (d *Driver) Stats(ctx context.Context) (*compute.HostStats, error) {
 	}
 	for i := range doms {
 		dom := &doms[i]
-		if _, ok := readMark(dom); ok {
+		if _, ok := d.readMark(dom); ok {
 			if info, err := dom.GetInfo(); err == nil {
 				st.RunningVMs++
 				st.VCPUsUsed += int(info.NrVirtCpu)
@@ -72,7 +72,7 @@ func (d *Driver) DomainStats(ctx context.Context) ([]compute.DomainStats, error)
 	var out []compute.DomainStats
 	for i := range doms {
 		dom := &doms[i]
-		if s, ok := domainStats(dom); ok {
+		if s, ok := d.domainStats(dom); ok {
 			out = append(out, s)
 		}
 		_ = dom.Free()
@@ -80,8 +80,8 @@ func (d *Driver) DomainStats(ctx context.Context) ([]compute.DomainStats, error)
 	return out, nil
 }
 
-func domainStats(dom *libvirt.Domain) (compute.DomainStats, bool) {
-	m, ok := readMark(dom)
+func (d *Driver) domainStats(dom *libvirt.Domain) (compute.DomainStats, bool) {
+	m, ok := d.readMark(dom)
 	if !ok {
 		return compute.DomainStats{}, false
 	}

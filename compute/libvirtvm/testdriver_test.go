@@ -83,17 +83,28 @@ func TestListAndSweepLeaveForeignDomains(t *testing.T) {
 	if err := d.Spawn(ctx, drivertest.SampleSpec(orphan)); err != nil {
 		t.Fatal(err)
 	}
+	// Another driver (another cloud on the same libvirtd) with its own
+	// state directory.
+	d2, _ := newTestDriver(t, nil)
+	other := newID()
+	if err := d2.Spawn(ctx, drivertest.SampleSpec(other)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d2.Destroy(ctx, other) })
 	doms, err := d.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, dm := range doms {
-		if dm.Name == "test" || dm.ServerID == foreignID || !dm.Stratus {
+		if dm.Name == "test" || dm.ServerID == foreignID || dm.ServerID == other || !dm.Stratus {
 			t.Fatalf("List returned a foreign domain: %+v", dm)
 		}
 	}
 	if _, err := d.State(ctx, foreignID); !errdefs.IsNotFound(err) {
 		t.Fatalf("State of a foreign domain named like ours: %v, want not found", err)
+	}
+	if _, err := d.State(ctx, other); !errdefs.IsNotFound(err) {
+		t.Fatalf("State of another driver's domain: %v, want not found", err)
 	}
 	removed, err := e.svc.Sweep(ctx, "host1")
 	if err != nil {
@@ -111,6 +122,9 @@ func TestListAndSweepLeaveForeignDomains(t *testing.T) {
 			t.Fatalf("foreign domain %s was stopped by the sweep", name)
 		}
 		_ = dom.Free()
+	}
+	if st, err := d2.State(ctx, other); err != nil || st.Power != compute.PowerRunning {
+		t.Fatalf("the other driver's domain after the sweep: %+v %v", st, err)
 	}
 }
 
@@ -158,7 +172,7 @@ func TestDomainDefinition(t *testing.T) {
 	}
 	base := filepath.Join(o.StateDir, "base")
 	if x.OS.Kernel != filepath.Join(base, "image-"+kernel.ID) || x.OS.Initrd != filepath.Join(base, "image-"+ramdisk.ID) ||
-		x.OS.Cmdline != "console=ttyS0 quiet" {
+		x.OS.Cmdline != "console=ttyS0 quiet no_timer_check" {
 		t.Fatalf("os = kernel %q initrd %q cmdline %q", x.OS.Kernel, x.OS.Initrd, x.OS.Cmdline)
 	}
 	dir := serverDir(o.StateDir, id)

@@ -35,7 +35,7 @@ func (d *Driver) chooseVirtType(ctx context.Context) (string, error) {
 		}
 		return VirtKVM, nil
 	}
-	if _, err := os.Stat("/dev/kvm"); err != nil || !d.offersKVM() || d.opts.KVMProbe == nil {
+	if !exists("/dev/kvm") || !d.offersKVM() || d.opts.KVMProbe == nil {
 		return VirtQEMU, nil
 	}
 	if d.kvmWorks(ctx) {
@@ -150,4 +150,9 @@ func bootsUnderKVM(ctx context.Context, p *KVMProbe) bool {
 	case <-time.After(p.Timeout):
 		return false
 	}
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

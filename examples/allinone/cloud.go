@@ -52,8 +52,14 @@ type Config struct {
 	// ImageWebDownloadHosts are the hosts the image service's web-download
 	// import may fetch from; none by default.
 	ImageWebDownloadHosts []string
-	// Hypervisor is the compute driver: "fake" for now.
+	// Hypervisor is the compute host's driver: auto (libvirt when
+	// LibvirtURI answers, else the fake), libvirt or fake.
 	Hypervisor string
+	// LibvirtURI is libvirt's connection URI; default qemu:///system.
+	LibvirtURI string
+	// GuestDir holds the tiny guest (make guest); when it is built, the
+	// image service registers it at start as public images (stratus-tiny).
+	GuestDir string
 	// FakeHosts is how many fake compute hosts to run.
 	FakeHosts int
 	// FakeSpawnDelay is how long a fake host takes to spawn a server.
@@ -214,7 +220,8 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	netw, _, err := networkComponent(cfg, st, identSvc, logger)
+	img.start = startWithGuest(img.start, cfg, imgSvc, identSvc, logger)
+	netw, netSvc, err := networkComponent(cfg, st, identSvc, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -222,10 +229,15 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	comp, err := computeComponent(cfg, st, identSvc, logger, computeVolumes{volSvc})
+	comp, compSvc, err := computeComponent(cfg, st, identSvc, compute.Deps{
+		Images:  computeImages{imgSvc},
+		Ports:   computePorts{svc: netSvc, noDevices: cfg.Network == "fake"},
+		Volumes: computeVolumes{volSvc},
+	}, logger)
 	if err != nil {
 		return nil, err
 	}
+	netSvc.Use(network.Deps{Devices: computeDevices{compSvc}})
 	return []component{ident, objects, img, netw, volumes, comp}, nil
 }
 

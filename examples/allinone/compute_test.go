@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"strings"
@@ -29,11 +30,13 @@ func TestComputeResumesAfterKill(t *testing.T) {
 		t.Fatalf("flavor create: %d %v", code, body)
 	}
 	flavor := body["flavor"].(map[string]any)["id"].(string)
+	imageID := uploadImage(t, addr, tok, "tiny", make([]byte, 64<<10))
+	networkID := createNetwork(t, addr, tok, "private", "10.0.0.0/24")
 	var ids []string
 	for i := range 5 {
 		code, body := call(t, "POST", nova+"/servers", tok, map[string]any{"server": map[string]any{
-			"name": fmt.Sprintf("k%d", i), "imageRef": StandinImageID, "flavorRef": flavor,
-			"networks": []map[string]string{{"uuid": StandinNetworkID}}}})
+			"name": fmt.Sprintf("k%d", i), "imageRef": imageID, "flavorRef": flavor,
+			"networks": []map[string]string{{"uuid": networkID}}}})
 		if code != http.StatusAccepted {
 			t.Fatalf("server create: %d %v", code, body)
 		}
@@ -76,4 +79,43 @@ func TestComputeResumesAfterKill(t *testing.T) {
 		t.Fatalf("limits after restart: %d %v", code, abs)
 	}
 	p.stop(t, syscall.SIGTERM)
+}
+
+// uploadImage makes an active raw image of data in the all-in-one at addr.
+func uploadImage(t *testing.T, addr, tok, name string, data []byte) string {
+	t.Helper()
+	glance := fmt.Sprintf("http://%s:9292/v2/images", addr)
+	code, body := call(t, "POST", glance, tok, map[string]any{"name": name, "disk_format": "raw", "container_format": "bare"})
+	if code != http.StatusCreated {
+		t.Fatalf("image create: %d %v", code, body)
+	}
+	id := body["id"].(string)
+	req, _ := http.NewRequest("PUT", glance+"/"+id+"/file", bytes.NewReader(data))
+	req.Header.Set("X-Auth-Token", tok)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("image upload: %s", resp.Status)
+	}
+	return id
+}
+
+// createNetwork makes a network with one subnet in the all-in-one at addr.
+func createNetwork(t *testing.T, addr, tok, name, cidr string) string {
+	t.Helper()
+	neutron := fmt.Sprintf("http://%s:9696/v2.0", addr)
+	code, body := call(t, "POST", neutron+"/networks", tok, map[string]any{"network": map[string]any{"name": name}})
+	if code != http.StatusCreated {
+		t.Fatalf("network create: %d %v", code, body)
+	}
+	id := body["network"].(map[string]any)["id"].(string)
+	code, body = call(t, "POST", neutron+"/subnets", tok, map[string]any{"subnet": map[string]any{"network_id": id, "ip_version": 4, "cidr": cidr}})
+	if code != http.StatusCreated {
+		t.Fatalf("subnet create: %d %v", code, body)
+	}
+	return id
 }

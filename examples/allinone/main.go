@@ -48,7 +48,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.PortOffset, "port-offset", 0, "added to every conventional port (5000, 8774, ...), to run several controllers on one address")
 	identityFlags(fs, &cfg.Identity)
 	webHosts := fs.String("image-web-download-hosts", "", "comma-separated hosts the image import method web-download may fetch from (default: none)")
-	fs.StringVar(&cfg.Hypervisor, "hypervisor", "fake", "compute driver: fake (in-memory hosts)")
+	fs.StringVar(&cfg.Hypervisor, "hypervisor", hypervisorAuto, "compute driver: auto (libvirt when -libvirt-uri answers, else fake), libvirt or fake")
+	fs.StringVar(&cfg.LibvirtURI, "libvirt-uri", "qemu:///system", "libvirt connection URI of the libvirt hypervisor")
+	fs.StringVar(&cfg.GuestDir, "guest", ".cache/guest", "directory of the tiny guest (make guest), registered as public images when built; empty: none")
 	fs.IntVar(&cfg.FakeHosts, "fake-hosts", 3, "number of fake compute hosts with -hypervisor fake")
 	fs.DurationVar(&cfg.FakeSpawnDelay, "fake-spawn-delay", 0, "how long a fake host takes to spawn a server (for tests)")
 	if err := fs.Parse(args); err != nil {
@@ -59,6 +61,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *webHosts != "" {
 		cfg.ImageWebDownloadHosts = strings.Split(*webHosts, ",")
+	}
+	if h := cfg.Hypervisor; h != hypervisorAuto && h != hypervisorLibvirt && h != hypervisorFake {
+		fmt.Fprintf(stderr, "allinone: -hypervisor %q: want auto, libvirt or fake\n", h)
+		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "allinone: unexpected arguments: %v\n", fs.Args())
