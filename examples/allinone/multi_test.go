@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stratuskit/stratus/internal/etcdtest"
 )
@@ -117,7 +118,15 @@ func TestTwoControllersOneCloud(t *testing.T) {
 		t.Fatalf("create project through A: %d %v", code, out)
 	}
 	id := out["project"].(map[string]any)["id"].(string)
-	code, out = call(t, "GET", rcB["OS_AUTH_URL"]+"/projects/"+id, tok, nil)
+	// B's replica follows etcd's watch: the write reaches it within
+	// moments, not necessarily before A answers.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		code, out = call(t, "GET", rcB["OS_AUTH_URL"]+"/projects/"+id, tok, nil)
+		if code == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if code != http.StatusOK || out["project"].(map[string]any)["name"] != "shared" {
 		t.Fatalf("project through B: %d %v", code, out)
 	}
