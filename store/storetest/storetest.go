@@ -408,15 +408,16 @@ func watchFired(ws memdb.WatchSet) bool {
 // and after their writes, and one panicking, affect only their own callers.
 func testBatchIsolation(t *testing.T, cfg Config) {
 	e := newEnv(t, cfg)
-	hold, held := make(chan struct{}), make(chan struct{})
+	hold, held := make(chan struct{}), make(chan struct{}, 1)
 	var wg sync.WaitGroup
+	var first sync.Once
 	wg.Go(func() {
 		_ = e.update(func(tx *store.Txn) error {
-			select {
-			case held <- struct{}{}:
+			// Only the first run holds the committer: a re-run must not.
+			first.Do(func() {
+				held <- struct{}{}
 				<-hold
-			default:
-			}
+			})
 			return nil
 		})
 	})
