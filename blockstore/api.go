@@ -146,6 +146,34 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 	return httpapi.DecodeJSON(w, r, v, httpapi.DecodeOptions{MaxBytes: maxBody})
 }
 
+// decoded decodes the body into v, answering the error itself when it fails.
+func decoded(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := decode(w, r, v); err != nil {
+		fail(w, r, err)
+		return false
+	}
+	return true
+}
+
+// respond answers err when it is set, else status with the body body
+// builds (body runs only on success, so it may use what err guards).
+func respond(w http.ResponseWriter, r *http.Request, err error, status int, body func() any) {
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	reply(w, status, body())
+}
+
+// done answers err when it is set, else status with no body.
+func done(w http.ResponseWriter, r *http.Request, err error, status int) {
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	w.WriteHeader(status)
+}
+
 // scoped checks that the URL's project is the token's (admins may name
 // any project) before f runs.
 func (a *api) scoped(f http.HandlerFunc) http.Handler {
@@ -374,8 +402,7 @@ func deref(p *string) string {
 
 func (a *api) createVolume(w http.ResponseWriter, r *http.Request) {
 	var body volumeBody
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	b := body.Volume
@@ -421,11 +448,7 @@ func (a *api) createVolume(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) getVolume(w http.ResponseWriter, r *http.Request) {
 	v, err := a.svc.GetVolume(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"volume": a.renderVolume(r, v, true)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"volume": a.renderVolume(r, v, true)} })
 }
 
 func (a *api) updateVolume(w http.ResponseWriter, r *http.Request) {
@@ -437,8 +460,7 @@ func (a *api) updateVolume(w http.ResponseWriter, r *http.Request) {
 			Metadata    map[string]string `json:"metadata"`
 		} `json:"volume"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	if body.Volume == nil {
@@ -450,29 +472,17 @@ func (a *api) updateVolume(w http.ResponseWriter, r *http.Request) {
 		name = body.Volume.DisplayName
 	}
 	v, err := a.svc.UpdateVolume(r.Context(), r.PathValue("id"), UpdateVolumeOpts{Name: name, Description: body.Volume.Description, Metadata: body.Volume.Metadata})
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"volume": a.renderVolume(r, v, true)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"volume": a.renderVolume(r, v, true)} })
 }
 
 func (a *api) deleteVolume(w http.ResponseWriter, r *http.Request) {
 	err := a.svc.DeleteVolume(r.Context(), r.PathValue("id"), DeleteVolumeOpts{Cascade: queryBool(r, "cascade"), Force: queryBool(r, "force")})
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
+	done(w, r, err, http.StatusAccepted)
 }
 
 func (a *api) getVolumeMetadata(w http.ResponseWriter, r *http.Request) {
 	v, err := a.svc.GetVolume(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"metadata": orEmpty(v.Metadata)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"metadata": orEmpty(v.Metadata)} })
 }
 
 func (a *api) setVolumeMetadata(replace bool) http.HandlerFunc {
@@ -480,8 +490,7 @@ func (a *api) setVolumeMetadata(replace bool) http.HandlerFunc {
 		var body struct {
 			Metadata map[string]string `json:"metadata"`
 		}
-		if err := decode(w, r, &body); err != nil {
-			fail(w, r, err)
+		if !decoded(w, r, &body) {
 			return
 		}
 		if body.Metadata == nil {
@@ -493,11 +502,7 @@ func (a *api) setVolumeMetadata(replace bool) http.HandlerFunc {
 			opts = UpdateVolumeOpts{Metadata: body.Metadata}
 		}
 		v, err := a.svc.UpdateVolume(r.Context(), r.PathValue("id"), opts)
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		reply(w, http.StatusOK, map[string]any{"metadata": orEmpty(v.Metadata)})
+		respond(w, r, err, http.StatusOK, func() any { return map[string]any{"metadata": orEmpty(v.Metadata)} })
 	}
 }
 
@@ -520,8 +525,7 @@ func (a *api) putVolumeMetadataKey(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Meta map[string]string `json:"meta"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	k := r.PathValue("key")
@@ -529,26 +533,19 @@ func (a *api) putVolumeMetadataKey(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, invalid("meta", "Request body and URI mismatch"))
 		return
 	}
-	if _, err := a.svc.UpdateVolume(r.Context(), r.PathValue("id"), UpdateVolumeOpts{MergeMetadata: body.Meta}); err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"meta": body.Meta})
+	_, err := a.svc.UpdateVolume(r.Context(), r.PathValue("id"), UpdateVolumeOpts{MergeMetadata: body.Meta})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"meta": body.Meta} })
 }
 
 func (a *api) deleteVolumeMetadataKey(w http.ResponseWriter, r *http.Request) {
-	if _, err := a.svc.UpdateVolume(r.Context(), r.PathValue("id"), UpdateVolumeOpts{DeleteMetadataKey: r.PathValue("key")}); err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
+	_, err := a.svc.UpdateVolume(r.Context(), r.PathValue("id"), UpdateVolumeOpts{DeleteMetadataKey: r.PathValue("key")})
+	done(w, r, err, http.StatusOK)
 }
 
 // volumeAction handles POST /volumes/{id}/action: one key names the action.
 func (a *api) volumeAction(w http.ResponseWriter, r *http.Request) {
 	var body map[string]json.RawMessage
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	if len(body) != 1 {
@@ -751,8 +748,7 @@ func (a *api) createSnapshot(w http.ResponseWriter, r *http.Request) {
 			Force       any               `json:"force"`
 		} `json:"snapshot"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	b := body.Snapshot
@@ -770,20 +766,12 @@ func (a *api) createSnapshot(w http.ResponseWriter, r *http.Request) {
 		name = b.DisplayName
 	}
 	s, err := a.svc.CreateSnapshot(r.Context(), CreateSnapshotOpts{VolumeID: b.VolumeID, Name: name, Description: b.Description, Metadata: b.Metadata, Force: force})
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusAccepted, map[string]any{"snapshot": a.renderSnapshot(r, s, true)})
+	respond(w, r, err, http.StatusAccepted, func() any { return map[string]any{"snapshot": a.renderSnapshot(r, s, true)} })
 }
 
 func (a *api) getSnapshot(w http.ResponseWriter, r *http.Request) {
 	s, err := a.svc.GetSnapshot(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"snapshot": a.renderSnapshot(r, s, true)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"snapshot": a.renderSnapshot(r, s, true)} })
 }
 
 func (a *api) updateSnapshot(w http.ResponseWriter, r *http.Request) {
@@ -794,8 +782,7 @@ func (a *api) updateSnapshot(w http.ResponseWriter, r *http.Request) {
 			Description *string `json:"description"`
 		} `json:"snapshot"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	if body.Snapshot == nil {
@@ -807,36 +794,24 @@ func (a *api) updateSnapshot(w http.ResponseWriter, r *http.Request) {
 		name = body.Snapshot.DisplayName
 	}
 	s, err := a.svc.UpdateSnapshot(r.Context(), r.PathValue("id"), name, body.Snapshot.Description, nil)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"snapshot": a.renderSnapshot(r, s, true)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"snapshot": a.renderSnapshot(r, s, true)} })
 }
 
 func (a *api) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteSnapshot(r.Context(), r.PathValue("id")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
+	err := a.svc.DeleteSnapshot(r.Context(), r.PathValue("id"))
+	done(w, r, err, http.StatusAccepted)
 }
 
 func (a *api) getSnapshotMetadata(w http.ResponseWriter, r *http.Request) {
 	s, err := a.svc.GetSnapshot(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"metadata": orEmpty(s.Metadata)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"metadata": orEmpty(s.Metadata)} })
 }
 
 func (a *api) setSnapshotMetadata(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Metadata map[string]string `json:"metadata"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	cur, err := a.svc.GetSnapshot(r.Context(), r.PathValue("id"))
@@ -850,11 +825,7 @@ func (a *api) setSnapshotMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	maps.Copy(md, body.Metadata)
 	s, err := a.svc.UpdateSnapshot(r.Context(), cur.ID, nil, nil, md)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"metadata": orEmpty(s.Metadata)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"metadata": orEmpty(s.Metadata)} })
 }
 
 // --- types
@@ -905,8 +876,7 @@ func (b *typeBody) public() (*bool, error) {
 
 func (a *api) createType(w http.ResponseWriter, r *http.Request) {
 	var body typeBody
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	if body.VolumeType == nil {
@@ -929,26 +899,17 @@ func (a *api) createType(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) defaultType(w http.ResponseWriter, r *http.Request) {
 	t, err := a.svc.DefaultType(r.Context())
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"volume_type": renderType(t)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"volume_type": renderType(t)} })
 }
 
 func (a *api) getType(w http.ResponseWriter, r *http.Request) {
 	t, err := a.svc.GetType(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"volume_type": renderType(t)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"volume_type": renderType(t)} })
 }
 
 func (a *api) updateType(w http.ResponseWriter, r *http.Request) {
 	var body typeBody
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	if body.VolumeType == nil {
@@ -961,43 +922,28 @@ func (a *api) updateType(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := a.svc.UpdateType(r.Context(), r.PathValue("id"), UpdateTypeOpts{Name: body.VolumeType.Name, Description: body.VolumeType.Description, IsPublic: pub})
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"volume_type": renderType(t)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"volume_type": renderType(t)} })
 }
 
 func (a *api) deleteType(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteType(r.Context(), r.PathValue("id")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
+	err := a.svc.DeleteType(r.Context(), r.PathValue("id"))
+	done(w, r, err, http.StatusAccepted)
 }
 
 func (a *api) getSpecs(w http.ResponseWriter, r *http.Request) {
 	t, err := a.svc.GetType(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"extra_specs": orEmpty(t.ExtraSpecs)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"extra_specs": orEmpty(t.ExtraSpecs)} })
 }
 
 func (a *api) setSpecs(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		ExtraSpecs map[string]string `json:"extra_specs"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
-	if _, err := a.svc.UpdateType(r.Context(), r.PathValue("id"), UpdateTypeOpts{SetSpecs: body.ExtraSpecs}); err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"extra_specs": orEmpty(body.ExtraSpecs)})
+	_, err := a.svc.UpdateType(r.Context(), r.PathValue("id"), UpdateTypeOpts{SetSpecs: body.ExtraSpecs})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"extra_specs": orEmpty(body.ExtraSpecs)} })
 }
 
 func (a *api) getSpec(w http.ResponseWriter, r *http.Request) {
@@ -1017,8 +963,7 @@ func (a *api) getSpec(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) putSpec(w http.ResponseWriter, r *http.Request) {
 	var body map[string]string
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	k := r.PathValue("key")
@@ -1026,19 +971,13 @@ func (a *api) putSpec(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, invalid("extra_specs", "Request body and URI mismatch"))
 		return
 	}
-	if _, err := a.svc.UpdateType(r.Context(), r.PathValue("id"), UpdateTypeOpts{SetSpecs: body}); err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, body)
+	_, err := a.svc.UpdateType(r.Context(), r.PathValue("id"), UpdateTypeOpts{SetSpecs: body})
+	respond(w, r, err, http.StatusOK, func() any { return body })
 }
 
 func (a *api) deleteSpec(w http.ResponseWriter, r *http.Request) {
-	if _, err := a.svc.UpdateType(r.Context(), r.PathValue("id"), UpdateTypeOpts{DeleteSpec: r.PathValue("key")}); err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
+	_, err := a.svc.UpdateType(r.Context(), r.PathValue("id"), UpdateTypeOpts{DeleteSpec: r.PathValue("key")})
+	done(w, r, err, http.StatusAccepted)
 }
 
 func (a *api) typeAccess(w http.ResponseWriter, r *http.Request) {
@@ -1063,8 +1002,7 @@ func (a *api) typeAction(w http.ResponseWriter, r *http.Request) {
 		Add    *struct{ Project string } `json:"addProjectAccess"`
 		Remove *struct{ Project string } `json:"removeProjectAccess"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	var opts UpdateTypeOpts
@@ -1077,11 +1015,8 @@ func (a *api) typeAction(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, invalid("project", "Invalid input received: addProjectAccess or removeProjectAccess with a project is required"))
 		return
 	}
-	if _, err := a.svc.UpdateType(r.Context(), r.PathValue("id"), opts); err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
+	_, err := a.svc.UpdateType(r.Context(), r.PathValue("id"), opts)
+	done(w, r, err, http.StatusAccepted)
 }
 
 // --- attachments
@@ -1135,8 +1070,7 @@ func (a *api) createAttachment(w http.ResponseWriter, r *http.Request) {
 			Mode         string     `json:"mode"`
 		} `json:"attachment"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	b := body.Attachment
@@ -1145,11 +1079,7 @@ func (a *api) createAttachment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at, err := a.svc.CreateAttachment(r.Context(), CreateAttachmentOpts{VolumeID: b.VolumeUUID, InstanceID: b.InstanceUUID, Connector: b.Connector, Mode: b.Mode})
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"attachment": renderAttachment(at)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"attachment": renderAttachment(at)} })
 }
 
 func (a *api) getAttachment(w http.ResponseWriter, r *http.Request) {
@@ -1157,11 +1087,7 @@ func (a *api) getAttachment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at, err := a.svc.GetAttachment(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"attachment": renderAttachment(at)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"attachment": renderAttachment(at)} })
 }
 
 func (a *api) updateAttachment(w http.ResponseWriter, r *http.Request) {
@@ -1173,8 +1099,7 @@ func (a *api) updateAttachment(w http.ResponseWriter, r *http.Request) {
 			Connector *Connector `json:"connector"`
 		} `json:"attachment"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	if body.Attachment == nil || body.Attachment.Connector == nil {
@@ -1182,11 +1107,7 @@ func (a *api) updateAttachment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	at, err := a.svc.UpdateAttachment(r.Context(), r.PathValue("id"), *body.Attachment.Connector)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"attachment": renderAttachment(at)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"attachment": renderAttachment(at)} })
 }
 
 func (a *api) deleteAttachment(w http.ResponseWriter, r *http.Request) {
@@ -1205,19 +1126,15 @@ func (a *api) attachmentAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body map[string]json.RawMessage
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	if _, ok := body["os-complete"]; !ok || len(body) != 1 {
 		fail(w, r, invalid("action", "Invalid input received: the only attachment action is os-complete"))
 		return
 	}
-	if err := a.svc.CompleteAttachment(r.Context(), r.PathValue("id")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	err := a.svc.CompleteAttachment(r.Context(), r.PathValue("id"))
+	done(w, r, err, http.StatusNoContent)
 }
 
 // --- backups
@@ -1271,8 +1188,7 @@ func (a *api) createBackup(w http.ResponseWriter, r *http.Request) {
 			SnapshotID  string `json:"snapshot_id"`
 		} `json:"backup"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	b := body.Backup
@@ -1291,28 +1207,19 @@ func (a *api) createBackup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bk, err := a.svc.CreateBackup(r.Context(), CreateBackupOpts{VolumeID: b.VolumeID, Name: b.Name, Description: b.Description, Incremental: inc, Force: force})
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusAccepted, map[string]any{"backup": map[string]any{"id": bk.ID, "name": bk.Name, "links": selfLinks(r, "backups", bk.ID)}})
+	respond(w, r, err, http.StatusAccepted, func() any {
+		return map[string]any{"backup": map[string]any{"id": bk.ID, "name": bk.Name, "links": selfLinks(r, "backups", bk.ID)}}
+	})
 }
 
 func (a *api) getBackup(w http.ResponseWriter, r *http.Request) {
 	b, err := a.svc.GetBackup(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"backup": a.renderBackup(r, b, true)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"backup": a.renderBackup(r, b, true)} })
 }
 
 func (a *api) deleteBackup(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteBackup(r.Context(), r.PathValue("id")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
+	err := a.svc.DeleteBackup(r.Context(), r.PathValue("id"))
+	done(w, r, err, http.StatusAccepted)
 }
 
 func (a *api) restoreBackup(w http.ResponseWriter, r *http.Request) {
@@ -1322,8 +1229,7 @@ func (a *api) restoreBackup(w http.ResponseWriter, r *http.Request) {
 			Name     string `json:"name"`
 		} `json:"restore"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	if body.Restore == nil {
@@ -1332,11 +1238,9 @@ func (a *api) restoreBackup(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	v, err := a.svc.RestoreBackup(r.Context(), id, RestoreBackupOpts{VolumeID: body.Restore.VolumeID, Name: body.Restore.Name})
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusAccepted, map[string]any{"restore": map[string]any{"backup_id": id, "volume_id": v.ID, "volume_name": v.Name}})
+	respond(w, r, err, http.StatusAccepted, func() any {
+		return map[string]any{"restore": map[string]any{"backup_id": id, "volume_id": v.ID, "volume_name": v.Name}}
+	})
 }
 
 // --- transfers
@@ -1366,8 +1270,7 @@ func (a *api) createTransfer(w http.ResponseWriter, r *http.Request) {
 			Name     string `json:"name"`
 		} `json:"transfer"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	if body.Transfer == nil || body.Transfer.VolumeID == "" {
@@ -1375,28 +1278,17 @@ func (a *api) createTransfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := a.svc.CreateTransfer(r.Context(), body.Transfer.VolumeID, body.Transfer.Name)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusAccepted, map[string]any{"transfer": a.renderTransfer(r, t)})
+	respond(w, r, err, http.StatusAccepted, func() any { return map[string]any{"transfer": a.renderTransfer(r, t)} })
 }
 
 func (a *api) getTransfer(w http.ResponseWriter, r *http.Request) {
 	t, err := a.svc.GetTransfer(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	reply(w, http.StatusOK, map[string]any{"transfer": a.renderTransfer(r, t)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"transfer": a.renderTransfer(r, t)} })
 }
 
 func (a *api) deleteTransfer(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteTransfer(r.Context(), r.PathValue("id")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusAccepted)
+	err := a.svc.DeleteTransfer(r.Context(), r.PathValue("id"))
+	done(w, r, err, http.StatusAccepted)
 }
 
 func (a *api) acceptTransfer(w http.ResponseWriter, r *http.Request) {
@@ -1405,8 +1297,7 @@ func (a *api) acceptTransfer(w http.ResponseWriter, r *http.Request) {
 			AuthKey string `json:"auth_key"`
 		} `json:"accept"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	if body.Accept == nil || body.Accept.AuthKey == "" {
@@ -1473,8 +1364,7 @@ func (a *api) setQuota(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		QuotaSet map[string]json.RawMessage `json:"quota_set"`
 	}
-	if err := decode(w, r, &body); err != nil {
-		fail(w, r, err)
+	if !decoded(w, r, &body) {
 		return
 	}
 	limits := map[string]int{}
@@ -1507,11 +1397,8 @@ func (a *api) setQuota(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) deleteQuota(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteQuota(r.Context(), r.PathValue("target")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusOK)
+	err := a.svc.DeleteQuota(r.Context(), r.PathValue("target"))
+	done(w, r, err, http.StatusOK)
 }
 
 func (a *api) zones(w http.ResponseWriter, _ *http.Request) {
