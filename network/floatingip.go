@@ -71,17 +71,8 @@ func (s *Service) CreateFloatingIP(ctx context.Context, o CreateFloatingIPOpts) 
 	if err != nil {
 		return nil, err
 	}
-	project, err := ownerFor(c, o.ProjectID)
+	project, err := s.creatable(c, o.ProjectID, "", o.Description, o.Tags)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.mayWrite(c, project); err != nil {
-		return nil, err
-	}
-	if err := checkName("description", o.Description, maxDesc); err != nil {
-		return nil, err
-	}
-	if err := checkTags(o.Tags); err != nil {
 		return nil, err
 	}
 	if o.FloatingIPAddress != "" {
@@ -223,11 +214,7 @@ func (s *Service) associateTxn(tx *store.Txn, c *identity.Credentials, f *Floati
 
 // GetFloatingIP returns a floating IP of the caller's project.
 func (s *Service) GetFloatingIP(ctx context.Context, id string) (*FloatingIP, error) {
-	c, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.getFIPTx(c, s.st.Snapshot(), id)
+	return snapshotGet(ctx, s, s.getFIPTx, id)
 }
 
 // ListFloatingIPs returns the floating IPs the caller can see.
@@ -237,16 +224,7 @@ func (s *Service) ListFloatingIPs(ctx context.Context, o ListOpts) ([]*FloatingI
 		return nil, err
 	}
 	it, err := listIndex[FloatingIP](s.st.Snapshot(), fipTable, projectIndex, o.ProjectID)
-	if err != nil {
-		return nil, err
-	}
-	var out []*FloatingIP
-	for f := range it {
-		if s.canRead(c, f.ProjectID) {
-			out = append(out, f)
-		}
-	}
-	return out, nil
+	return collect(it, err, func(f *FloatingIP) bool { return s.canRead(c, f.ProjectID) })
 }
 
 // UpdateFloatingIP associates or disassociates a floating IP.
@@ -260,14 +238,8 @@ func (s *Service) UpdateFloatingIP(ctx context.Context, id string, o UpdateFloat
 	}
 	var out *FloatingIP
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
-		f, err := s.getFIPTx(c, tx, id)
+		f, err := writable(s, c, tx, s.getFIPTx, id, o.IfRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, f.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(o.IfRevision, f); err != nil {
 			return err
 		}
 		setIf(&f.Description, o.Description)
@@ -299,14 +271,8 @@ func (s *Service) DeleteFloatingIP(ctx context.Context, id string, ifRevision *i
 	}
 	var released []ipRef
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
-		f, err := s.getFIPTx(c, tx, id)
+		f, err := writable(s, c, tx, s.getFIPTx, id, ifRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, f.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(ifRevision, f); err != nil {
 			return err
 		}
 		if f.RouterID != "" {

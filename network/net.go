@@ -127,17 +127,8 @@ func (s *Service) CreateNetwork(ctx context.Context, o CreateNetworkOpts) (*Netw
 	if err != nil {
 		return nil, err
 	}
-	project, err := ownerFor(c, o.ProjectID)
+	project, err := s.creatable(c, o.ProjectID, o.Name, o.Description, o.Tags)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.mayWrite(c, project); err != nil {
-		return nil, err
-	}
-	if err := checkStd(o.Name, o.Description); err != nil {
-		return nil, err
-	}
-	if err := checkTags(o.Tags); err != nil {
 		return nil, err
 	}
 	if o.Shared {
@@ -277,11 +268,7 @@ func (s *Service) allocSegmentTxn(tx *store.Txn, n *Network) error {
 // GetNetwork returns a network the caller can see: its own, a shared or an
 // external one.
 func (s *Service) GetNetwork(ctx context.Context, id string) (*Network, error) {
-	c, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.getNetworkTx(c, s.st.Snapshot(), id)
+	return snapshotGet(ctx, s, s.getNetworkTx, id)
 }
 
 // ListNetworks returns the networks the caller can see.
@@ -291,16 +278,7 @@ func (s *Service) ListNetworks(ctx context.Context, o ListOpts) ([]*Network, err
 		return nil, err
 	}
 	it, err := listIndex[Network](s.st.Snapshot(), networkTable, projectIndex, o.ProjectID)
-	if err != nil {
-		return nil, err
-	}
-	var out []*Network
-	for n := range it {
-		if s.seeNetwork(c, n) {
-			out = append(out, n)
-		}
-	}
-	return out, nil
+	return collect(it, err, func(n *Network) bool { return s.seeNetwork(c, n) })
 }
 
 // UpdateNetwork changes a network the caller owns.
@@ -323,14 +301,8 @@ func (s *Service) UpdateNetwork(ctx context.Context, id string, o UpdateNetworkO
 		return nil, errdefs.Invalid("mtu", "must be between 68 and 9216")
 	}
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
-		n, err := s.getNetworkTx(c, tx, id)
+		n, err := writable(s, c, tx, s.getNetworkTx, id, o.IfRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, n.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(o.IfRevision, n); err != nil {
 			return err
 		}
 		setIf(&n.Name, o.Name)
@@ -379,14 +351,8 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string, ifRevision *int)
 	var released []ipRef
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
 		released = released[:0]
-		n, err := s.getNetworkTx(c, tx, id)
+		n, err := writable(s, c, tx, s.getNetworkTx, id, ifRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, n.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(ifRevision, n); err != nil {
 			return err
 		}
 		it, err := store.List[Port](nil, tx, portTable, networkIndex, n.ID)

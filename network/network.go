@@ -326,6 +326,69 @@ func notFound(kind, id string) error {
 // allocation from a subnet with no free address left.
 var ErrIPAddressGenerationFailure = errors.New("no more IP addresses available")
 
+// snapshotGet runs get as the caller on a snapshot of the store: what
+// every Get method does.
+func snapshotGet[R any](ctx context.Context, s *Service, get func(*identity.Credentials, *store.Txn, string) (R, error), id string) (R, error) {
+	c, err := caller(ctx)
+	if err != nil {
+		var zero R
+		return zero, err
+	}
+	return get(c, s.st.Snapshot(), id)
+}
+
+// writable returns what get finds for id in tx once the caller may write
+// it and, when ifRevision is set, its revision is that one.
+func writable[R record](s *Service, c *identity.Credentials, tx *store.Txn, get func(*identity.Credentials, *store.Txn, string) (R, error), id string, ifRevision *int) (R, error) {
+	var zero R
+	r, err := get(c, tx, id)
+	if err != nil {
+		return zero, err
+	}
+	if err := s.mayWrite(c, r.std().ProjectID); err != nil {
+		return zero, err
+	}
+	if err := checkRevision(ifRevision, r); err != nil {
+		return zero, err
+	}
+	return r, nil
+}
+
+// collect gathers the records it yields that keep accepts; err is the
+// error that came with it (a List method's shape).
+func collect[T any](it func(func(*T) bool), err error, keep func(*T) bool) ([]*T, error) {
+	if err != nil {
+		return nil, err
+	}
+	var out []*T
+	for v := range it {
+		if keep(v) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+// creatable checks what every create request carries (the owning project,
+// the caller's right to write there, name, description, tags) and returns
+// the owning project.
+func (s *Service) creatable(c *identity.Credentials, project, name, desc string, tags []string) (string, error) {
+	project, err := ownerFor(c, project)
+	if err != nil {
+		return "", err
+	}
+	if err := s.mayWrite(c, project); err != nil {
+		return "", err
+	}
+	if err := checkStd(name, desc); err != nil {
+		return "", err
+	}
+	if err := checkTags(tags); err != nil {
+		return "", err
+	}
+	return project, nil
+}
+
 // checkRevision compares an If-Match revision with the record's.
 func checkRevision(want *int, r record) error {
 	if want != nil && *want != r.std().RevisionNumber {

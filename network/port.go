@@ -339,17 +339,8 @@ func (s *Service) CreatePorts(ctx context.Context, opts []CreatePortOpts) ([]*Po
 
 // newPort checks a create request and returns the port it makes.
 func (s *Service) newPort(c *identity.Credentials, o *CreatePortOpts) (*Port, error) {
-	project, err := ownerFor(c, o.ProjectID)
+	project, err := s.creatable(c, o.ProjectID, o.Name, o.Description, o.Tags)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.mayWrite(c, project); err != nil {
-		return nil, err
-	}
-	if err := checkStd(o.Name, o.Description); err != nil {
-		return nil, err
-	}
-	if err := checkTags(o.Tags); err != nil {
 		return nil, err
 	}
 	if err := checkDevice(o.DeviceID, o.DeviceOwner); err != nil {
@@ -537,11 +528,7 @@ func (s *Service) allocFixedIPsTxn(tx *store.Txn, n *Network, p *Port, req []Fix
 
 // GetPort returns a port the caller can see.
 func (s *Service) GetPort(ctx context.Context, id string) (*Port, error) {
-	c, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.getPortTx(c, s.st.Snapshot(), id)
+	return snapshotGet(ctx, s, s.getPortTx, id)
 }
 
 // ListPorts returns the ports the caller can see, by network, device or
@@ -561,16 +548,9 @@ func (s *Service) ListPorts(ctx context.Context, o ListOpts) ([]*Port, error) {
 	default:
 		it, err = listIndex[Port](tx, portTable, projectIndex, o.ProjectID)
 	}
-	if err != nil {
-		return nil, err
-	}
-	var out []*Port
-	for p := range it {
-		if (o.NetworkID == "" || p.NetworkID == o.NetworkID) && (o.ProjectID == "" || p.ProjectID == o.ProjectID) && s.seePort(c, tx, p) {
-			out = append(out, p)
-		}
-	}
-	return out, nil
+	return collect(it, err, func(p *Port) bool {
+		return (o.NetworkID == "" || p.NetworkID == o.NetworkID) && (o.ProjectID == "" || p.ProjectID == o.ProjectID) && s.seePort(c, tx, p)
+	})
 }
 
 // UpdatePort changes a port the caller owns. Changing HostID binds the
@@ -607,14 +587,8 @@ func (s *Service) UpdatePort(ctx context.Context, id string, o UpdatePortOpts) (
 	var out *Port
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
 		released, kept = nil, nil
-		p, err := s.getPortTx(c, tx, id)
+		p, err := writable(s, c, tx, s.getPortTx, id, o.IfRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, p.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(o.IfRevision, p); err != nil {
 			return err
 		}
 		oldGroups, wasBound := p.SecurityGroups, p.HostID != ""
@@ -737,14 +711,8 @@ func (s *Service) DeletePort(ctx context.Context, id string, ifRevision *int) er
 	var released []ipRef
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
 		released = nil
-		p, err := s.getPortTx(c, tx, id)
+		p, err := writable(s, c, tx, s.getPortTx, id, ifRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, p.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(ifRevision, p); err != nil {
 			return err
 		}
 		switch p.DeviceOwner {

@@ -97,17 +97,8 @@ func (s *Service) CreateRouter(ctx context.Context, o CreateRouterOpts) (*Router
 	if err != nil {
 		return nil, err
 	}
-	project, err := ownerFor(c, o.ProjectID)
+	project, err := s.creatable(c, o.ProjectID, o.Name, o.Description, o.Tags)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.mayWrite(c, project); err != nil {
-		return nil, err
-	}
-	if err := checkStd(o.Name, o.Description); err != nil {
-		return nil, err
-	}
-	if err := checkTags(o.Tags); err != nil {
 		return nil, err
 	}
 	r := &Router{Standard: newStandard(s.st.Now(), project, o.Name, o.Description), AdminStateUp: boolOr(o.AdminStateUp, true),
@@ -204,11 +195,7 @@ func (s *Service) clearGatewayTxn(tx *store.Txn, r *Router) ([]ipRef, error) {
 
 // GetRouter returns a router of the caller's project.
 func (s *Service) GetRouter(ctx context.Context, id string) (*Router, error) {
-	c, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.getRouterTx(c, s.st.Snapshot(), id)
+	return snapshotGet(ctx, s, s.getRouterTx, id)
 }
 
 // ListRouters returns the routers the caller can see.
@@ -218,16 +205,7 @@ func (s *Service) ListRouters(ctx context.Context, o ListOpts) ([]*Router, error
 		return nil, err
 	}
 	it, err := listIndex[Router](s.st.Snapshot(), routerTable, projectIndex, o.ProjectID)
-	if err != nil {
-		return nil, err
-	}
-	var out []*Router
-	for r := range it {
-		if s.canRead(c, r.ProjectID) {
-			out = append(out, r)
-		}
-	}
-	return out, nil
+	return collect(it, err, func(r *Router) bool { return s.canRead(c, r.ProjectID) })
 }
 
 // UpdateRouter changes a router: name, state, gateway, static routes.
@@ -254,14 +232,8 @@ func (s *Service) UpdateRouter(ctx context.Context, id string, o UpdateRouterOpt
 	var out *Router
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
 		kept, released = nil, nil
-		r, err := s.getRouterTx(c, tx, id)
+		r, err := writable(s, c, tx, s.getRouterTx, id, o.IfRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, r.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(o.IfRevision, r); err != nil {
 			return err
 		}
 		setIf(&r.Name, o.Name)
@@ -339,14 +311,8 @@ func (s *Service) DeleteRouter(ctx context.Context, id string, ifRevision *int) 
 	}
 	var released []ipRef
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
-		r, err := s.getRouterTx(c, tx, id)
+		r, err := writable(s, c, tx, s.getRouterTx, id, ifRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, r.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(ifRevision, r); err != nil {
 			return err
 		}
 		it, err := store.List[Port](nil, tx, portTable, deviceIndex, r.ID)

@@ -293,17 +293,8 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, o CreateSecurityGroup
 	if err != nil {
 		return nil, err
 	}
-	project, err := ownerFor(c, o.ProjectID)
+	project, err := s.creatable(c, o.ProjectID, o.Name, o.Description, o.Tags)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.mayWrite(c, project); err != nil {
-		return nil, err
-	}
-	if err := checkStd(o.Name, o.Description); err != nil {
-		return nil, err
-	}
-	if err := checkTags(o.Tags); err != nil {
 		return nil, err
 	}
 	if o.Name == "default" {
@@ -332,11 +323,7 @@ func (s *Service) CreateSecurityGroup(ctx context.Context, o CreateSecurityGroup
 
 // GetSecurityGroup returns a group of the caller's project.
 func (s *Service) GetSecurityGroup(ctx context.Context, id string) (*SecurityGroup, error) {
-	c, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.getSGTx(c, s.st.Snapshot(), id)
+	return snapshotGet(ctx, s, s.getSGTx, id)
 }
 
 // ListSecurityGroups returns the groups the caller can see, creating the
@@ -352,16 +339,7 @@ func (s *Service) ListSecurityGroups(ctx context.Context, o ListOpts) ([]*Securi
 		}
 	}
 	it, err := listIndex[SecurityGroup](s.st.Snapshot(), sgTable, projectIndex, o.ProjectID)
-	if err != nil {
-		return nil, err
-	}
-	var out []*SecurityGroup
-	for g := range it {
-		if s.canRead(c, g.ProjectID) {
-			out = append(out, g)
-		}
-	}
-	return out, nil
+	return collect(it, err, func(g *SecurityGroup) bool { return s.canRead(c, g.ProjectID) })
 }
 
 // Rules returns the rules of a group the caller can see.
@@ -400,14 +378,8 @@ func (s *Service) UpdateSecurityGroup(ctx context.Context, id string, o UpdateSe
 	}
 	var out *SecurityGroup
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
-		g, err := s.getSGTx(c, tx, id)
+		g, err := writable(s, c, tx, s.getSGTx, id, o.IfRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, g.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(o.IfRevision, g); err != nil {
 			return err
 		}
 		if g.IsDefault && o.Name != nil && *o.Name != "default" {
@@ -430,14 +402,8 @@ func (s *Service) DeleteSecurityGroup(ctx context.Context, id string, ifRevision
 		return err
 	}
 	return s.st.Update(ctx, func(tx *store.Txn) error {
-		g, err := s.getSGTx(c, tx, id)
+		g, err := writable(s, c, tx, s.getSGTx, id, ifRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, g.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(ifRevision, g); err != nil {
 			return err
 		}
 		if g.IsDefault && !s.isAdmin(c) {
@@ -552,16 +518,7 @@ func (s *Service) ListSecurityGroupRules(ctx context.Context, o ListOpts) ([]*Se
 		return nil, err
 	}
 	it, err := listIndex[SecurityGroupRule](s.st.Snapshot(), ruleTable, projectIndex, o.ProjectID)
-	if err != nil {
-		return nil, err
-	}
-	var out []*SecurityGroupRule
-	for r := range it {
-		if s.canRead(c, r.ProjectID) {
-			out = append(out, r)
-		}
-	}
-	return out, nil
+	return collect(it, err, func(r *SecurityGroupRule) bool { return s.canRead(c, r.ProjectID) })
 }
 
 // DeleteSecurityGroupRule deletes a rule of the caller's.

@@ -449,11 +449,7 @@ func (s *Service) dhcpRemoveTxn(tx *store.Txn, network, subnet string) ([]ipRef,
 
 // GetSubnet returns a subnet the caller can see.
 func (s *Service) GetSubnet(ctx context.Context, id string) (*Subnet, error) {
-	c, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return s.getSubnetTx(c, s.st.Snapshot(), id)
+	return snapshotGet(ctx, s, s.getSubnetTx, id)
 }
 
 // ListSubnets returns the subnets the caller can see.
@@ -469,16 +465,7 @@ func (s *Service) ListSubnets(ctx context.Context, o ListOpts) ([]*Subnet, error
 	} else {
 		it, err = listIndex[Subnet](tx, subnetTable, projectIndex, o.ProjectID)
 	}
-	if err != nil {
-		return nil, err
-	}
-	var out []*Subnet
-	for sub := range it {
-		if s.seeSubnet(c, tx, sub) {
-			out = append(out, sub)
-		}
-	}
-	return out, nil
+	return collect(it, err, func(sub *Subnet) bool { return s.seeSubnet(c, tx, sub) })
 }
 
 // UpdateSubnet changes a subnet the caller owns.
@@ -499,14 +486,8 @@ func (s *Service) UpdateSubnet(ctx context.Context, id string, o UpdateSubnetOpt
 	var kept []FixedIP
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
 		kept, released = nil, nil
-		sub, err := s.getSubnetTx(c, tx, id)
+		sub, err := writable(s, c, tx, s.getSubnetTx, id, o.IfRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, sub.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(o.IfRevision, sub); err != nil {
 			return err
 		}
 		if o.HostRoutes != nil {
@@ -583,14 +564,8 @@ func (s *Service) DeleteSubnet(ctx context.Context, id string, ifRevision *int) 
 	var released []ipRef
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
 		released = nil
-		sub, err := s.getSubnetTx(c, tx, id)
+		sub, err := writable(s, c, tx, s.getSubnetTx, id, ifRevision)
 		if err != nil {
-			return err
-		}
-		if err := s.mayWrite(c, sub.ProjectID); err != nil {
-			return err
-		}
-		if err := checkRevision(ifRevision, sub); err != nil {
 			return err
 		}
 		it, err := store.List[Port](nil, tx, portTable, networkIndex, sub.NetworkID)
