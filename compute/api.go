@@ -59,6 +59,25 @@ func ok(w http.ResponseWriter, status int, v any) { _ = httpapi.WriteJSON(w, sta
 
 func noContent(w http.ResponseWriter, status int) { w.WriteHeader(status) }
 
+// respond answers err when it is set, else status with the body body
+// builds (body runs only on success, so it may use what err guards).
+func respond(w http.ResponseWriter, r *http.Request, err error, status int, body func() any) {
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	ok(w, status, body())
+}
+
+// done answers err when it is set, else status with no body.
+func done(w http.ResponseWriter, r *http.Request, err error, status int) {
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	noContent(w, status)
+}
+
 // atLeast reports whether the request's microversion is 2.minor or later.
 func atLeast(r *http.Request, minor int) bool {
 	return httpapi.APIVersion(r.Context()).AtLeast(httpapi.Version{Major: 2, Minor: minor})

@@ -132,11 +132,7 @@ func (a *api) listFlavors(detail bool) http.HandlerFunc {
 
 func (a *api) getFlavor(w http.ResponseWriter, r *http.Request) {
 	f, err := a.svc.GetFlavor(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"flavor": a.renderFlavor(r, f, true)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"flavor": a.renderFlavor(r, f, true)} })
 }
 
 func (a *api) createFlavor(w http.ResponseWriter, r *http.Request) {
@@ -174,11 +170,7 @@ func (a *api) createFlavor(w http.ResponseWriter, r *http.Request) {
 		o.IsPublic = &b.IsPublic.V
 	}
 	f, err := a.svc.CreateFlavor(r.Context(), o)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"flavor": a.renderFlavor(r, f, true)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"flavor": a.renderFlavor(r, f, true)} })
 }
 
 func (a *api) updateFlavor(w http.ResponseWriter, r *http.Request) {
@@ -194,28 +186,17 @@ func (a *api) updateFlavor(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, err := a.svc.UpdateFlavorDescription(r.Context(), r.PathValue("id"), *b.Description)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"flavor": a.renderFlavor(r, f, true)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"flavor": a.renderFlavor(r, f, true)} })
 }
 
 func (a *api) deleteFlavor(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteFlavor(r.Context(), r.PathValue("id")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	noContent(w, http.StatusAccepted)
+	err := a.svc.DeleteFlavor(r.Context(), r.PathValue("id"))
+	done(w, r, err, http.StatusAccepted)
 }
 
 func (a *api) getExtraSpecs(w http.ResponseWriter, r *http.Request) {
 	f, err := a.svc.GetFlavor(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"extra_specs": orEmptyS(f.ExtraSpecs)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"extra_specs": orEmptyS(f.ExtraSpecs)} })
 }
 
 func (a *api) setExtraSpecs(w http.ResponseWriter, r *http.Request) {
@@ -224,11 +205,8 @@ func (a *api) setExtraSpecs(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	if _, err := a.svc.SetFlavorExtraSpecs(r.Context(), r.PathValue("id"), specs); err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"extra_specs": specs})
+	_, err := a.svc.SetFlavorExtraSpecs(r.Context(), r.PathValue("id"), specs)
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"extra_specs": specs} })
 }
 
 func (a *api) getExtraSpec(w http.ResponseWriter, r *http.Request) {
@@ -257,19 +235,13 @@ func (a *api) setExtraSpec(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, errdefs.Invalid("extra_specs", "the body must hold exactly the key of the URL"))
 		return
 	}
-	if _, err := a.svc.SetFlavorExtraSpecs(r.Context(), r.PathValue("id"), b); err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, b)
+	_, err := a.svc.SetFlavorExtraSpecs(r.Context(), r.PathValue("id"), b)
+	respond(w, r, err, http.StatusOK, func() any { return b })
 }
 
 func (a *api) deleteExtraSpec(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteFlavorExtraSpec(r.Context(), r.PathValue("id"), r.PathValue("key")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	noContent(w, http.StatusOK)
+	err := a.svc.DeleteFlavorExtraSpec(r.Context(), r.PathValue("id"), r.PathValue("key"))
+	done(w, r, err, http.StatusOK)
 }
 
 func (a *api) writeAccess(w http.ResponseWriter, r *http.Request, id string) {
@@ -408,11 +380,7 @@ func (a *api) getKeypair(w http.ResponseWriter, r *http.Request) {
 		user = r.URL.Query().Get("user_id")
 	}
 	k, err := a.svc.GetKeypair(r.Context(), r.PathValue("name"), user)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"keypair": a.renderKeypair(r, k, true)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"keypair": a.renderKeypair(r, k, true)} })
 }
 
 func (a *api) deleteKeypair(w http.ResponseWriter, r *http.Request) {
@@ -489,28 +457,17 @@ func (a *api) createGroup(w http.ResponseWriter, r *http.Request) {
 		o.MaxServerPerHost = b.Rules.MaxServerPerHost.V
 	}
 	g, err := a.svc.CreateServerGroup(r.Context(), o)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"server_group": a.renderGroup(r, g)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"server_group": a.renderGroup(r, g)} })
 }
 
 func (a *api) getGroup(w http.ResponseWriter, r *http.Request) {
 	g, err := a.svc.GetServerGroup(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"server_group": a.renderGroup(r, g)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"server_group": a.renderGroup(r, g)} })
 }
 
 func (a *api) deleteGroup(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteServerGroup(r.Context(), r.PathValue("id")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	noContent(w, http.StatusNoContent)
+	err := a.svc.DeleteServerGroup(r.Context(), r.PathValue("id"))
+	done(w, r, err, http.StatusNoContent)
 }
 
 // Quotas and limits.
@@ -556,11 +513,10 @@ func (a *api) getQuota(detail bool) http.HandlerFunc {
 }
 
 func (a *api) getQuotaDefaults(w http.ResponseWriter, r *http.Request) {
-	if _, err := caller(r.Context()); err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"quota_set": quotaBody(r, r.PathValue("project"), a.svc.DefaultQuota(), nil, 0)})
+	_, err := caller(r.Context())
+	respond(w, r, err, http.StatusOK, func() any {
+		return map[string]any{"quota_set": quotaBody(r, r.PathValue("project"), a.svc.DefaultQuota(), nil, 0)}
+	})
 }
 
 func (a *api) updateQuota(w http.ResponseWriter, r *http.Request) {
@@ -603,11 +559,8 @@ func (a *api) updateQuota(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) deleteQuota(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteQuota(r.Context(), r.PathValue("project")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	noContent(w, http.StatusAccepted)
+	err := a.svc.DeleteQuota(r.Context(), r.PathValue("project"))
+	done(w, r, err, http.StatusAccepted)
 }
 
 func (a *api) limits(w http.ResponseWriter, r *http.Request) {
@@ -920,19 +873,12 @@ func (a *api) createAggregate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := a.svc.CreateAggregate(r.Context(), CreateAggregateOpts(b))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"aggregate": renderAggregate(g)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"aggregate": renderAggregate(g)} })
 }
 
 func (a *api) deleteAggregate(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteAggregate(r.Context(), r.PathValue("id")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	noContent(w, http.StatusOK)
+	err := a.svc.DeleteAggregate(r.Context(), r.PathValue("id"))
+	done(w, r, err, http.StatusOK)
 }
 
 func (a *api) aggregateAction(w http.ResponseWriter, r *http.Request) {
@@ -968,9 +914,5 @@ func (a *api) aggregateAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := a.svc.UpdateAggregate(r.Context(), r.PathValue("id"), add, remove, meta)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"aggregate": renderAggregate(g)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"aggregate": renderAggregate(g)} })
 }

@@ -260,11 +260,7 @@ func (a *api) listServers(detail bool) http.HandlerFunc {
 
 func (a *api) getServer(w http.ResponseWriter, r *http.Request) {
 	v, err := a.svc.GetServer(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"server": a.renderServer(r, v)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"server": a.renderServer(r, v)} })
 }
 
 type serverBody struct {
@@ -499,11 +495,8 @@ func (a *api) updateServer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) deleteServer(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteServer(r.Context(), r.PathValue("id")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	noContent(w, http.StatusNoContent)
+	err := a.svc.DeleteServer(r.Context(), r.PathValue("id"))
+	done(w, r, err, http.StatusNoContent)
 }
 
 var simpleActions = map[string]Action{
@@ -651,11 +644,7 @@ func (a *api) serverInterfaces(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) getMetadata(w http.ResponseWriter, r *http.Request) {
 	v, err := a.svc.GetServer(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"metadata": orEmptyS(v.Metadata)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"metadata": orEmptyS(v.Metadata)} })
 }
 
 func (a *api) setMetadata(replace bool) http.HandlerFunc {
@@ -666,11 +655,7 @@ func (a *api) setMetadata(replace bool) http.HandlerFunc {
 			return
 		}
 		out, err := a.svc.SetServerMetadata(r.Context(), r.PathValue("id"), md, replace)
-		if err != nil {
-			fail(w, r, err)
-			return
-		}
-		ok(w, http.StatusOK, map[string]any{"metadata": out})
+		respond(w, r, err, http.StatusOK, func() any { return map[string]any{"metadata": out} })
 	}
 }
 
@@ -700,28 +685,18 @@ func (a *api) setMetadataItem(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, errdefs.Invalid("meta", "must hold exactly the key of the URL"))
 		return
 	}
-	if _, err := a.svc.SetServerMetadata(r.Context(), r.PathValue("id"), meta, false); err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"meta": meta})
+	_, err := a.svc.SetServerMetadata(r.Context(), r.PathValue("id"), meta, false)
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"meta": meta} })
 }
 
 func (a *api) deleteMetadataItem(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteServerMetadata(r.Context(), r.PathValue("id"), r.PathValue("key")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	noContent(w, http.StatusNoContent)
+	err := a.svc.DeleteServerMetadata(r.Context(), r.PathValue("id"), r.PathValue("key"))
+	done(w, r, err, http.StatusNoContent)
 }
 
 func (a *api) getTags(w http.ResponseWriter, r *http.Request) {
 	v, err := a.svc.GetServer(r.Context(), r.PathValue("id"))
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"tags": orEmptyL(v.Tags)})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"tags": orEmptyL(v.Tags)} })
 }
 
 func (a *api) replaceTags(w http.ResponseWriter, r *http.Request) {
@@ -733,11 +708,7 @@ func (a *api) replaceTags(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tags, err := a.svc.SetServerTags(r.Context(), r.PathValue("id"), b.Tags, true)
-	if err != nil {
-		fail(w, r, err)
-		return
-	}
-	ok(w, http.StatusOK, map[string]any{"tags": tags})
+	respond(w, r, err, http.StatusOK, func() any { return map[string]any{"tags": tags} })
 }
 
 func (a *api) checkTag(w http.ResponseWriter, r *http.Request) {
@@ -774,11 +745,8 @@ func (a *api) addTag(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) deleteTag(w http.ResponseWriter, r *http.Request) {
-	if err := a.svc.DeleteServerTag(r.Context(), r.PathValue("id"), r.PathValue("tag")); err != nil {
-		fail(w, r, err)
-		return
-	}
-	noContent(w, http.StatusNoContent)
+	err := a.svc.DeleteServerTag(r.Context(), r.PathValue("id"), r.PathValue("tag"))
+	done(w, r, err, http.StatusNoContent)
 }
 
 func renderAction(r *http.Request, ac *InstanceAction, events bool, admin bool) map[string]any {
