@@ -240,7 +240,16 @@ func (d *Driver) Spawn(ctx context.Context, spec *compute.DomainSpec) error {
 
 // Destroy implements compute.Hypervisor.
 func (d *Driver) Destroy(ctx context.Context, id string) error {
-	if err := d.begin(ctx, OpDestroy, id); err != nil {
+	return d.onDomain(ctx, OpDestroy, id, func(*domain) error {
+		delete(d.doms, id)
+		return nil
+	})
+}
+
+// onDomain runs f on the server's domain under the lock once begin lets
+// op through; a domain that is not there (or not Stratus's) is NotFound.
+func (d *Driver) onDomain(ctx context.Context, op Op, id string, f func(dm *domain) error) error {
+	if err := d.begin(ctx, op, id); err != nil {
 		return err
 	}
 	d.mu.Lock()
@@ -249,8 +258,7 @@ func (d *Driver) Destroy(ctx context.Context, id string) error {
 	if !ok || !dm.stratus {
 		return missing(id)
 	}
-	delete(d.doms, id)
-	return nil
+	return f(dm)
 }
 
 // power applies a power change after checking the domain's current state.
@@ -378,20 +386,16 @@ func (d *Driver) List(ctx context.Context) ([]compute.DomainState, error) {
 
 // ConsoleOutput implements compute.Hypervisor.
 func (d *Driver) ConsoleOutput(ctx context.Context, id string, lines int) (string, error) {
-	if err := d.begin(ctx, OpConsole, id); err != nil {
-		return "", err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dm, ok := d.doms[id]
-	if !ok || !dm.stratus {
-		return "", missing(id)
-	}
-	c := dm.console
-	if lines > 0 && len(c) > lines {
-		c = c[len(c)-lines:]
-	}
-	return strings.Join(c, "\n") + "\n", nil
+	var out string
+	err := d.onDomain(ctx, OpConsole, id, func(dm *domain) error {
+		c := dm.console
+		if lines > 0 && len(c) > lines {
+			c = c[len(c)-lines:]
+		}
+		out = strings.Join(c, "\n") + "\n"
+		return nil
+	})
+	return out, err
 }
 
 // AttachVolume implements compute.Hypervisor.
@@ -417,53 +421,32 @@ func (d *Driver) AttachVolume(ctx context.Context, id string, a compute.DiskAtta
 
 // DetachVolume implements compute.Hypervisor.
 func (d *Driver) DetachVolume(ctx context.Context, id, volumeID string) error {
-	if err := d.begin(ctx, OpDetach, id); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dm, ok := d.doms[id]
-	if !ok || !dm.stratus {
-		return missing(id)
-	}
-	if _, ok := dm.volumes[volumeID]; !ok {
-		return fmt.Errorf("fakevm: volume %s not attached to %s: %w", volumeID, id, errdefs.ErrNotFound)
-	}
-	delete(dm.volumes, volumeID)
-	return nil
+	return d.onDomain(ctx, OpDetach, id, func(dm *domain) error {
+		if _, ok := dm.volumes[volumeID]; !ok {
+			return fmt.Errorf("fakevm: volume %s not attached to %s: %w", volumeID, id, errdefs.ErrNotFound)
+		}
+		delete(dm.volumes, volumeID)
+		return nil
+	})
 }
 
 // AttachInterface implements compute.Hypervisor.
 func (d *Driver) AttachInterface(ctx context.Context, id string, nic compute.NIC) error {
-	if err := d.begin(ctx, OpAttach, id); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dm, ok := d.doms[id]
-	if !ok || !dm.stratus {
-		return missing(id)
-	}
-	dm.nics[nic.PortID] = nic
-	return nil
+	return d.onDomain(ctx, OpAttach, id, func(dm *domain) error {
+		dm.nics[nic.PortID] = nic
+		return nil
+	})
 }
 
 // DetachInterface implements compute.Hypervisor.
 func (d *Driver) DetachInterface(ctx context.Context, id, portID string) error {
-	if err := d.begin(ctx, OpDetach, id); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dm, ok := d.doms[id]
-	if !ok || !dm.stratus {
-		return missing(id)
-	}
-	if _, ok := dm.nics[portID]; !ok {
-		return fmt.Errorf("fakevm: port %s not attached to %s: %w", portID, id, errdefs.ErrNotFound)
-	}
-	delete(dm.nics, portID)
-	return nil
+	return d.onDomain(ctx, OpDetach, id, func(dm *domain) error {
+		if _, ok := dm.nics[portID]; !ok {
+			return fmt.Errorf("fakevm: port %s not attached to %s: %w", portID, id, errdefs.ErrNotFound)
+		}
+		delete(dm.nics, portID)
+		return nil
+	})
 }
 
 // Stats implements compute.Hypervisor.
@@ -487,18 +470,11 @@ func (d *Driver) Stats(ctx context.Context) (*compute.HostStats, error) {
 
 // Resize implements compute.Resizer: the domain takes the new spec's size.
 func (d *Driver) Resize(ctx context.Context, id string, spec *compute.DomainSpec) error {
-	if err := d.begin(ctx, OpSpawn, id); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dm, ok := d.doms[id]
-	if !ok || !dm.stratus {
-		return missing(id)
-	}
-	dm.spec.VCPUs, dm.spec.MemoryMB, dm.spec.RootGB = spec.VCPUs, spec.MemoryMB, spec.RootGB
-	dm.log("resized to %d vcpus, %d MB", spec.VCPUs, spec.MemoryMB)
-	return nil
+	return d.onDomain(ctx, OpSpawn, id, func(dm *domain) error {
+		dm.spec.VCPUs, dm.spec.MemoryMB, dm.spec.RootGB = spec.VCPUs, spec.MemoryMB, spec.RootGB
+		dm.log("resized to %d vcpus, %d MB", spec.VCPUs, spec.MemoryMB)
+		return nil
+	})
 }
 
 // Events implements compute.EventSource.
