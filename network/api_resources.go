@@ -122,9 +122,18 @@ func strict(raw json.RawMessage, v any) error {
 	return nil
 }
 
+// strictThen decodes raw (strictly) into a fresh B and passes it to f.
+func strictThen[B, T any](raw json.RawMessage, f func(*B) (*T, error)) (*T, error) {
+	var b B
+	if err := strict(raw, &b); err != nil {
+		return nil, err
+	}
+	return f(&b)
+}
+
 // createHandler answers a create of one object or a bulk create; a bulk
 // create that fails part-way deletes what it created.
-func createHandler[T any](a *api, key, plural string, create func(ctx context.Context, raw json.RawMessage) (*T, error), del func(ctx context.Context, v *T) error) http.HandlerFunc {
+func createHandler[T, B any](a *api, key, plural string, create func(ctx context.Context, b *B) (*T, error), del func(ctx context.Context, v *T) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		raws, bulk, err := decodeOne(w, r, key, plural)
 		if err != nil {
@@ -133,7 +142,7 @@ func createHandler[T any](a *api, key, plural string, create func(ctx context.Co
 		}
 		var made []*T
 		for _, raw := range raws {
-			v, err := create(r.Context(), raw)
+			v, err := strictThen(raw, func(b *B) (*T, error) { return create(r.Context(), b) })
 			if err != nil {
 				for _, m := range made {
 					_ = del(r.Context(), m)
@@ -196,7 +205,7 @@ func listHandler[T any](a *api, coll string, list func(ctx context.Context, o Li
 	}
 }
 
-func updateHandler[T any](a *api, key string, update func(ctx context.Context, id string, raw json.RawMessage, rev *int) (*T, error)) http.HandlerFunc {
+func updateHandler[T, B any](a *api, key string, update func(ctx context.Context, id string, b *B, rev *int) (*T, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		rev, err := ifMatch(r)
 		if err != nil {
@@ -208,7 +217,7 @@ func updateHandler[T any](a *api, key string, update func(ctx context.Context, i
 			fail(w, r, err)
 			return
 		}
-		v, err := update(r.Context(), r.PathValue("id"), raws[0], rev)
+		v, err := strictThen(raws[0], func(b *B) (*T, error) { return update(r.Context(), r.PathValue("id"), b, rev) })
 		if err != nil {
 			fail(w, r, err)
 			return
@@ -239,21 +248,13 @@ func (a *api) routeNetworks(rt *httpapi.Router) {
 	rt.HandleFunc("GET /v2.0/networks", listHandler(a, "networks", s.ListNetworks))
 	rt.HandleFunc("GET /v2.0/networks/{id}", getHandler(a, "network", s.GetNetwork))
 	rt.HandleFunc("DELETE /v2.0/networks/{id}", deleteHandler(s.DeleteNetwork))
-	rt.HandleFunc("POST /v2.0/networks", createHandler(a, "network", "networks", func(ctx context.Context, raw json.RawMessage) (*Network, error) {
-		var b networkBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
-		}
+	rt.HandleFunc("POST /v2.0/networks", createHandler(a, "network", "networks", func(ctx context.Context, b *networkBody) (*Network, error) {
 		return s.CreateNetwork(ctx, CreateNetworkOpts{Name: deref(b.Name), Description: deref(b.Description), ProjectID: owner(b.ProjectID, b.TenantID),
 			AdminStateUp: b.AdminStateUp, Shared: deref(b.Shared), External: deref(b.External), MTU: deref(intPtr(b.MTU)),
 			PortSecurityEnabled: b.PortSecurityEnabled, NetworkType: b.NetworkType, PhysicalNetwork: b.PhysicalNetwork,
 			SegmentationID: int(b.SegmentationID), Tags: b.Tags, AvailabilityZoneHints: b.AvailabilityZoneHints})
 	}, func(ctx context.Context, n *Network) error { return s.DeleteNetwork(ctx, n.ID, nil) }))
-	rt.HandleFunc("PUT /v2.0/networks/{id}", updateHandler(a, "network", func(ctx context.Context, id string, raw json.RawMessage, rev *int) (*Network, error) {
-		var b networkBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
-		}
+	rt.HandleFunc("PUT /v2.0/networks/{id}", updateHandler(a, "network", func(ctx context.Context, id string, b *networkBody, rev *int) (*Network, error) {
 		if b.NetworkType != "" || b.PhysicalNetwork != "" || b.SegmentationID != 0 {
 			return nil, errdefs.Invalid("provider:network_type", "provider attributes cannot be changed")
 		}
@@ -301,11 +302,7 @@ func (a *api) routeSubnets(rt *httpapi.Router) {
 	rt.HandleFunc("GET /v2.0/subnets", listHandler(a, "subnets", s.ListSubnets))
 	rt.HandleFunc("GET /v2.0/subnets/{id}", getHandler(a, "subnet", s.GetSubnet))
 	rt.HandleFunc("DELETE /v2.0/subnets/{id}", deleteHandler(s.DeleteSubnet))
-	rt.HandleFunc("POST /v2.0/subnets", createHandler(a, "subnet", "subnets", func(ctx context.Context, raw json.RawMessage) (*Subnet, error) {
-		var b subnetBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
-		}
+	rt.HandleFunc("POST /v2.0/subnets", createHandler(a, "subnet", "subnets", func(ctx context.Context, b *subnetBody) (*Subnet, error) {
 		if b.SubnetPoolID != nil && *b.SubnetPoolID != "" {
 			return nil, fault("NotImplemented", errdefs.ErrUnsupported, "subnet pools are not supported")
 		}
@@ -318,11 +315,7 @@ func (a *api) routeSubnets(rt *httpapi.Router) {
 			AllocationPools: deref(b.AllocationPools), DNSNameservers: deref(b.DNSNameservers), HostRoutes: deref(b.HostRoutes),
 			EnableDHCP: b.EnableDHCP, IPv6RAMode: deref(b.IPv6RAMode), IPv6AddressMode: deref(b.IPv6AddressMode), Tags: b.Tags})
 	}, func(ctx context.Context, v *Subnet) error { return s.DeleteSubnet(ctx, v.ID, nil) }))
-	rt.HandleFunc("PUT /v2.0/subnets/{id}", updateHandler(a, "subnet", func(ctx context.Context, id string, raw json.RawMessage, rev *int) (*Subnet, error) {
-		var b subnetBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
-		}
+	rt.HandleFunc("PUT /v2.0/subnets/{id}", updateHandler(a, "subnet", func(ctx context.Context, id string, b *subnetBody, rev *int) (*Subnet, error) {
 		gw, none, err := b.gateway()
 		if err != nil {
 			return nil, err
@@ -383,11 +376,7 @@ func (a *api) routePorts(rt *httpapi.Router) {
 		}
 		reply(w, http.StatusCreated, map[string]any{"ports": renderAll(r.Context(), a, made)})
 	})
-	rt.HandleFunc("PUT /v2.0/ports/{id}", updateHandler(a, "port", func(ctx context.Context, id string, raw json.RawMessage, rev *int) (*Port, error) {
-		var b portBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
-		}
+	rt.HandleFunc("PUT /v2.0/ports/{id}", updateHandler(a, "port", func(ctx context.Context, id string, b *portBody, rev *int) (*Port, error) {
 		return s.UpdatePort(ctx, id, UpdatePortOpts{Name: b.Name, Description: b.Description, AdminStateUp: b.AdminStateUp, MACAddress: b.MACAddress,
 			FixedIPs: b.FixedIPs, DeviceID: b.DeviceID, DeviceOwner: b.DeviceOwner, HostID: b.HostID, VNICType: b.VNICType, Profile: b.Profile,
 			PortSecurityEnabled: b.PortSecurityEnabled, SecurityGroups: b.SecurityGroups, AllowedAddressPairs: b.AllowedAddressPairs,
@@ -458,11 +447,7 @@ func (a *api) routeRouters(rt *httpapi.Router) {
 	rt.HandleFunc("GET /v2.0/routers", listHandler(a, "routers", s.ListRouters))
 	rt.HandleFunc("GET /v2.0/routers/{id}", getHandler(a, "router", s.GetRouter))
 	rt.HandleFunc("DELETE /v2.0/routers/{id}", deleteHandler(s.DeleteRouter))
-	rt.HandleFunc("POST /v2.0/routers", createHandler(a, "router", "routers", func(ctx context.Context, raw json.RawMessage) (*Router, error) {
-		var b routerBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
-		}
+	rt.HandleFunc("POST /v2.0/routers", createHandler(a, "router", "routers", func(ctx context.Context, b *routerBody) (*Router, error) {
 		gw, _, err := b.gateway()
 		if err != nil {
 			return nil, err
@@ -470,11 +455,7 @@ func (a *api) routeRouters(rt *httpapi.Router) {
 		return s.CreateRouter(ctx, CreateRouterOpts{Name: deref(b.Name), Description: deref(b.Description), ProjectID: owner(b.ProjectID, b.TenantID),
 			AdminStateUp: b.AdminStateUp, Gateway: gw, Tags: b.Tags})
 	}, func(ctx context.Context, v *Router) error { return s.DeleteRouter(ctx, v.ID, nil) }))
-	rt.HandleFunc("PUT /v2.0/routers/{id}", updateHandler(a, "router", func(ctx context.Context, id string, raw json.RawMessage, rev *int) (*Router, error) {
-		var b routerBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
-		}
+	rt.HandleFunc("PUT /v2.0/routers/{id}", updateHandler(a, "router", func(ctx context.Context, id string, b *routerBody, rev *int) (*Router, error) {
 		gw, clear, err := b.gateway()
 		if err != nil {
 			return nil, err
@@ -562,11 +543,7 @@ func (a *api) routeFloatingIPs(rt *httpapi.Router) {
 	rt.HandleFunc("GET /v2.0/floatingips", listHandler(a, "floatingips", s.ListFloatingIPs))
 	rt.HandleFunc("GET /v2.0/floatingips/{id}", getHandler(a, "floatingip", s.GetFloatingIP))
 	rt.HandleFunc("DELETE /v2.0/floatingips/{id}", deleteHandler(s.DeleteFloatingIP))
-	rt.HandleFunc("POST /v2.0/floatingips", createHandler(a, "floatingip", "floatingips", func(ctx context.Context, raw json.RawMessage) (*FloatingIP, error) {
-		var b fipBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
-		}
+	rt.HandleFunc("POST /v2.0/floatingips", createHandler(a, "floatingip", "floatingips", func(ctx context.Context, b *fipBody) (*FloatingIP, error) {
 		p, err := b.port()
 		if err != nil {
 			return nil, err
@@ -575,11 +552,7 @@ func (a *api) routeFloatingIPs(rt *httpapi.Router) {
 			ProjectID: owner(b.ProjectID, b.TenantID), FloatingIPAddress: b.FloatingIPAddress, SubnetID: b.SubnetID, PortID: deref(p),
 			FixedIPAddress: b.FixedIPAddress, Tags: b.Tags})
 	}, func(ctx context.Context, v *FloatingIP) error { return s.DeleteFloatingIP(ctx, v.ID, nil) }))
-	rt.HandleFunc("PUT /v2.0/floatingips/{id}", updateHandler(a, "floatingip", func(ctx context.Context, id string, raw json.RawMessage, rev *int) (*FloatingIP, error) {
-		var b fipBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
-		}
+	rt.HandleFunc("PUT /v2.0/floatingips/{id}", updateHandler(a, "floatingip", func(ctx context.Context, id string, b *fipBody, rev *int) (*FloatingIP, error) {
 		p, err := b.port()
 		if err != nil {
 			return nil, err
@@ -636,6 +609,11 @@ func RuleFromJSON(raw []byte) (*SecurityGroupRule, CreateRuleOpts, error) {
 	if err := strict(raw, &b); err != nil {
 		return nil, CreateRuleOpts{}, err
 	}
+	return ruleFromBody(&b)
+}
+
+// ruleFromBody validates a decoded rule body, as RuleFromJSON does.
+func ruleFromBody(b *ruleBody) (*SecurityGroupRule, CreateRuleOpts, error) {
 	proto, err := b.protocol()
 	if err != nil {
 		return nil, CreateRuleOpts{}, err
@@ -652,19 +630,11 @@ func (a *api) routeSecurityGroups(rt *httpapi.Router) {
 	rt.HandleFunc("GET /v2.0/security-groups", listHandler(a, "security_groups", s.ListSecurityGroups))
 	rt.HandleFunc("GET /v2.0/security-groups/{id}", getHandler(a, "security_group", s.GetSecurityGroup))
 	rt.HandleFunc("DELETE /v2.0/security-groups/{id}", deleteHandler(s.DeleteSecurityGroup))
-	rt.HandleFunc("POST /v2.0/security-groups", createHandler(a, "security_group", "security_groups", func(ctx context.Context, raw json.RawMessage) (*SecurityGroup, error) {
-		var b sgBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
-		}
+	rt.HandleFunc("POST /v2.0/security-groups", createHandler(a, "security_group", "security_groups", func(ctx context.Context, b *sgBody) (*SecurityGroup, error) {
 		return s.CreateSecurityGroup(ctx, CreateSecurityGroupOpts{Name: deref(b.Name), Description: deref(b.Description),
 			ProjectID: owner(b.ProjectID, b.TenantID), Stateful: b.Stateful, Tags: b.Tags})
 	}, func(ctx context.Context, v *SecurityGroup) error { return s.DeleteSecurityGroup(ctx, v.ID, nil) }))
-	rt.HandleFunc("PUT /v2.0/security-groups/{id}", updateHandler(a, "security_group", func(ctx context.Context, id string, raw json.RawMessage, rev *int) (*SecurityGroup, error) {
-		var b sgBody
-		if err := strict(raw, &b); err != nil {
-			return nil, err
-		}
+	rt.HandleFunc("PUT /v2.0/security-groups/{id}", updateHandler(a, "security_group", func(ctx context.Context, id string, b *sgBody, rev *int) (*SecurityGroup, error) {
 		return s.UpdateSecurityGroup(ctx, id, UpdateSecurityGroupOpts{Name: b.Name, Description: b.Description, IfRevision: rev})
 	}))
 
@@ -673,8 +643,8 @@ func (a *api) routeSecurityGroups(rt *httpapi.Router) {
 	rt.HandleFunc("DELETE /v2.0/security-group-rules/{id}", deleteHandler(func(ctx context.Context, id string, _ *int) error {
 		return s.DeleteSecurityGroupRule(ctx, id)
 	}))
-	rt.HandleFunc("POST /v2.0/security-group-rules", createHandler(a, "security_group_rule", "security_group_rules", func(ctx context.Context, raw json.RawMessage) (*SecurityGroupRule, error) {
-		_, o, err := RuleFromJSON(raw)
+	rt.HandleFunc("POST /v2.0/security-group-rules", createHandler(a, "security_group_rule", "security_group_rules", func(ctx context.Context, b *ruleBody) (*SecurityGroupRule, error) {
+		_, o, err := ruleFromBody(b)
 		if err != nil {
 			return nil, err
 		}
