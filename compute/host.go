@@ -364,6 +364,17 @@ func (s *Service) ListHosts(ctx context.Context) ([]HostInfo, error) {
 
 // SetHostEnabled enables or disables a host for scheduling (admin only).
 func (s *Service) SetHostEnabled(ctx context.Context, hostID string, enabled bool, reason string) (*Host, error) {
+	return s.updateHost(ctx, hostID, func(h *Host) {
+		h.Enabled, h.DisabledReason = enabled, reason
+		if enabled {
+			h.DisabledReason = ""
+		}
+	})
+}
+
+// updateHost applies change to a host (admin only) and refreshes the
+// scheduler's view.
+func (s *Service) updateHost(ctx context.Context, hostID string, change func(*Host)) (*Host, error) {
 	if _, err := s.enforce(ctx, "compute:host:write", ""); err != nil {
 		return nil, err
 	}
@@ -373,10 +384,7 @@ func (s *Service) SetHostEnabled(ctx context.Context, hostID string, enabled boo
 		if err != nil {
 			return notFound("host", hostID)
 		}
-		h.Enabled, h.DisabledReason = enabled, reason
-		if enabled {
-			h.DisabledReason = ""
-		}
+		change(h)
 		out = h
 		return tx.Update(hostTable, h)
 	})
@@ -389,24 +397,7 @@ func (s *Service) SetHostEnabled(ctx context.Context, hostID string, enabled boo
 
 // SetHostForcedDown marks a host down regardless of heartbeats (admin).
 func (s *Service) SetHostForcedDown(ctx context.Context, hostID string, down bool) (*Host, error) {
-	if _, err := s.enforce(ctx, "compute:host:write", ""); err != nil {
-		return nil, err
-	}
-	var out *Host
-	err := s.update(ctx, func(tx *store.Txn) error {
-		h, err := store.Get[Host](nil, tx, hostTable, hostID)
-		if err != nil {
-			return notFound("host", hostID)
-		}
-		h.ForcedDown = down
-		out = h
-		return tx.Update(hostTable, h)
-	})
-	if err != nil {
-		return nil, err
-	}
-	s.sched.refresh()
-	return out, nil
+	return s.updateHost(ctx, hostID, func(h *Host) { h.ForcedDown = down })
 }
 
 // CreateAggregateOpts creates a host aggregate.
