@@ -57,11 +57,7 @@ type UpdateFloatingIPOpts struct {
 }
 
 func (s *Service) getFIPTx(c *identity.Credentials, tx *store.Txn, id string) (*FloatingIP, error) {
-	f, err := store.Get[FloatingIP](nil, tx, fipTable, id)
-	if err != nil || !s.canRead(c, f.ProjectID) {
-		return nil, notFound("FloatingIP", id)
-	}
-	return f, nil
+	return getVisible(tx, fipTable, "FloatingIP", id, func(f *FloatingIP) bool { return s.canRead(c, f.ProjectID) })
 }
 
 // CreateFloatingIP allocates an address of an external network, and

@@ -104,11 +104,7 @@ func (s *Service) seeNetwork(c *identity.Credentials, n *Network) bool {
 }
 
 func (s *Service) getNetworkTx(c *identity.Credentials, tx *store.Txn, id string) (*Network, error) {
-	n, err := store.Get[Network](nil, tx, networkTable, id)
-	if err != nil || !s.seeNetwork(c, n) {
-		return nil, notFound("Network", id)
-	}
-	return n, nil
+	return getVisible(tx, networkTable, "Network", id, func(n *Network) bool { return s.seeNetwork(c, n) })
 }
 
 func (s *Service) defaultMTU(typ string) int {

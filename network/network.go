@@ -326,6 +326,16 @@ func notFound(kind, id string) error {
 // allocation from a subnet with no free address left.
 var ErrIPAddressGenerationFailure = errors.New("no more IP addresses available")
 
+// getVisible returns the record of table with id when see lets the caller
+// see it, else kind's NotFound (hidden and missing look the same).
+func getVisible[T any](tx *store.Txn, table, kind, id string, see func(*T) bool) (*T, error) {
+	v, err := store.Get[T](nil, tx, table, id)
+	if err != nil || !see(v) {
+		return nil, notFound(kind, id)
+	}
+	return v, nil
+}
+
 // snapshotGet runs get as the caller on a snapshot of the store: what
 // every Get method does.
 func snapshotGet[R any](ctx context.Context, s *Service, get func(*identity.Credentials, *store.Txn, string) (R, error), id string) (R, error) {

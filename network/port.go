@@ -170,11 +170,7 @@ func (s *Service) seePort(c *identity.Credentials, tx *store.Txn, p *Port) bool 
 }
 
 func (s *Service) getPortTx(c *identity.Credentials, tx *store.Txn, id string) (*Port, error) {
-	p, err := store.Get[Port](nil, tx, portTable, id)
-	if err != nil || !s.seePort(c, tx, p) {
-		return nil, notFound("Port", id)
-	}
-	return p, nil
+	return getVisible(tx, portTable, "Port", id, func(p *Port) bool { return s.seePort(c, tx, p) })
 }
 
 func parseMACBase(b string) ([3]byte, error) {

@@ -84,11 +84,7 @@ type InterfaceInfo struct {
 }
 
 func (s *Service) getRouterTx(c *identity.Credentials, tx *store.Txn, id string) (*Router, error) {
-	r, err := store.Get[Router](nil, tx, routerTable, id)
-	if err != nil || !s.canRead(c, r.ProjectID) {
-		return nil, notFound("Router", id)
-	}
-	return r, nil
+	return getVisible(tx, routerTable, "Router", id, func(r *Router) bool { return s.canRead(c, r.ProjectID) })
 }
 
 // CreateRouter creates a router, with its gateway when given.

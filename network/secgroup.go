@@ -207,11 +207,7 @@ func (r *SecurityGroupRule) same(o *SecurityGroupRule) bool {
 }
 
 func (s *Service) getSGTx(c *identity.Credentials, tx *store.Txn, id string) (*SecurityGroup, error) {
-	g, err := store.Get[SecurityGroup](nil, tx, sgTable, id)
-	if err != nil || !s.canRead(c, g.ProjectID) {
-		return nil, notFound("SecurityGroup", id)
-	}
-	return g, nil
+	return getVisible(tx, sgTable, "SecurityGroup", id, func(g *SecurityGroup) bool { return s.canRead(c, g.ProjectID) })
 }
 
 func newRule(now interface{ Now() time.Time }, g *SecurityGroup, dir, eth string, remoteSelf bool) *SecurityGroupRule {
@@ -500,15 +496,11 @@ func (s *Service) CreateSecurityGroupRule(ctx context.Context, o CreateRuleOpts)
 
 // GetSecurityGroupRule returns a rule of the caller's project.
 func (s *Service) GetSecurityGroupRule(ctx context.Context, id string) (*SecurityGroupRule, error) {
-	c, err := caller(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r, err := store.Get[SecurityGroupRule](nil, s.st.Snapshot(), ruleTable, id)
-	if err != nil || !s.canRead(c, r.ProjectID) {
-		return nil, notFound("SecurityGroupRule", id)
-	}
-	return r, nil
+	return snapshotGet(ctx, s, s.getRuleTx, id)
+}
+
+func (s *Service) getRuleTx(c *identity.Credentials, tx *store.Txn, id string) (*SecurityGroupRule, error) {
+	return getVisible(tx, ruleTable, "SecurityGroupRule", id, func(r *SecurityGroupRule) bool { return s.canRead(c, r.ProjectID) })
 }
 
 // ListSecurityGroupRules returns the rules the caller can see.
@@ -528,11 +520,8 @@ func (s *Service) DeleteSecurityGroupRule(ctx context.Context, id string) error 
 		return err
 	}
 	return s.st.Update(ctx, func(tx *store.Txn) error {
-		r, err := store.Get[SecurityGroupRule](nil, tx, ruleTable, id)
-		if err != nil || !s.canRead(c, r.ProjectID) {
-			return notFound("SecurityGroupRule", id)
-		}
-		if err := s.mayWrite(c, r.ProjectID); err != nil {
+		r, err := writable(s, c, tx, s.getRuleTx, id, nil)
+		if err != nil {
 			return err
 		}
 		if err := s.chargeTxn(tx, r.ProjectID, resRule, -1); err != nil {

@@ -291,11 +291,7 @@ func (s *Service) seeSubnet(c *identity.Credentials, tx *store.Txn, sub *Subnet)
 }
 
 func (s *Service) getSubnetTx(c *identity.Credentials, tx *store.Txn, id string) (*Subnet, error) {
-	sub, err := store.Get[Subnet](nil, tx, subnetTable, id)
-	if err != nil || !s.seeSubnet(c, tx, sub) {
-		return nil, notFound("Subnet", id)
-	}
-	return sub, nil
+	return getVisible(tx, subnetTable, "Subnet", id, func(sub *Subnet) bool { return s.seeSubnet(c, tx, sub) })
 }
 
 // CreateSubnet creates a subnet on a network the caller owns. With DHCP
