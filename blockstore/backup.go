@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -383,13 +382,7 @@ func (s *Service) ListBackups(ctx context.Context, opts ListVolumesOpts, volumeI
 		return nil, err
 	}
 	all := opts.AllTenants && s.policy.Allowed(c, "volume:all_tenants", identity.Target{})
-	tx := s.st.Snapshot()
-	var it func(func(*Backup) bool)
-	if all {
-		it, err = store.List[Backup](nil, tx, backupTable, store.IDIndex)
-	} else {
-		it, err = store.List[Backup](nil, tx, backupTable, projectIndex, c.ProjectID)
-	}
+	it, err := listScope[Backup](s.st.Snapshot(), backupTable, all, c.ProjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -400,13 +393,7 @@ func (s *Service) ListBackups(ctx context.Context, opts ListVolumesOpts, volumeI
 		}
 		out = append(out, b)
 	}
-	slices.SortStableFunc(out, func(a, b *Backup) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	return out, nil
+	return oldestFirst(out, func(x *Backup) (time.Time, string) { return x.CreatedAt, x.ID }), nil
 }
 
 // HasDependents reports whether incremental backups are based on b.

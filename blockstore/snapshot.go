@@ -5,7 +5,6 @@ import (
 	"errors"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/stratuskit/stratus/errdefs"
@@ -166,13 +165,7 @@ func (s *Service) ListSnapshots(ctx context.Context, opts ListVolumesOpts, volum
 		return nil, err
 	}
 	all := opts.AllTenants && s.policy.Allowed(c, "volume:all_tenants", identity.Target{})
-	tx := s.st.Snapshot()
-	var it func(func(*Snapshot) bool)
-	if all {
-		it, err = store.List[Snapshot](nil, tx, snapshotTable, store.IDIndex)
-	} else {
-		it, err = store.List[Snapshot](nil, tx, snapshotTable, projectIndex, c.ProjectID)
-	}
+	it, err := listScope[Snapshot](s.st.Snapshot(), snapshotTable, all, c.ProjectID)
 	if err != nil {
 		return nil, err
 	}
@@ -184,13 +177,7 @@ func (s *Service) ListSnapshots(ctx context.Context, opts ListVolumesOpts, volum
 		}
 		out = append(out, sn)
 	}
-	slices.SortStableFunc(out, func(a, b *Snapshot) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	return out, nil
+	return oldestFirst(out, func(x *Snapshot) (time.Time, string) { return x.CreatedAt, x.ID }), nil
 }
 
 // UpdateSnapshot changes a snapshot's name, description or metadata.

@@ -424,6 +424,28 @@ type ListVolumesOpts struct {
 	Bootable  *bool
 }
 
+// oldestFirst sorts records by creation time, then id (the order of the
+// lists), and returns them.
+func oldestFirst[T any](out []*T, key func(*T) (time.Time, string)) []*T {
+	slices.SortStableFunc(out, func(a, b *T) int {
+		ta, ia := key(a)
+		tb, ib := key(b)
+		if c := ta.Compare(tb); c != 0 {
+			return c
+		}
+		return strings.Compare(ia, ib)
+	})
+	return out
+}
+
+// listScope lists table's records of project, or every project's with all.
+func listScope[T any](tx *store.Txn, table string, all bool, project string) (func(func(*T) bool), error) {
+	if all {
+		return store.List[T](nil, tx, table, store.IDIndex)
+	}
+	return store.List[T](nil, tx, table, projectIndex, project)
+}
+
 // ListVolumes returns the volumes the caller may see, oldest first.
 func (s *Service) ListVolumes(ctx context.Context, opts ListVolumesOpts) ([]*Volume, error) {
 	c, err := caller(ctx)
@@ -461,13 +483,7 @@ func (s *Service) ListVolumes(ctx context.Context, opts ListVolumesOpts) ([]*Vol
 		}
 		out = append(out, v)
 	}
-	slices.SortStableFunc(out, func(a, b *Volume) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
-	})
-	return out, nil
+	return oldestFirst(out, func(x *Volume) (time.Time, string) { return x.CreatedAt, x.ID }), nil
 }
 
 func metaMatch(have, want map[string]string) bool {
