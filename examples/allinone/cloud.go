@@ -221,7 +221,8 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		return nil, err
 	}
 	img.start = startWithGuest(img.start, cfg, imgSvc, identSvc, logger)
-	netw, netSvc, err := networkComponent(cfg, st, identSvc, logger)
+	md := &guestMetadata{}
+	netw, netSvc, err := networkComponent(cfg, st, identSvc, md, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -238,6 +239,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		return nil, err
 	}
 	netSvc.Use(network.Deps{Devices: computeDevices{compSvc}})
+	md.use(netSvc, compSvc)
 	return []component{ident, objects, img, netw, volumes, comp}, nil
 }
 

@@ -34,8 +34,10 @@ var (
 
 // linuxBackend opens the Linux dataplane with its state under the data
 // directory; dnsmasq's files go under /run (dnsmasq reads them as nobody,
-// and the data directory is private).
-func linuxBackend(cfg Config, logger *slog.Logger) (network.Backend, error) {
+// and the data directory is private). Guests reach the metadata service
+// (169.254.169.254) in their network's DHCP and router namespaces; md
+// answers it.
+func linuxBackend(cfg Config, md *guestMetadata, logger *slog.Logger) (network.Backend, error) {
 	abs, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -46,6 +48,7 @@ func linuxBackend(cfg Config, logger *slog.Logger) (network.Backend, error) {
 		DHCPDir:        filepath.Join("/run/stratus", hex.EncodeToString(h[:6]), "dhcp"),
 		BridgeMappings: map[string]string{externalPhysnet: externalBridge},
 		BridgeAddrs:    map[string]netip.Prefix{externalBridge: externalHost},
+		Metadata:       md,
 		Logger:         logger,
 	})
 }
