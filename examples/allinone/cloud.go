@@ -221,7 +221,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		return nil, err
 	}
 	img.start = startWithGuest(img.start, cfg, imgSvc, identSvc, logger)
-	md := &guestMetadata{}
+	md := &guestMetadata{log: logger}
 	netw, netSvc, err := networkComponent(cfg, st, identSvc, md, logger)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -34,6 +35,8 @@ type guestServers interface {
 // The dataplane is built before the services it asks, so they are set
 // later (use); until then every request is answered 404.
 type guestMetadata struct {
+	// log, when set, records refused requests.
+	log     *slog.Logger
 	ports   atomic.Pointer[portFinder]
 	servers atomic.Pointer[guestServers]
 }
@@ -48,6 +51,14 @@ func (m *guestMetadata) use(ports portFinder, servers guestServers) {
 
 // MetadataHandler implements linuxnet.Metadata.
 func (m *guestMetadata) MetadataHandler(ctx context.Context, networkID string, addr netip.Addr) (http.Handler, error) {
+	h, err := m.handler(ctx, networkID, addr)
+	if err != nil && m.log != nil {
+		m.log.Info("metadata request refused", "network", networkID, "addr", addr, "err", err)
+	}
+	return h, err
+}
+
+func (m *guestMetadata) handler(ctx context.Context, networkID string, addr netip.Addr) (http.Handler, error) {
 	ports, servers := m.ports.Load(), m.servers.Load()
 	if ports == nil || servers == nil {
 		return nil, errdefs.Wrap(errdefs.ErrUnavailable, fmt.Errorf("metadata: services not started"))
