@@ -264,7 +264,8 @@ func TestVMMetadataOnLinuxNetwork(t *testing.T) {
 			break
 		}
 		if code != http.StatusConflict || time.Now().After(deadline) {
-			t.Fatalf("delete network: %d %v", code, body)
+			_, ports := call(t, "GET", neutron+"/ports?network_id="+networkID, tok, nil)
+			t.Fatalf("delete network: %d %v; its ports: %v", code, body, ports)
 		}
 	}
 	if _, err := os.Stat("/run/netns/qdhcp-" + networkID); !os.IsNotExist(err) {
@@ -272,26 +273,6 @@ func TestVMMetadataOnLinuxNetwork(t *testing.T) {
 	}
 	if l, err := netlink.LinkByName(linuxnet.BridgeName(networkID)); err == nil {
 		t.Errorf("bridge %s left after the network's deletion", l.Attrs().Name)
-	}
-}
-
-// waitStatus waits for a server's status; "" waits for it to be gone.
-func waitStatus(t *testing.T, nova, tok, id, want string) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(40 * time.Second)
-	for {
-		code, body := call(t, "GET", nova+"/servers/"+id, tok, nil)
-		if want == "" && code == http.StatusNotFound {
-			return nil
-		}
-		srv, _ := body["server"].(map[string]any)
-		if want != "" && srv != nil && srv["status"] == want {
-			return srv
-		}
-		if srv != nil && srv["status"] == "ERROR" || time.Now().After(deadline) {
-			t.Fatalf("server %s: %d %v, want status %q", id, code, body, want)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 
