@@ -57,6 +57,9 @@ type Config struct {
 	Hypervisor string
 	// LibvirtURI is libvirt's connection URI; default qemu:///system.
 	LibvirtURI string
+	// VirtType is libvirt's virtualisation type: auto (KVM when it works,
+	// probed once at start with the tiny guest), kvm or qemu (TCG).
+	VirtType string
 	// GuestDir holds the tiny guest (make guest); when it is built, the
 	// image service registers it at start as public images (stratus-tiny).
 	GuestDir string
