@@ -35,7 +35,8 @@ type guestServers interface {
 // The dataplane is built before the services it asks, so they are set
 // later (use); until then every request is answered 404.
 type guestMetadata struct {
-	// log, when set, records refused requests.
+	// log, when set, records refused requests (at debug level: a guest
+	// may ask as often as it likes).
 	log     *slog.Logger
 	ports   atomic.Pointer[portFinder]
 	servers atomic.Pointer[guestServers]
@@ -53,7 +54,7 @@ func (m *guestMetadata) use(ports portFinder, servers guestServers) {
 func (m *guestMetadata) MetadataHandler(ctx context.Context, networkID string, addr netip.Addr) (http.Handler, error) {
 	h, err := m.handler(ctx, networkID, addr)
 	if err != nil && m.log != nil {
-		m.log.Info("metadata request refused", "network", networkID, "addr", addr, "err", err)
+		m.log.Debug("metadata request refused", "network", networkID, "addr", addr, "err", err)
 	}
 	return h, err
 }
