@@ -69,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "allinone: -hypervisor %q: want auto, libvirt or fake\n", h)
 		return 2
 	}
+	if v := cfg.VirtType; v != libvirtvm.VirtAuto && v != libvirtvm.VirtKVM && v != libvirtvm.VirtQEMU {
+		fmt.Fprintf(stderr, "allinone: -virt-type %q: want auto, kvm or qemu\n", v)
+		return 2
+	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "allinone: unexpected arguments: %v\n", fs.Args())
 		return 2
