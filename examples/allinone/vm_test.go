@@ -170,8 +170,9 @@ func vmDataDir(t *testing.T) string {
 // TestVMMetadataOnLinuxNetwork boots two tiny guests through the compute
 // API on one network of the Linux dataplane, without config drives: each
 // gets its port's fixed IP by DHCP and reads its own server's name from
-// the metadata service (in the network's DHCP namespace, reached by the
-// option 121 route, as the network has no router).
+// the metadata service, first in the network's DHCP namespace (reached by
+// the option 121 route, as the network has no router), then, rebooted
+// after a router joined the subnet, in the router's namespace.
 func TestVMMetadataOnLinuxNetwork(t *testing.T) {
 	guest := needVMHost(t)
 	subnet := guestSubnet(t)
@@ -247,6 +248,53 @@ func TestVMMetadataOnLinuxNetwork(t *testing.T) {
 	}
 	t.Logf("two guests up with their addresses and metadata %v after the start", time.Since(began).Round(time.Millisecond))
 
+	// A router on the subnet: DHCP stops handing out the metadata route,
+	// and the guests, rebooted, reach the metadata service in the router's
+	// namespace through their default gateway.
+	_, body = call(t, "GET", neutron+"/networks/"+networkID, tok, nil)
+	subnetID := body["network"].(map[string]any)["subnets"].([]any)[0].(string)
+	code, body = call(t, "POST", neutron+"/routers", tok, map[string]any{"router": map[string]any{"name": "r"}})
+	if code != http.StatusCreated {
+		t.Fatalf("router create: %d %v", code, body)
+	}
+	routerID := body["router"].(map[string]any)["id"].(string)
+	if code, body := call(t, "PUT", neutron+"/routers/"+routerID+"/add_router_interface", tok, map[string]any{"subnet_id": subnetID}); code != http.StatusOK {
+		t.Fatalf("add router interface: %d %v", code, body)
+	}
+	run, err := runDir(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		opts, err := os.ReadFile(filepath.Join(run, "dhcp", networkID, "opts.d", "stratus"))
+		if err == nil && !strings.Contains(string(opts), linuxnet.MetadataAddr.String()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("DHCP still routes the metadata service past the router: %s %v", opts, err)
+		}
+	}
+	for _, name := range names {
+		if code, body := call(t, "POST", nova+"/servers/"+byName[name]+"/action", tok, map[string]any{"reboot": map[string]any{"type": "HARD"}}); code != http.StatusAccepted {
+			t.Fatalf("reboot %s: %d %v", name, code, body)
+		}
+	}
+	deadline = time.Now().Add(45 * time.Second)
+	for _, name := range names {
+		want := "stratus-guest: metadata ok name=" + name + "\n"
+		for {
+			out := consoleOutput(t, nova, tok, byName[name])
+			if strings.Count(out, want) >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s after its reboot behind the router: console lacks a second %q; console:\n%s\nstderr:\n%s", name, want, out, p.stderr)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	t.Logf("both guests read their metadata through the router %v after the start", time.Since(began).Round(time.Millisecond))
+
 	// Deleting everything through the APIs removes the guests' devices
 	// and the network's namespace.
 	for _, name := range names {
@@ -257,26 +305,28 @@ func TestVMMetadataOnLinuxNetwork(t *testing.T) {
 	for _, name := range names {
 		waitStatus(t, nova, tok, byName[name], "")
 	}
-	// Compute releases the ports just after the servers are gone.
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		code, body := call(t, "DELETE", neutron+"/networks/"+networkID, tok, nil)
-		if code == http.StatusNoContent {
-			break
-		}
-		if code != http.StatusConflict || time.Now().After(deadline) {
-			_, ports := call(t, "GET", neutron+"/ports?network_id="+networkID, tok, nil)
-			t.Fatalf("delete network: %d %v; its ports: %v", code, body, ports)
-		}
+	if code, body := call(t, "PUT", neutron+"/routers/"+routerID+"/remove_router_interface", tok, map[string]any{"subnet_id": subnetID}); code != http.StatusOK {
+		t.Fatalf("remove router interface: %d %v", code, body)
+	}
+	if code, body := call(t, "DELETE", neutron+"/routers/"+routerID, tok, nil); code != http.StatusNoContent {
+		t.Fatalf("delete router: %d %v", code, body)
+	}
+	// The servers took their ports with them.
+	if code, body := call(t, "DELETE", neutron+"/networks/"+networkID, tok, nil); code != http.StatusNoContent {
+		_, ports := call(t, "GET", neutron+"/ports?network_id="+networkID, tok, nil)
+		t.Fatalf("delete network: %d %v; its ports: %v", code, body, ports)
 	}
 	// The dataplane converges on its own (its reconciler).
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		_, nsErr := os.Stat("/run/netns/qdhcp-" + networkID)
+		_, rtrErr := os.Stat("/run/netns/qrouter-" + routerID)
 		_, brErr := netlink.LinkByName(linuxnet.BridgeName(networkID))
-		if os.IsNotExist(nsErr) && brErr != nil {
+		if os.IsNotExist(nsErr) && os.IsNotExist(rtrErr) && brErr != nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("15s after the network's deletion: namespace qdhcp-%s: %v; bridge %s: %v", networkID, nsErr, linuxnet.BridgeName(networkID), brErr)
+			t.Fatalf("15s after the deletions: namespace qdhcp-%s: %v; namespace qrouter-%s: %v; bridge %s: %v",
+				networkID, nsErr, routerID, rtrErr, linuxnet.BridgeName(networkID), brErr)
 		}
 	}
 }
