@@ -89,9 +89,11 @@ libvirtd:
 	@if [ "$$(id -u)" -eq 0 ]; then scripts/libvirtd.sh; else echo "libvirtd: not root, not starting libvirtd"; fi
 
 ## vmtest: the real-VM tests and benchmarks of compute/libvirtvm on
-## qemu:///system, one package at a time, without -race (they skip in unit).
+## qemu:///system, and the all-in-one's guests on the Linux dataplane (as
+## root), one package at a time, without -race (they skip in unit).
 vmtest: guest libvirtd
 	STRATUS_VMTEST=1 $(GO) test -p 1 -count=1 -run 'VM' -bench 'VM' -benchtime=1x ./compute/libvirtvm/...
+	STRATUS_VMTEST=1 $(GO) test -p 1 -count=1 -run 'VM' ./examples/allinone
 
 ## lint: go vet and the pinned golangci-lint.
 lint: $(GOLANGCI_LINT)

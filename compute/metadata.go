@@ -1,6 +1,7 @@
 package compute
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -311,4 +312,23 @@ func (s *Service) ServerByAddress(networkID, ip string) (*Server, error) {
 		}
 	}
 	return nil, fmt.Errorf("compute: no server with address %s on network %s: %w", ip, networkID, errdefs.ErrNotFound)
+}
+
+// GuestMetadata returns the metadata handler of one guest: the server
+// serverID, provided its own record holds port portID on networkID (the
+// port the dataplane saw the request come from). The network dataplane
+// finds the port by the request's network and source address (never by
+// anything the guest sends); requiring that compute itself recorded the
+// port on the server means a port whose device_id merely names another
+// project's server reads nothing of it (the class of OSSA-2013-033). An
+// unknown or deleted server, or a port it does not hold, is
+// errdefs.ErrNotFound.
+func (s *Service) GuestMetadata(_ context.Context, serverID, networkID, portID string) (http.Handler, error) {
+	srv, err := store.Get[Server](nil, s.st.Snapshot(), serverTable, serverID)
+	if err != nil || srv.VMState == VMDeleted || !slices.ContainsFunc(srv.Ports, func(p Port) bool {
+		return p.ID == portID && p.NetworkID == networkID
+	}) {
+		return nil, fmt.Errorf("compute: no server %s with port %s on network %s: %w", serverID, portID, networkID, errdefs.ErrNotFound)
+	}
+	return MetadataHandler(func(*http.Request) (*Server, error) { return srv, nil }, s.metadataExtra()), nil
 }

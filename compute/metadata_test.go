@@ -1,7 +1,9 @@
 package compute_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -104,5 +106,43 @@ func TestMetadataContent(t *testing.T) {
 	out, _ := e.svc.ConsoleOutput(ctx, srv.ID, 0)
 	if !strings.Contains(out, "metadata ok name=meta web") {
 		t.Fatalf("the fake driver got no config drive: %s", out)
+	}
+}
+
+// GuestMetadata serves a server only through a port its own record
+// holds on that network: a port naming the server from elsewhere, an
+// unknown server and a deleted one read nothing.
+func TestGuestMetadata(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	ctx := user("p1")
+	srv := e.settle(ctx, e.create(ctx, "guest one", func(o *compute.CreateServerOpts) {
+		o.Networks = []compute.NetworkRequest{{UUID: netID}}
+	}).ID)
+	port := srv.Ports[0].ID
+	h, err := e.svc.GuestMetadata(context.Background(), srv.ID, netID, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/openstack/latest/meta_data.json", nil))
+	var md map[string]any
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &md) != nil || md["name"] != "guest one" || md["uuid"] != srv.ID {
+		t.Fatalf("meta_data.json %d %s", rec.Code, rec.Body)
+	}
+	for _, c := range []struct{ name, server, network, port string }{
+		{"another port", srv.ID, netID, "0b4e4f2c-aaaa-4bbb-8ccc-000000000001"},
+		{"another network", srv.ID, "0b4e4f2c-aaaa-4bbb-8ccc-000000000002", port},
+		{"unknown server", "0b4e4f2c-aaaa-4bbb-8ccc-000000000003", netID, port},
+	} {
+		if _, err := e.svc.GuestMetadata(context.Background(), c.server, c.network, c.port); !errors.Is(err, errdefs.ErrNotFound) {
+			t.Errorf("%s: %v, want not found", c.name, err)
+		}
+	}
+	if err := e.svc.DeleteServer(ctx, srv.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.gone(ctx, srv.ID)
+	if _, err := e.svc.GuestMetadata(context.Background(), srv.ID, netID, port); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("deleted server: %v, want not found", err)
 	}
 }

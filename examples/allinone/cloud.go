@@ -57,6 +57,9 @@ type Config struct {
 	Hypervisor string
 	// LibvirtURI is libvirt's connection URI; default qemu:///system.
 	LibvirtURI string
+	// VirtType is libvirt's virtualisation type: auto (KVM when it works,
+	// probed once at start with the tiny guest), kvm or qemu (TCG).
+	VirtType string
 	// GuestDir holds the tiny guest (make guest); when it is built, the
 	// image service registers it at start as public images (stratus-tiny).
 	GuestDir string
@@ -221,7 +224,8 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		return nil, err
 	}
 	img.start = startWithGuest(img.start, cfg, imgSvc, identSvc, logger)
-	netw, netSvc, err := networkComponent(cfg, st, identSvc, logger)
+	md := &guestMetadata{log: logger}
+	netw, netSvc, err := networkComponent(cfg, st, identSvc, md, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -238,6 +242,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		return nil, err
 	}
 	netSvc.Use(network.Deps{Devices: computeDevices{compSvc}})
+	md.use(netSvc, compSvc)
 	return []component{ident, objects, img, netw, volumes, comp}, nil
 }
 

@@ -119,3 +119,62 @@ func createNetwork(t *testing.T, addr, tok, name, cidr string) string {
 	}
 	return id
 }
+
+// Deleting a server deletes the ports compute made for it (their
+// addresses return to the subnet): the network can then be deleted.
+func TestServerDeleteFreesPorts(t *testing.T) {
+	data := t.TempDir()
+	addr := loopback()
+	p := start(t, "-data", data, "-listen", addr, "-log-level", "warn", "-hypervisor", "fake", "-fake-hosts", "1")
+	p.waitLine(t, "stratus: ready")
+	tok := login(t, openrc(t, data))
+	nova := fmt.Sprintf("http://%s:8774/v2.1", addr)
+	neutron := fmt.Sprintf("http://%s:9696/v2.0", addr)
+	code, body := call(t, "POST", nova+"/flavors", tok, map[string]any{"flavor": map[string]any{"name": "m1", "vcpus": 1, "ram": 256, "disk": 1}})
+	if code != http.StatusOK {
+		t.Fatalf("flavor create: %d %v", code, body)
+	}
+	flavor := body["flavor"].(map[string]any)["id"].(string)
+	imageID := uploadImage(t, addr, tok, "tiny", make([]byte, 4<<10))
+	networkID := createNetwork(t, addr, tok, "private", "10.0.0.0/24")
+	code, body = call(t, "POST", nova+"/servers", tok, map[string]any{"server": map[string]any{
+		"name": "s", "imageRef": imageID, "flavorRef": flavor, "networks": []map[string]string{{"uuid": networkID}}}})
+	if code != http.StatusAccepted {
+		t.Fatalf("server create: %d %v", code, body)
+	}
+	id := body["server"].(map[string]any)["id"].(string)
+	waitStatus(t, nova, tok, id, "ACTIVE")
+	if code, body := call(t, "DELETE", nova+"/servers/"+id, tok, nil); code != http.StatusNoContent {
+		t.Fatalf("server delete: %d %v", code, body)
+	}
+	waitStatus(t, nova, tok, id, "")
+	_, all := call(t, "GET", neutron+"/ports?network_id="+networkID, tok, nil)
+	for _, p := range all["ports"].([]any) {
+		if owner := p.(map[string]any)["device_owner"]; owner != "network:dhcp" {
+			t.Errorf("port left after its server's deletion: %v", p)
+		}
+	}
+	if code, body := call(t, "DELETE", neutron+"/networks/"+networkID, tok, nil); code != http.StatusNoContent {
+		t.Fatalf("network delete: %d %v", code, body)
+	}
+}
+
+// waitStatus waits for a server's status; "" waits for it to be gone.
+func waitStatus(t *testing.T, nova, tok, id, want string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		code, body := call(t, "GET", nova+"/servers/"+id, tok, nil)
+		if want == "" && code == http.StatusNotFound {
+			return nil
+		}
+		srv, _ := body["server"].(map[string]any)
+		if want != "" && srv != nil && srv["status"] == want {
+			return srv
+		}
+		if srv != nil && srv["status"] == "ERROR" || time.Now().After(deadline) {
+			t.Fatalf("server %s: %d %v, want status %q", id, code, body, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}

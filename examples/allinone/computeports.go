@@ -133,9 +133,12 @@ func (a computePorts) BindPort(ctx context.Context, portID, host string) (*compu
 	return out, nil
 }
 
-// UnbindPort implements compute.Ports.
+// UnbindPort implements compute.Ports. Only the binding goes (the dataplane unplugs the port): the port stays
+// the server's, so that deleting the server still finds, and deletes, the
+// ports compute made for it.
 func (a computePorts) UnbindPort(ctx context.Context, portID string) error {
-	_, err := a.svc.UnbindPort(asSystem(ctx), portID)
+	empty := ""
+	_, err := a.svc.UpdatePort(asSystem(ctx), portID, network.UpdatePortOpts{HostID: &empty})
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil
 	}
@@ -153,7 +156,11 @@ func (a computePorts) DeletePort(ctx context.Context, portID string) error {
 
 // ReleasePort implements compute.Ports: the user's port stays, free.
 func (a computePorts) ReleasePort(ctx context.Context, portID string) error {
-	return a.UnbindPort(ctx, portID)
+	_, err := a.svc.UnbindPort(asSystem(ctx), portID)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // ListPorts implements compute.Ports.

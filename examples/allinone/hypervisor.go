@@ -47,8 +47,8 @@ func newHypervisor(ctx context.Context, cfg Config, logger *slog.Logger) (comput
 			return nil, err
 		}
 	}
-	o := libvirtvm.Options{URI: uri, StateDir: filepath.Join(cfg.DataDir, "libvirt"), Logger: logger}
-	if cfg.GuestDir != "" {
+	o := libvirtvm.Options{URI: uri, VirtType: cfg.VirtType, StateDir: filepath.Join(cfg.DataDir, "libvirt"), Logger: logger}
+	if cfg.GuestDir != "" && (cfg.VirtType == "" || cfg.VirtType == libvirtvm.VirtAuto) {
 		k, r := filepath.Join(cfg.GuestDir, "vmlinuz"), filepath.Join(cfg.GuestDir, "initrd.img")
 		if _, err := os.Stat(k); err == nil {
 			o.KVMProbe = &libvirtvm.KVMProbe{Kernel: k, Initrd: r}

@@ -34,18 +34,31 @@ var (
 
 // linuxBackend opens the Linux dataplane with its state under the data
 // directory; dnsmasq's files go under /run (dnsmasq reads them as nobody,
-// and the data directory is private).
-func linuxBackend(cfg Config, logger *slog.Logger) (network.Backend, error) {
-	abs, err := filepath.Abs(cfg.DataDir)
+// and the data directory is private). Guests reach the metadata service
+// (169.254.169.254) in their network's DHCP and router namespaces; md
+// answers it.
+func linuxBackend(cfg Config, md *guestMetadata, logger *slog.Logger) (network.Backend, error) {
+	run, err := runDir(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.Sum256([]byte(abs))
 	return linuxnet.New(context.Background(), linuxnet.Config{
 		StateDir:       filepath.Join(cfg.DataDir, "network"),
-		DHCPDir:        filepath.Join("/run/stratus", hex.EncodeToString(h[:6]), "dhcp"),
+		DHCPDir:        filepath.Join(run, "dhcp"),
 		BridgeMappings: map[string]string{externalPhysnet: externalBridge},
 		BridgeAddrs:    map[string]netip.Prefix{externalBridge: externalHost},
+		Metadata:       md,
 		Logger:         logger,
 	})
+}
+
+// runDir is the directory under /run of the cloud whose data directory is
+// dataDir (named after a hash of its absolute path).
+func runDir(dataDir string) (string, error) {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.Sum256([]byte(abs))
+	return filepath.Join("/run/stratus", hex.EncodeToString(h[:6])), nil
 }

@@ -19,6 +19,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/stratuskit/stratus/compute/libvirtvm"
 )
 
 func main() {
@@ -50,6 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	webHosts := fs.String("image-web-download-hosts", "", "comma-separated hosts the image import method web-download may fetch from (default: none)")
 	fs.StringVar(&cfg.Hypervisor, "hypervisor", hypervisorAuto, "compute driver: auto (libvirt when -libvirt-uri answers, else fake), libvirt or fake")
 	fs.StringVar(&cfg.LibvirtURI, "libvirt-uri", "qemu:///system", "libvirt connection URI of the libvirt hypervisor")
+	fs.StringVar(&cfg.VirtType, "virt-type", libvirtvm.VirtAuto, "libvirt virtualisation type: auto (KVM when a guest actually boots under it), kvm or qemu (software emulation)")
 	fs.StringVar(&cfg.GuestDir, "guest", ".cache/guest", "directory of the tiny guest (make guest), registered as public images when built; empty: none")
 	fs.IntVar(&cfg.FakeHosts, "fake-hosts", 3, "number of fake compute hosts with -hypervisor fake")
 	fs.DurationVar(&cfg.FakeSpawnDelay, "fake-spawn-delay", 0, "how long a fake host takes to spawn a server (for tests)")
@@ -64,6 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if h := cfg.Hypervisor; h != hypervisorAuto && h != hypervisorLibvirt && h != hypervisorFake {
 		fmt.Fprintf(stderr, "allinone: -hypervisor %q: want auto, libvirt or fake\n", h)
+		return 2
+	}
+	if v := cfg.VirtType; v != libvirtvm.VirtAuto && v != libvirtvm.VirtKVM && v != libvirtvm.VirtQEMU {
+		fmt.Fprintf(stderr, "allinone: -virt-type %q: want auto, kvm or qemu\n", v)
 		return 2
 	}
 	if fs.NArg() > 0 {

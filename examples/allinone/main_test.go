@@ -153,7 +153,7 @@ func TestSecondInstanceRefused(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
-	for _, args := range [][]string{{"-nope"}, {"extra-arg"}, {"-log-level", "loud", "-data", t.TempDir()}} {
+	for _, args := range [][]string{{"-nope"}, {"extra-arg"}, {"-log-level", "loud", "-data", t.TempDir()}, {"-virt-type", "xen", "-data", t.TempDir()}} {
 		out, err := exec.Command(binary, args...).CombinedOutput()
 		if err == nil {
 			t.Errorf("%v: started; output:\n%s", args, out)

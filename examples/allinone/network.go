@@ -13,9 +13,10 @@ import (
 // networkPort is Neutron's conventional port.
 const networkPort = 9696
 
-// networkBackends are the dataplanes -network may name.
-var networkBackends = map[string]func(Config, *slog.Logger) (network.Backend, error){
-	"fake":  func(Config, *slog.Logger) (network.Backend, error) { return fakenet.New(), nil },
+// networkBackends are the dataplanes -network may name; md serves guests'
+// metadata where the dataplane has a metadata service.
+var networkBackends = map[string]func(Config, *guestMetadata, *slog.Logger) (network.Backend, error){
+	"fake":  func(Config, *guestMetadata, *slog.Logger) (network.Backend, error) { return fakenet.New(), nil },
 	"linux": linuxBackend,
 }
 
@@ -26,8 +27,9 @@ func networkCatalog(cfg Config) identity.ServiceEndpoints {
 }
 
 // networkComponent builds the network service on the dataplane -network
-// names; tokens are validated by ident.
-func networkComponent(cfg Config, st *store.Store, ident *identity.Service, logger *slog.Logger) (component, *network.Service, error) {
+// names; tokens are validated by ident; md is the dataplane's metadata
+// service, connected to compute once both services exist.
+func networkComponent(cfg Config, st *store.Store, ident *identity.Service, md *guestMetadata, logger *slog.Logger) (component, *network.Service, error) {
 	name := cfg.Network
 	if name == "" {
 		name = defaultNetwork()
@@ -36,7 +38,7 @@ func networkComponent(cfg Config, st *store.Store, ident *identity.Service, logg
 	if !ok {
 		return component{}, nil, fmt.Errorf("-network %q: unknown network backend (available: fake, linux)", name)
 	}
-	b, err := newBackend(cfg, logger)
+	b, err := newBackend(cfg, md, logger)
 	if err != nil {
 		return component{}, nil, fmt.Errorf("-network %s: %w", name, err)
 	}
