@@ -90,17 +90,12 @@ api DELETE "/attachments/$att" >/dev/null
 expect "detached volume is available" "available" os volume show v1 -f value -c status
 
 # Compute (fake hypervisor) boots from a volume through the attachment
-# flow: the volume is in-use by the server until the server is deleted.
-# The all-in-one has no network service yet: boot with curl on compute's
-# stand-in network (compute/standin), the block device mapping naming v1.
-flavor=$(openstack flavor create --vcpus 1 --ram 256 --disk 1 m1.tiny -f value -c id)
-nova=$(openstack catalog show compute -f json | python3 -c 'import json,sys; print([e["url"] for e in json.load(sys.stdin)["endpoints"] if e["interface"]=="public"][0])')
-server_id=$(curl -sS -X POST -H "X-Auth-Token: $token" -H "Content-Type: application/json" "$nova/servers" -d "{\"server\":{\"name\":\"bfv\",\"flavorRef\":\"$flavor\",\"networks\":[{\"uuid\":\"0c6f8a4e-3f0b-4a8e-9d7c-1b2a3c4d5e6f\"}],\"block_device_mapping_v2\":[{\"boot_index\":0,\"uuid\":\"$v1\",\"source_type\":\"volume\",\"destination_type\":\"volume\"}]}}" |
-	python3 -c 'import json,sys; print(json.load(sys.stdin)["server"]["id"])')
-for _ in $(seq 1 100); do
-	[[ "$(openstack server show "$server_id" -f value -c status)" == ACTIVE ]] && break
-	sleep 0.1
-done
+# flow, on a port of the network service: the volume is in-use by the
+# server until the server is deleted.
+os flavor create --vcpus 1 --ram 256 --disk 1 m1.tiny >/dev/null
+os network create bfv-net >/dev/null
+os subnet create --network bfv-net --subnet-range 10.9.0.0/24 bfv-v4 >/dev/null
+server_id=$(os server create --volume v1 --flavor m1.tiny --network bfv-net --wait bfv -f value -c id | tail -n 1) # --wait prints a newline first
 expect "server boots from volume" "ACTIVE" os server show "$server_id" -f value -c status
 expect "boot volume in-use" "in-use" os volume show v1 -f value -c status
 expect "boot volume attached to the server" "$server_id" bash -c "openstack volume show v1 -f json -c attachments | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"attachments\"][0][\"server_id\"])'"
