@@ -102,7 +102,8 @@ os floating ip delete "$fip"
 
 os server reboot --wait s1 >/dev/null && ok "server reboot" || bad "server reboot"
 expect "after reboot" "ACTIVE" wait_status s1 ACTIVE
-os server reboot --hard --wait s1 >/dev/null && ok "server reboot --hard" || bad "server reboot --hard"
+os server reboot --hard s1
+expect "server reboot --hard" "ACTIVE" wait_status s1 ACTIVE
 os server stop s1
 expect "server stop" "SHUTOFF" wait_status s1 SHUTOFF
 expect "power after stop" "4" show s1 OS-EXT-STS:power_state
@@ -160,19 +161,23 @@ for id in "${ids[@]}"; do os server delete "$id"; done
 
 # Quota: a member of p1 with 1 instance; the second create names the resource.
 os project create p1 >/dev/null
-os user create u1 --password pw1 --project p1 >/dev/null
-os role add --project p1 --user u1 member
-os quota set --instances 1 p1
+jobs=()
+{ os user create u1 --password pw1 --project p1 && os role add --project p1 --user u1 member; } >"$tmp/p1user.out" 2>&1 &
+jobs+=($!)
+os quota set --instances 1 p1 >"$tmp/p1quota.out" 2>&1 &
+jobs+=($!)
+{ os network create p1net --project p1 && os subnet create p1sub --project p1 --network p1net --subnet-range 10.9.0.0/24; } >"$tmp/p1net.out" 2>&1 &
+jobs+=($!)
+for j in "${jobs[@]}"; do wait "$j" || { cat "$tmp"/p1*.out; bad "p1 setup"; }; done
 export OS_USERNAME=u1 OS_PASSWORD=pw1 OS_PROJECT_NAME=p1
-os network create p1net >/dev/null
-os subnet create p1sub --network p1net --subnet-range 10.9.0.0/24 >/dev/null
 os server create --image cirros --flavor m1.tiny --network p1net --wait q1 >/dev/null
-expect "p1 first server" "ACTIVE" show q1 status
-first=$(show q1 id)
+q1=$(os server show q1 -f json)
+expect "p1 first server" "ACTIVE" jget "$q1" status
+first=$(jget "$q1" id)
 second=$(os server create --image cirros --flavor m1.tiny --network p1net q2 2>&1 || true)
 [[ ${second,,} == *"quota exceeded for instances"* ]] && ok "quota exceeded names instances" || bad "quota: $second"
 expect_fail "member cannot create flavors" os flavor create --vcpus 1 --ram 64 --disk 1 nope
-expect "member sees no host" "False" bash -c "openstack server show q1 -f json | python3 -c 'import json,sys; print(\"OS-EXT-SRV-ATTR:host\" in json.load(sys.stdin))'"
+expect "member sees no host" "False" python3 -c 'import json,sys; print("OS-EXT-SRV-ATTR:host" in json.loads(sys.argv[1]))' "$q1"
 expect_fail "member cannot list hypervisors" os hypervisor list
 os server delete --wait "$first" && ok "p1 delete --wait" || bad "p1 delete --wait"
 # shellcheck disable=SC1091
