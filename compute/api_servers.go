@@ -64,6 +64,10 @@ func addresses(v *Server) map[string][]map[string]any {
 			}
 			out[name] = append(out[name], map[string]any{"addr": f.IPAddress, "version": ver,
 				"OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": p.MAC})
+			for _, fl := range f.FloatingIPs {
+				out[name] = append(out[name], map[string]any{"addr": fl, "version": 4,
+					"OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": p.MAC})
+			}
 		}
 	}
 	return out

@@ -63,6 +63,9 @@ type FixedIP struct {
 	CIDR    string
 	Gateway string
 	DNS     []string
+	// FloatingIPs are the floating addresses associated with this one;
+	// the server's addresses list them with OS-EXT-IPS:type floating.
+	FloatingIPs []string `json:",omitempty"`
 }
 
 // Ports is what compute needs of the network service.

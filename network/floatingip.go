@@ -80,6 +80,7 @@ func (s *Service) CreateFloatingIP(ctx context.Context, o CreateFloatingIPOpts) 
 	f.Tags = dedupe(o.Tags)
 	var picks []ipRef
 	var kept []FixedIP
+	var server string
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
 		kept = nil
 		nf := *f
@@ -131,12 +132,14 @@ func (s *Service) CreateFloatingIP(ctx context.Context, o CreateFloatingIPOpts) 
 			return err
 		}
 		*f = nf
+		server = serverOfPortTxn(tx, nf.PortID)
 		return tx.Emit("network.floatingip.create", nf.ID, project, nil)
 	})
 	s.ipam.settle(picks, kept)
 	if err != nil {
 		return nil, err
 	}
+	s.notify(ctx, []string{server})
 	return f, nil
 }
 
@@ -233,11 +236,13 @@ func (s *Service) UpdateFloatingIP(ctx context.Context, id string, o UpdateFloat
 		return nil, err
 	}
 	var out *FloatingIP
+	var servers []string
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
 		f, err := writable(s, c, tx, s.getFIPTx, id, o.IfRevision)
 		if err != nil {
 			return err
 		}
+		servers = []string{serverOfPortTxn(tx, f.PortID)}
 		setIf(&f.Description, o.Description)
 		if o.PortID != nil {
 			if f.RouterID != "" {
@@ -251,10 +256,14 @@ func (s *Service) UpdateFloatingIP(ctx context.Context, id string, o UpdateFloat
 		}
 		touch(f, tx.Now())
 		out = f
+		servers = append(servers, serverOfPortTxn(tx, f.PortID))
 		return tx.Update(fipTable, f)
 	})
 	if err != nil {
 		return nil, err
+	}
+	if o.PortID != nil {
+		s.notify(ctx, servers)
 	}
 	return out, nil
 }
@@ -266,11 +275,13 @@ func (s *Service) DeleteFloatingIP(ctx context.Context, id string, ifRevision *i
 		return err
 	}
 	var released []ipRef
+	var server string
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
 		f, err := writable(s, c, tx, s.getFIPTx, id, ifRevision)
 		if err != nil {
 			return err
 		}
+		server = serverOfPortTxn(tx, f.PortID)
 		if f.RouterID != "" {
 			markTxn(tx, workRouter, f.RouterID)
 		}
@@ -289,6 +300,7 @@ func (s *Service) DeleteFloatingIP(ctx context.Context, id string, ifRevision *i
 	})
 	if err == nil {
 		s.ipam.release(released)
+		s.notify(ctx, []string{server})
 	}
 	return err
 }

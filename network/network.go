@@ -156,6 +156,15 @@ type Deps struct {
 	// device_id, so that a port cannot be attached to another project's
 	// server (OSSA-2014-008). Nil: only routers are checked.
 	Devices DeviceOwners
+	// Notify is told when a floating IP of a server's port changes, as
+	// Neutron's nova notifier sends network-changed. Nil: nobody is told.
+	Notify DeviceNotifier
+}
+
+// DeviceNotifier is told when the network side of a device changes.
+type DeviceNotifier interface {
+	// NetworkChanged reports that the ports of device (a server) changed.
+	NetworkChanged(ctx context.Context, deviceID string) error
 }
 
 // DeviceOwners is what the network service needs of compute.
@@ -220,6 +229,38 @@ func (s *Service) devices() DeviceOwners {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.deps.Devices
+}
+
+// notify tells Deps.Notify that the servers owning ports changed, after
+// the change committed. A failure is logged, not returned: the change
+// stands, and the next one refreshes the server again.
+func (s *Service) notify(ctx context.Context, devices []string) {
+	s.mu.Lock()
+	n := s.deps.Notify
+	s.mu.Unlock()
+	if n == nil {
+		return
+	}
+	for _, d := range dedupe(devices) {
+		if d == "" {
+			continue
+		}
+		if err := n.NetworkChanged(context.WithoutCancel(ctx), d); err != nil {
+			s.log.Warn("network-changed not delivered", "device", d, "err", err)
+		}
+	}
+}
+
+// serverOfPortTxn returns the server that owns port id, or "".
+func serverOfPortTxn(tx *store.Txn, id string) string {
+	if id == "" {
+		return ""
+	}
+	p, err := store.Get[Port](nil, tx, portTable, id)
+	if err != nil || !strings.HasPrefix(p.DeviceOwner, "compute:") {
+		return ""
+	}
+	return p.DeviceID
 }
 
 // Start runs the reconcilers that drive the Backend from the store. It

@@ -259,6 +259,20 @@ func (p *Ports) ReleasePort(_ context.Context, id string) error {
 	return nil
 }
 
+// SetFloatingIPs associates floating addresses with the first fixed IP
+// of a port, as the network service does when a floating IP is attached.
+func (p *Ports) SetFloatingIPs(id string, floating ...string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pt, ok := p.ports[id]
+	if !ok || len(pt.FixedIPs) == 0 {
+		return fmt.Errorf("standin: port %s: %w", id, errdefs.ErrNotFound)
+	}
+	pt.FixedIPs = slices.Clone(pt.FixedIPs)
+	pt.FixedIPs[0].FloatingIPs = slices.Clone(floating)
+	return nil
+}
+
 // ListPorts implements compute.Ports.
 func (p *Ports) ListPorts(_ context.Context, deviceID string) ([]compute.Port, error) {
 	p.mu.Lock()

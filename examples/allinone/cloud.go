@@ -241,7 +241,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	netSvc.Use(network.Deps{Devices: computeDevices{compSvc}})
+	netSvc.Use(network.Deps{Devices: computeDevices{compSvc}, Notify: computeDevices{compSvc}})
 	md.use(netSvc, compSvc)
 	return []component{ident, objects, img, netw, volumes, comp}, nil
 }

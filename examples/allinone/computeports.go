@@ -133,9 +133,8 @@ func (a computePorts) BindPort(ctx context.Context, portID, host string) (*compu
 	return out, nil
 }
 
-// UnbindPort implements compute.Ports. Only the binding goes (the dataplane unplugs the port): the port stays
-// the server's, so that deleting the server still finds, and deletes, the
-// ports compute made for it.
+// UnbindPort implements compute.Ports: only the binding goes; the port
+// stays the server's, so that deleting the server finds and deletes it.
 func (a computePorts) UnbindPort(ctx context.Context, portID string) error {
 	empty := ""
 	_, err := a.svc.UpdatePort(asSystem(ctx), portID, network.UpdatePortOpts{HostID: &empty})
@@ -193,8 +192,17 @@ func (a computePorts) port(ctx context.Context, p *network.Port, created bool) (
 	for k, v := range p.VIFDetails {
 		out.VIFDetails[k] = fmt.Sprint(v)
 	}
+	fips, err := a.svc.ListFloatingIPs(sctx, network.ListOpts{ProjectID: p.ProjectID})
+	if err != nil {
+		return nil, err
+	}
 	for _, ip := range p.FixedIPs {
 		f := compute.FixedIP{SubnetID: ip.SubnetID, IPAddress: ip.IPAddress, Version: 4}
+		for _, fip := range fips {
+			if fip.PortID == p.ID && fip.FixedIPAddress == ip.IPAddress {
+				f.FloatingIPs = append(f.FloatingIPs, fip.FloatingIPAddress)
+			}
+		}
 		if sn, err := a.svc.GetSubnet(sctx, ip.SubnetID); err == nil {
 			f.Version, f.CIDR, f.DNS = sn.IPVersion, sn.CIDR, sn.DNSNameservers
 			if sn.GatewayIP != nil {
@@ -210,6 +218,12 @@ func (a computePorts) port(ctx context.Context, p *network.Port, created bool) (
 // that a port cannot name another project's server as its device
 // (OSSA-2014-008).
 type computeDevices struct{ svc *compute.Service }
+
+// NetworkChanged implements network.DeviceNotifier: the server shows its
+// floating IPs.
+func (d computeDevices) NetworkChanged(ctx context.Context, id string) error {
+	return d.svc.NetworkChanged(asSystem(ctx), id)
+}
 
 // DeviceProject implements network.DeviceOwners.
 func (d computeDevices) DeviceProject(ctx context.Context, id string) (string, error) {

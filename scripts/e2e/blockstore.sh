@@ -24,7 +24,10 @@ wait_status() {
 
 token=$(openstack token issue -f value -c id)
 project=$(openstack token issue -f value -c project_id)
-cinder="$(openstack endpoint list --service volumev3 -f value -c URL 2>/dev/null | head -1 || true)"
+# (the list is captured whole: head at the end of a pipe would end the CLI
+# with SIGPIPE under pipefail)
+cinder="$(openstack endpoint list --service volumev3 -f value -c URL 2>/dev/null || true)"
+cinder=${cinder%%$'\n'*}
 cinder=${cinder//%(project_id)s/$project}
 [[ -n "$cinder" ]] || cinder="http://$listen:8776/v3/$project"
 api() { # api METHOD PATH [BODY]: call the Cinder API at 3.44 with the admin token.

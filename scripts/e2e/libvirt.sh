@@ -27,7 +27,9 @@ e2e_start -hypervisor libvirt -guest .cache/guest
 # console_has NAME TEXT: wait up to a minute for TEXT on NAME's console.
 console_has() {
 	for _ in $(seq 1 600); do
-		os console log show "$1" 2>/dev/null | grep -qF "$2" && return 0
+		# Captured whole: grep -q at the end of a pipe would kill the CLI
+		# with SIGPIPE, and pipefail would call the match a miss.
+		[[ $(os console log show "$1" 2>/dev/null) == *"$2"* ]] && return 0
 		sleep 0.1
 	done
 	return 1
