@@ -368,6 +368,12 @@ func checkName(key objectstore.ObjectKey) error {
 
 // Put implements objectstore.Backend.
 func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reader, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+	return b.put(ctx, key, r, opts, b.now(), false)
+}
+
+// put stores the object as version at. If cond, it stores it only if at
+// is newer than the version and tombstone it has (errStale otherwise).
+func (b *Backend) put(ctx context.Context, key objectstore.ObjectKey, r io.Reader, opts objectstore.PutOptions, at time.Time, cond bool) (*objectstore.ObjectInfo, error) {
 	if err := checkName(key); err != nil {
 		return nil, err
 	}
@@ -380,7 +386,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	n, err := io.ReadFull(r, head)
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return b.putInline(ctx, key, head[:n], opts)
+		return b.putInline(ctx, key, head[:n], opts, at, cond)
 	case err != nil:
 		return nil, fmt.Errorf("fsobj: put %s: %w", key, err)
 	}
@@ -406,7 +412,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	if opts.ETag != "" && !strings.EqualFold(opts.ETag, etag) {
 		return nil, errdefs.Wrap(errdefs.ErrInvalid, objectstore.ErrETagMismatch)
 	}
-	info := newInfo(key.Name, opts, b.now())
+	info := newInfo(key.Name, opts, at)
 	info.Size, info.ETag = size, etag
 	if err := writeTrailer(f, key, info, crcs); err != nil {
 		return nil, fmt.Errorf("fsobj: put %s: %w", key, err)
@@ -420,7 +426,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	if err := b.install(tmp, b.path(id, ".data")); err != nil {
 		return nil, fmt.Errorf("fsobj: put %s: %w", key, err)
 	}
-	oldID, err := b.commitPut(key, &record{ID: id, Info: *info})
+	oldID, err := b.commitPut(key, &record{ID: id, Info: *info}, cond)
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +438,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 }
 
 // putInline stores a small object in the index.
-func (b *Backend) putInline(ctx context.Context, key objectstore.ObjectKey, data []byte, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+func (b *Backend) putInline(ctx context.Context, key objectstore.ObjectKey, data []byte, opts objectstore.PutOptions, at time.Time, cond bool) (*objectstore.ObjectInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -441,10 +447,10 @@ func (b *Backend) putInline(ctx context.Context, key objectstore.ObjectKey, data
 	if opts.ETag != "" && !strings.EqualFold(opts.ETag, etag) {
 		return nil, errdefs.Wrap(errdefs.ErrInvalid, objectstore.ErrETagMismatch)
 	}
-	info := newInfo(key.Name, opts, b.now())
+	info := newInfo(key.Name, opts, at)
 	info.Size, info.ETag = int64(len(data)), etag
 	rec := &record{Info: *info, Data: data, CRC: crc32.Checksum(data, castagnoli)}
-	oldID, err := b.commitPut(key, rec)
+	oldID, err := b.commitPut(key, rec, cond)
 	if err != nil {
 		return nil, err
 	}
@@ -456,7 +462,7 @@ func (b *Backend) putInline(ctx context.Context, key objectstore.ObjectKey, data
 
 // commitPut makes rec the object's index entry and returns the id of the
 // file of the version it replaced, if any.
-func (b *Backend) commitPut(key objectstore.ObjectKey, rec *record) (oldID string, err error) {
+func (b *Backend) commitPut(key objectstore.ObjectKey, rec *record, cond bool) (oldID string, err error) {
 	err = b.commit.update(func(tx *bolt.Tx) error {
 		oldID = ""
 		c, err := containerBucket(tx, key.Account, key.Container)
@@ -464,7 +470,17 @@ func (b *Backend) commitPut(key objectstore.ObjectKey, rec *record) (oldID strin
 			return err
 		}
 		var dObjects, dBytes int64 = 1, rec.Info.Size
+		at := rec.Info.LastModified.UnixNano()
+		if cond && tombstone(c, key.Name) >= at {
+			return errStale
+		}
+		if err := clearTombstone(c, key.Name); err != nil {
+			return err
+		}
 		if old, err := getRecord(tx, key); err == nil {
+			if cond && old.Info.LastModified.UnixNano() >= at {
+				return errStale
+			}
 			oldID = old.ID
 			dObjects, dBytes = 0, rec.Info.Size-old.Info.Size
 			if old.Info.DeleteAt != 0 {
@@ -849,7 +865,13 @@ func (b *Backend) Head(_ context.Context, key objectstore.ObjectKey) (*objectsto
 
 // SetMeta implements objectstore.Backend. The new metadata is written
 // beside the data (<id>.meta) before the index takes it.
-func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+func (b *Backend) SetMeta(ctx context.Context, key objectstore.ObjectKey, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+	return b.setMeta(ctx, key, opts, b.now(), false)
+}
+
+// setMeta sets the metadata as version at; if cond, only if at is newer
+// than the object's version (errStale otherwise).
+func (b *Backend) setMeta(_ context.Context, key objectstore.ObjectKey, opts objectstore.PutOptions, at time.Time, cond bool) (*objectstore.ObjectInfo, error) {
 	cur, err := b.Head(context.Background(), key)
 	if err != nil {
 		return nil, err
@@ -860,7 +882,7 @@ func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 		if err := b.db.View(func(tx *bolt.Tx) error { r, err = getRecord(tx, key); return err }); err != nil {
 			return nil, err
 		}
-		info := newInfo(key.Name, opts, b.now())
+		info := newInfo(key.Name, opts, at)
 		info.Size, info.ETag = cur.Size, cur.ETag
 		meta, err := json.Marshal(trailer{Account: key.Account, Container: key.Container, Info: *info})
 		if err != nil {
@@ -884,6 +906,9 @@ func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 			if now.ID != r.ID || (r.ID == "" && now.Info.ETag != r.Info.ETag) {
 				changed = true
 				return nil
+			}
+			if cond && !now.Info.LastModified.Before(at) {
+				return errStale
 			}
 			if now.Info.DeleteAt != 0 {
 				if err := tx.Bucket(bucketExpiry).Delete(expiryKey(now.Info.DeleteAt, key)); err != nil {

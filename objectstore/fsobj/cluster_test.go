@@ -1,0 +1,372 @@
+package fsobj_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stratuskit/stratus/errdefs"
+	"github.com/stratuskit/stratus/objectstore"
+	"github.com/stratuskit/stratus/objectstore/drivertest"
+	"github.com/stratuskit/stratus/objectstore/fsobj"
+)
+
+func devDirs(t *testing.T, n int) []string {
+	base := t.TempDir()
+	var dirs []string
+	for i := range n {
+		dirs = append(dirs, filepath.Join(base, fmt.Sprintf("dev%d", i)))
+	}
+	return dirs
+}
+
+func openCluster(t *testing.T, dirs []string) *fsobj.Cluster {
+	t.Helper()
+	c, err := fsobj.OpenCluster(fsobj.ClusterConfig{Devices: dirs, PartPower: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestClusterConformance(t *testing.T) {
+	drivertest.Run(t, func(t *testing.T) objectstore.Backend {
+		return openCluster(t, devDirs(t, 4))
+	})
+}
+
+func readKey(t *testing.T, b objectstore.Backend, k objectstore.ObjectKey) []byte {
+	t.Helper()
+	rc, _, err := b.Get(context.Background(), k, 0, -1)
+	if err != nil {
+		t.Fatalf("get %s: %v", k, err)
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read %s: %v", k, err)
+	}
+	return data
+}
+
+func randData(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 3))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// copies returns how many of dirs hold a good copy of k (read verified).
+func copies(t *testing.T, c *fsobj.Cluster, dirs []string, k objectstore.ObjectKey, want []byte) int {
+	t.Helper()
+	n := 0
+	for _, dir := range dirs {
+		rc, _, err := c.Device(dir).Get(context.Background(), k, 0, -1)
+		if err != nil {
+			continue
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err == nil && bytes.Equal(got, want) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestClusterDurability corrupts one replica's bytes and deletes another
+// replica's file; GETs running all the while return the right bytes, and
+// the auditor and the replicator restore both copies.
+func TestClusterDurability(t *testing.T) {
+	dirs := devDirs(t, 3)
+	c := openCluster(t, dirs)
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+	objs := map[string][]byte{}
+	for i, size := range []int{1 << 10, 200_000, 1_300_000} {
+		name := fmt.Sprintf("o%d", i)
+		objs[name] = randData(size, uint64(i+1))
+		if _, err := c.Put(ctx, key(name), bytes.NewReader(objs[name]), objectstore.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reps := c.Replicas("AUTH_p", "c")
+	if len(reps) != 3 {
+		t.Fatalf("%d replicas", len(reps))
+	}
+	// Flip a byte in the big object on the first replica, delete its file
+	// on the second, and corrupt the small (inline) one on the second too.
+	p, err := c.Device(reps[0]).DataPath(key("o2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip(t, p, 1_000_000)
+	p, err = c.Device(reps[1]).DataPath(key("o2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	p1, _ := c.Device(reps[0]).DataPath(key("o1"))
+	flip(t, p1, 10)
+	if n := copies(t, c, dirs, key("o2"), objs["o2"]); n != 1 {
+		t.Fatalf("%d good copies of o2 after damage, want 1", n)
+	}
+
+	// Readers run all the time the auditor and replicator work.
+	stop := make(chan struct{})
+	var reads atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				name := fmt.Sprintf("o%d", (i+w)%3)
+				rc, _, err := c.Get(ctx, key(name), 0, -1)
+				if err != nil {
+					t.Errorf("get %s: %v", name, err)
+					return
+				}
+				got, err := io.ReadAll(rc)
+				rc.Close()
+				if err != nil || !bytes.Equal(got, objs[name]) {
+					t.Errorf("get %s: %d bytes, err %v: wrong bytes", name, len(got), err)
+					return
+				}
+				reads.Add(1)
+			}
+		})
+	}
+	aud := fsobj.NewAuditor(c, 64<<20, 0)
+	ast, err := aud.Pass(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ast.Quarantined != 3 {
+		t.Fatalf("auditor quarantined %d copies, want 3 (%+v)", ast.Quarantined, ast)
+	}
+	rep := fsobj.NewReplicator(c, 0)
+	rst, err := rep.Pass(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("audit %+v, replication %+v, %d concurrent GETs", ast, rst, reads.Load())
+	if rst.Objects != 3 {
+		t.Fatalf("replicator copied %d objects, want 3", rst.Objects)
+	}
+	for name, data := range objs {
+		if n := copies(t, c, dirs, key(name), data); n != 3 {
+			t.Fatalf("%s has %d good copies after repair, want 3", name, n)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(reps[0], "quarantined")); len(ents) != 2 {
+		t.Fatalf("quarantine holds %d files, want 2", len(ents))
+	}
+	// A clean pass finds nothing.
+	if ast, err := aud.Pass(ctx); err != nil || ast.Quarantined != 0 {
+		t.Fatalf("second audit %+v %v", ast, err)
+	}
+	if rst, err := rep.Pass(ctx); err != nil || rst.SuffixesSynced != 0 {
+		t.Fatalf("second replication %+v %v", rst, err)
+	}
+}
+
+func flip(t *testing.T, path string, off int64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+	b[0] ^= 0x40
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClusterDeviceAway takes a device away: writes and deletes succeed
+// at quorum on the others, and the returned device is repaired. With a
+// fourth device, writes go to a handoff that gives them back.
+func TestClusterDeviceAway(t *testing.T) {
+	for _, n := range []int{3, 4} {
+		t.Run(fmt.Sprintf("%d devices", n), func(t *testing.T) {
+			dirs := devDirs(t, n)
+			c := openCluster(t, dirs)
+			defer c.Close()
+			ctx := context.Background()
+			if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
+				t.Fatal(err)
+			}
+			old := randData(100_000, 1)
+			for _, name := range []string{"keep", "gone", "changed"} {
+				if _, err := c.Put(ctx, key(name), bytes.NewReader(old), objectstore.PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			reps := c.Replicas("AUTH_p", "c")
+			away := reps[1]
+			if err := os.Rename(away, away+".away"); err != nil {
+				t.Fatal(err)
+			}
+			fresh := randData(300_000, 2)
+			if _, err := c.Put(ctx, key("new"), bytes.NewReader(fresh), objectstore.PutOptions{}); err != nil {
+				t.Fatalf("put with a device away: %v", err)
+			}
+			if _, err := c.Put(ctx, key("changed"), bytes.NewReader(fresh), objectstore.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Delete(ctx, key("gone")); err != nil {
+				t.Fatalf("delete with a device away: %v", err)
+			}
+			if got := readKey(t, c, key("new")); !bytes.Equal(got, fresh) {
+				t.Fatal("read with a device away differs")
+			}
+			if err := os.Rename(away+".away", away); err != nil {
+				t.Fatal(err)
+			}
+			// Back but stale: reads still see the newest versions.
+			if got := readKey(t, c, key("changed")); !bytes.Equal(got, fresh) {
+				t.Fatal("read after the device returned saw the old version")
+			}
+			if _, err := c.Head(ctx, key("gone")); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("deleted object visible after the device returned: %v", err)
+			}
+			rst, err := fsobj.NewReplicator(c, 0).Pass(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("replication %+v", rst)
+			dev := c.Device(away)
+			for name, want := range map[string][]byte{"keep": old, "new": fresh, "changed": fresh} {
+				rc, _, err := dev.Get(ctx, key(name), 0, -1)
+				if err != nil {
+					t.Fatalf("returned device lacks %s: %v", name, err)
+				}
+				got, _ := io.ReadAll(rc)
+				rc.Close()
+				if !bytes.Equal(got, want) {
+					t.Fatalf("returned device's %s is not the newest version", name)
+				}
+			}
+			if _, err := dev.Head(ctx, key("gone")); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("returned device still holds the deleted object: %v", err)
+			}
+			ents, err := c.List(ctx, "AUTH_p", "c", objectstore.ListOptions{})
+			if err != nil || len(ents) != 3 {
+				t.Fatalf("listing after repair: %d entries, %v", len(ents), err)
+			}
+			if n == 4 {
+				if rst.Reverted == 0 {
+					t.Fatal("the handoff gave nothing back")
+				}
+				for _, d := range dirs {
+					if !contains(reps, d) {
+						if _, err := c.Device(d).ContainerStats(ctx, "AUTH_p", "c"); !errors.Is(err, errdefs.ErrNotFound) {
+							t.Fatalf("handoff %s still holds the container: %v", d, err)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestClusterQuorum: with two of three devices away a write fails.
+func TestClusterQuorum(t *testing.T) {
+	dirs := devDirs(t, 3)
+	c := openCluster(t, dirs)
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs[:2] {
+		if err := os.Rename(d, d+".away"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Put(ctx, key("o"), bytes.NewReader([]byte("x")), objectstore.PutOptions{}); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("put on one device of three: %v, want Unavailable", err)
+	}
+}
+
+// TestClusterRebalance reopens three devices with a fourth: the ring
+// moves about a quarter, and the replicator moves the data to match.
+func TestClusterRebalance(t *testing.T) {
+	dirs := devDirs(t, 4)
+	c := openCluster(t, dirs[:3])
+	ctx := context.Background()
+	var conts []string
+	for i := range 12 {
+		name := fmt.Sprintf("c%d", i)
+		conts = append(conts, name)
+		if err := c.CreateContainer(ctx, "AUTH_p", name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Put(ctx, objectstore.ObjectKey{Account: "AUTH_p", Container: name, Name: "o"}, bytes.NewReader([]byte(name)), objectstore.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	c, err := fsobj.OpenCluster(fsobj.ClusterConfig{Devices: dirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	total := c.Ring().Parts() * 3
+	if m := c.Moved(); m < total/5 || m > total*3/10 {
+		t.Fatalf("adding a 4th device moved %d of %d", m, total)
+	}
+	if c.Ring().Version != 2 {
+		t.Fatalf("ring version %d, want 2", c.Ring().Version)
+	}
+	if _, err := fsobj.NewReplicator(c, 0).Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range conts {
+		k := objectstore.ObjectKey{Account: "AUTH_p", Container: name, Name: "o"}
+		reps := c.Replicas("AUTH_p", name)
+		for _, d := range dirs {
+			_, err := c.Device(d).Head(ctx, k)
+			if has := err == nil; has != contains(reps, d) {
+				t.Fatalf("%s on %s: present %v, primary %v", name, d, has, contains(reps, d))
+			}
+		}
+		if got := readKey(t, c, k); string(got) != name {
+			t.Fatalf("%s reads %q", name, got)
+		}
+	}
+}
