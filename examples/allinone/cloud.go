@@ -69,6 +69,10 @@ type Config struct {
 	FakeSpawnDelay time.Duration
 	// Network names the network dataplane: "fake" (the default).
 	Network string
+	// Objects chooses the object store's backend (and so the image
+	// service's): "" for fsobj in DATA/objects, fs:DIR[,DIR...] for fsobj
+	// in the given directories (several: replicated across them).
+	Objects string
 }
 
 // component is one service as the host runs it: its API on its port and

@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	etcd := fs.String("etcd", "", "comma-separated etcd endpoints to keep the state in, instead of DATA/stratus.db; every all-in-one with the same endpoints serves the same cloud")
 	fs.StringVar(&cfg.Network, "network", defaultNetwork(), "network dataplane: linux (bridges, nftables, dnsmasq; the default as root) or fake (in memory)")
 	fs.IntVar(&cfg.PortOffset, "port-offset", 0, "added to every conventional port (5000, 8774, ...), to run several controllers on one address")
+	fs.StringVar(&cfg.Objects, "objects", "", "object store backend: fs:DIR[,DIR...] (several directories: 3 replicas across them; default fs:DATA/objects)")
 	identityFlags(fs, &cfg.Identity)
 	webHosts := fs.String("image-web-download-hosts", "", "comma-separated hosts the image import method web-download may fetch from (default: none)")
 	fs.StringVar(&cfg.Hypervisor, "hypervisor", hypervisorAuto, "compute driver: auto (libvirt when -libvirt-uri answers, else fake), libvirt or fake")
