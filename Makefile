@@ -35,6 +35,10 @@ BENCH_IMAGE_MB ?= 1024
 # network-linux.sh is what network.sh runs as root.
 E2E ?= $(filter-out scripts/e2e/network-linux.sh,$(wildcard scripts/e2e/*.sh))
 
+# The replicated object backend objectstore.sh runs on a second time in
+# make e2e ({tmp}: the script's scratch directory); empty: not at all.
+E2E_OBJECTS_REPLICATED ?= fs:{tmp}/d1,{tmp}/d2,{tmp}/d3
+
 # How long each fuzz target runs in make test (23 targets: 10 s each keeps
 # make test under 25 minutes on 2 cores; run longer with make fuzz FUZZTIME=60s).
 FUZZTIME ?= 10s
@@ -69,11 +73,18 @@ fuzz:
 	done
 
 ## e2e: the end-to-end scripts that drive real clients against the all-in-one.
+## objectstore.sh runs twice: on the default fsobj directory and on a
+## replicated fsobj of three device directories (E2E_OBJECTS_REPLICATED=
+## skips the second run).
 e2e:
 	@for s in $(E2E); do \
 		[ -e "$$s" ] && [ "$${s##*/}" != lib.sh ] || continue; \
 		echo "e2e $$s"; \
 		bash "$$s" || exit 1; \
+		if [ "$${s##*/}" = objectstore.sh ] && [ -n "$(E2E_OBJECTS_REPLICATED)" ]; then \
+			echo "e2e $$s (-objects $(E2E_OBJECTS_REPLICATED))"; \
+			STRATUS_E2E_OBJECTS='$(E2E_OBJECTS_REPLICATED)' bash "$$s" || exit 1; \
+		fi; \
 	done
 
 ## guest: the tiny Linux guest from Debian packages (kernel, initramfs, root
