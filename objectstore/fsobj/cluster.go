@@ -735,53 +735,18 @@ func (c *Cluster) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	at := time.Unix(0, c.next()).UTC()
 	infos := make([]*objectstore.ObjectInfo, len(targets))
 	errs := make([]error, len(targets))
-	pws := make([]*io.PipeWriter, len(targets))
+	feeds := make([]*feed, len(targets))
 	var wg sync.WaitGroup
 	for i, d := range targets {
-		pr, pw := io.Pipe()
-		pws[i] = pw
+		f := newFeed()
+		feeds[i] = f
 		wg.Go(func() {
-			infos[i], errs[i] = d.b.put(ctx, key, pr, opts, at, true)
-			pr.CloseWithError(errReplicaDone)
+			infos[i], errs[i] = d.b.put(ctx, key, f, opts, at, true)
+			f.stop()
 		})
 	}
-	bp := c.devs[0].b.bufs.Get().(*[]byte)
-	buf := *bp
-	live := len(targets)
-	var srcErr error
-	for live > 0 {
-		n, rerr := io.ReadFull(r, buf)
-		if n > 0 {
-			for i, pw := range pws {
-				if pw == nil {
-					continue
-				}
-				if _, err := pw.Write(buf[:n]); err != nil {
-					pws[i] = nil
-					live--
-				}
-			}
-		}
-		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
-			break
-		}
-		if rerr != nil {
-			srcErr = rerr
-			break
-		}
-	}
-	for _, pw := range pws {
-		if pw == nil {
-			continue
-		}
-		if srcErr != nil {
-			pw.CloseWithError(srcErr)
-		} else {
-			pw.Close()
-		}
-	}
+	srcErr := fanOut(r, feeds, &c.devs[0].b.bufs)
 	wg.Wait()
-	c.devs[0].b.bufs.Put(bp)
 	ok := 0
 	var info *objectstore.ObjectInfo
 	for i := range targets {
@@ -799,7 +764,115 @@ func (c *Cluster) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	return info, nil
 }
 
-var errReplicaDone = errors.New("fsobj: replica stopped reading")
+// chunk is a buffer shared by the feeds of a fan-out; the last feed done
+// with it returns it to the pool.
+type chunk struct {
+	p    []byte
+	refs atomic.Int32
+	pool *sync.Pool
+}
+
+func (c *chunk) release() {
+	if c.refs.Add(-1) == 0 {
+		buf := c.p[:cap(c.p)]
+		c.pool.Put(&buf)
+	}
+}
+
+// feed is one replica's io.Reader of a fan-out: chunks arrive on a
+// buffered channel, so that replicas write at their own pace, up to
+// feedDepth chunks apart.
+type feed struct {
+	ch      chan *chunk
+	err     error // the source's error, set before ch closes
+	cur     *chunk
+	off     int
+	stopped chan struct{}
+	once    sync.Once
+}
+
+const feedDepth = 8
+
+func newFeed() *feed {
+	return &feed{ch: make(chan *chunk, feedDepth), stopped: make(chan struct{})}
+}
+
+func (f *feed) Read(p []byte) (int, error) {
+	for f.cur == nil || f.off == len(f.cur.p) {
+		if f.cur != nil {
+			f.cur.release()
+			f.cur = nil
+		}
+		c, ok := <-f.ch
+		if !ok {
+			if f.err != nil {
+				return 0, f.err
+			}
+			return 0, io.EOF
+		}
+		f.cur, f.off = c, 0
+	}
+	n := copy(p, f.cur.p[f.off:])
+	f.off += n
+	return n, nil
+}
+
+// stop ends the replica's reading: what is queued or arrives is
+// released.
+func (f *feed) stop() {
+	f.once.Do(func() { close(f.stopped) })
+	if f.cur != nil {
+		f.cur.release()
+		f.cur = nil
+	}
+	go func() {
+		for c := range f.ch {
+			c.release()
+		}
+	}()
+}
+
+// fanOut reads r to its end into pooled chunks and sends each to every
+// feed that has not stopped, then closes the feeds (with r's error if it
+// failed, which it returns).
+func fanOut(r io.Reader, feeds []*feed, pool *sync.Pool) error {
+	live := slices.Clone(feeds)
+	var srcErr error
+	for len(live) > 0 {
+		bp := pool.Get().(*[]byte)
+		n, rerr := io.ReadFull(r, *bp)
+		if n > 0 {
+			c := &chunk{p: (*bp)[:n], pool: pool}
+			c.refs.Store(int32(len(live)) + 1)
+			kept := live[:0]
+			for _, f := range live {
+				select {
+				case f.ch <- c:
+					kept = append(kept, f)
+				case <-f.stopped:
+					c.release()
+				}
+			}
+			live = kept
+			c.release()
+		} else {
+			pool.Put(bp)
+		}
+		if errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF) {
+			break
+		}
+		if rerr != nil {
+			srcErr = rerr
+			break
+		}
+	}
+	for _, f := range feeds {
+		f.err = srcErr
+		close(f.ch)
+	}
+	return srcErr
+}
+
 
 // SetMeta implements objectstore.Backend.
 func (c *Cluster) SetMeta(ctx context.Context, key objectstore.ObjectKey, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {

@@ -37,9 +37,16 @@ func openCluster(t *testing.T, dirs []string) *fsobj.Cluster {
 	return c
 }
 
+// TestClusterConformance runs the conformance suite on four devices with
+// three replicas (without fsync: the suite tests semantics; the tests
+// below and TestCrash test durability).
 func TestClusterConformance(t *testing.T) {
 	drivertest.Run(t, func(t *testing.T) objectstore.Backend {
-		return openCluster(t, devDirs(t, 4))
+		c, err := fsobj.OpenCluster(fsobj.ClusterConfig{Devices: devDirs(t, 4), PartPower: 6, NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	})
 }
 
