@@ -94,7 +94,7 @@ func parseObjects(v, dataDir string) (objectsSpec, error) {
 	case strings.HasPrefix(v, "s3://"):
 		return objectsSpec{Kind: "s3", URL: v}, nil
 	}
-	return objectsSpec{}, fmt.Errorf("-objects %q: want fs:DIR[,DIR...] or s3://...", v)
+	return objectsSpec{}, fmt.Errorf("-objects %q: want fs:DIR[,DIR...] or s3://URL", v)
 }
 
 // Replication and audit of a replicated fsobj.

@@ -873,7 +873,6 @@ func fanOut(r io.Reader, feeds []*feed, pool *sync.Pool) error {
 	return srcErr
 }
 
-
 // SetMeta implements objectstore.Backend.
 func (c *Cluster) SetMeta(ctx context.Context, key objectstore.ObjectKey, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
 	reps, err := c.newest(key)

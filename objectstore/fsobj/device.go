@@ -146,8 +146,11 @@ func (b *Backend) reapAt(key objectstore.ObjectKey, deleteAt int64) (bool, error
 			return err
 		}
 		r, err := getRecord(tx, key)
-		if err != nil || r.Info.DeleteAt != deleteAt {
-			return nil
+		if errors.Is(err, errdefs.ErrNotFound) || (err == nil && r.Info.DeleteAt != deleteAt) {
+			return nil // gone or rewritten since listed
+		}
+		if err != nil {
+			return err
 		}
 		if id, err = deleteRecord(tx, key); err != nil {
 			return err
@@ -534,8 +537,11 @@ func (b *Backend) quarantine(key objectstore.ObjectKey, id string) (bool, error)
 	err := b.commit.update(func(tx *bolt.Tx) error {
 		removed = false
 		r, err := getRecord(tx, key)
-		if err != nil || r.ID != id {
-			return nil
+		if errors.Is(err, errdefs.ErrNotFound) || (err == nil && r.ID != id) {
+			return nil // gone or replaced since audited
+		}
+		if err != nil {
+			return err
 		}
 		if _, err := deleteRecord(tx, key); err != nil {
 			return err

@@ -1,4 +1,7 @@
-// Package fsobj is an objectstore.Backend on one local directory.
+// Package fsobj is an objectstore.Backend on local directories: Backend
+// on one directory, and Cluster, which replicates containers and objects
+// across several directories acting as devices (see Cluster, Replicator
+// and Auditor).
 //
 // # Layout
 //
