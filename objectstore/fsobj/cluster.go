@@ -90,8 +90,12 @@ type device struct {
 	stale atomic.Bool
 }
 
-// up reports whether the device is there: its marker file is.
+// up reports whether the device is there: opened, and its marker file
+// is there.
 func (d *device) up() bool {
+	if d.b == nil {
+		return false
+	}
 	if _, err := os.Stat(d.marker); err != nil {
 		d.stale.Store(true)
 		return false
@@ -109,9 +113,11 @@ type marker struct {
 }
 
 // OpenCluster opens (creating if needed) a replicated backend on the
-// configured devices. Every device must be present when it opens. If the
-// devices differ from those of the stored ring, the ring is rebalanced
-// and saved to every device; the replicator then moves the data.
+// configured devices. If the devices differ from those of the stored
+// ring, the ring is rebalanced and saved to every device; the replicator
+// then moves the data. A device of the ring whose directory lacks its
+// device.json (a disk not mounted) is down, not replaced: it stays down,
+// and the ring as it was, until the cluster is opened again with it.
 func OpenCluster(cfg ClusterConfig) (*Cluster, error) {
 	if len(cfg.Devices) == 0 {
 		return nil, errdefs.Invalid("devices", "a cluster needs at least one device")
@@ -126,28 +132,57 @@ func OpenCluster(cfg ClusterConfig) (*Cluster, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Cluster{clock: cfg.Clock, logger: cfg.Logger}
-	var rdevs []ring.Device
-	var stored *ring.Ring
 	fail := func(err error) (*Cluster, error) {
 		for _, d := range c.devs {
-			d.b.Close()
+			if d.b != nil {
+				d.b.Close()
+			}
 		}
 		return nil, err
 	}
+	// First the markers and rings the directories hold.
+	ids := make([]string, len(cfg.Devices))
+	var stored *ring.Ring
+	for i, dir := range cfg.Devices {
+		id, err := readMarker(dir)
+		if err != nil {
+			return fail(err)
+		}
+		ids[i] = id
+		if r, err := ring.Load(filepath.Join(dir, ringFile)); err == nil && (stored == nil || r.Version > stored.Version) {
+			stored = r
+		}
+	}
+	present := map[string]bool{}
+	for _, id := range ids {
+		present[id] = id != ""
+	}
+	var rdevs []ring.Device
 	for i, dir := range cfg.Devices {
 		zone := i + 1
 		if cfg.Zones != nil {
 			zone = cfg.Zones[i]
 		}
-		d, err := openDevice(dir, zone, cfg)
-		if err != nil {
-			return fail(err)
+		dir = filepath.Clean(dir)
+		d := &device{id: ids[i], dir: dir, zone: zone, marker: filepath.Join(dir, markerFile)}
+		if d.id == "" && stored != nil {
+			// A device of the ring whose marker is missing (a disk not
+			// mounted, a directory gone) is down, not new: no rebalance.
+			for _, rd := range stored.Devices {
+				if rd.Path == dir && !present[rd.ID] {
+					d.id = rd.ID
+					c.logger.Warn("fsobj: device missing; it stays down until the program restarts with it", "dir", dir)
+					d.stale.Store(true)
+				}
+			}
+		}
+		if d.b == nil && (d.id == "" || present[d.id]) {
+			if err := d.open(cfg); err != nil {
+				return fail(err)
+			}
 		}
 		c.devs = append(c.devs, d)
-		rdevs = append(rdevs, ring.Device{ID: d.id, Zone: zone})
-		if r, err := ring.Load(filepath.Join(dir, ringFile)); err == nil && (stored == nil || r.Version > stored.Version) {
-			stored = r
-		}
+		rdevs = append(rdevs, ring.Device{ID: d.id, Zone: zone, Path: dir})
 	}
 	r := stored
 	changed := false
@@ -170,13 +205,16 @@ func OpenCluster(cfg ClusterConfig) (*Cluster, error) {
 		c.logger.Info("fsobj: ring rebalanced", "version", nr.Version, "moved", moved, "of", nr.Parts()*len(nr.Assign))
 		r, changed = nr, true
 	}
-	for i := range c.devs {
+	for _, d := range c.devs {
+		if d.b == nil {
+			continue
+		}
 		if !changed {
-			if l, err := ring.Load(filepath.Join(c.devs[i].dir, ringFile)); err == nil && l.Version == r.Version {
+			if l, err := ring.Load(filepath.Join(d.dir, ringFile)); err == nil && l.Version == r.Version {
 				continue
 			}
 		}
-		if err := r.Save(filepath.Join(c.devs[i].dir, ringFile)); err != nil {
+		if err := r.Save(filepath.Join(d.dir, ringFile)); err != nil {
 			return fail(err)
 		}
 	}
@@ -198,7 +236,7 @@ func sameDevices(a, b []ring.Device) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	key := func(d ring.Device) string { return fmt.Sprintf("%s/%d/%g", d.ID, d.Zone, d.Weight) }
+	key := func(d ring.Device) string { return fmt.Sprintf("%s/%d/%g/%s", d.ID, d.Zone, d.Weight, d.Path) }
 	ka, kb := make([]string, len(a)), make([]string, len(b))
 	for i := range a {
 		ka[i], kb[i] = key(a[i]), key(b[i])
@@ -208,47 +246,53 @@ func sameDevices(a, b []ring.Device) bool {
 	return slices.Equal(ka, kb)
 }
 
-func openDevice(dir string, zone int, cfg ClusterConfig) (*device, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("fsobj: device %s: %w", dir, err)
+// readMarker returns the id in dir's marker, "" if there is none.
+func readMarker(dir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, markerFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
 	}
-	d := &device{dir: dir, zone: zone, marker: filepath.Join(dir, markerFile)}
-	data, err := os.ReadFile(d.marker)
+	if err != nil {
+		return "", fmt.Errorf("fsobj: device %s: %w", dir, err)
+	}
 	var m marker
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(data, &m); err != nil || m.ID == "" {
-			return nil, fmt.Errorf("fsobj: device %s: malformed %s", dir, markerFile)
+	if err := json.Unmarshal(data, &m); err != nil || m.ID == "" {
+		return "", fmt.Errorf("fsobj: device %s: malformed %s", dir, markerFile)
+	}
+	return m.ID, nil
+}
+
+// open opens the device's Backend, making the device (its marker) first
+// if it is new.
+func (d *device) open(cfg ClusterConfig) error {
+	if d.id == "" {
+		if err := os.MkdirAll(filepath.Join(d.dir, "tmp"), 0o750); err != nil {
+			return fmt.Errorf("fsobj: device %s: %w", d.dir, err)
 		}
-	case errors.Is(err, os.ErrNotExist):
 		var id [8]byte
 		_, _ = rand.Read(id[:])
-		m.ID = hex.EncodeToString(id[:])
+		m := marker{ID: hex.EncodeToString(id[:])}
 		data, _ := json.Marshal(m)
-		b := &Backend{dir: dir, noSync: cfg.NoSync}
-		if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o750); err != nil {
-			return nil, fmt.Errorf("fsobj: device %s: %w", dir, err)
+		if err := (&Backend{dir: d.dir, noSync: cfg.NoSync}).writeFile(d.marker, data); err != nil {
+			return fmt.Errorf("fsobj: device %s: %w", d.dir, err)
 		}
-		if err := b.writeFile(d.marker, data); err != nil {
-			return nil, fmt.Errorf("fsobj: device %s: %w", dir, err)
-		}
-	default:
-		return nil, fmt.Errorf("fsobj: device %s: %w", dir, err)
+		d.id = m.ID
 	}
-	d.id = m.ID
-	b, err := Open(dir, &Options{NoSync: cfg.NoSync, Clock: cfg.Clock})
+	b, err := Open(d.dir, &Options{NoSync: cfg.NoSync, Clock: cfg.Clock})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	d.b = b
-	return d, nil
+	return nil
 }
 
 // Close implements objectstore.Backend.
 func (c *Cluster) Close() error {
 	var errs []error
 	for _, d := range c.devs {
-		errs = append(errs, d.b.Close())
+		if d.b != nil {
+			errs = append(errs, d.b.Close())
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -264,7 +308,7 @@ func (c *Cluster) Moved() int { return c.rebMove }
 // that look at one replica (nil if dir is not a device).
 func (c *Cluster) Device(dir string) *Backend {
 	for _, d := range c.devs {
-		if d.dir == dir {
+		if d.dir == filepath.Clean(dir) {
 			return d.b
 		}
 	}

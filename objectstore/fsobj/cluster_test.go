@@ -377,3 +377,42 @@ func TestClusterRebalance(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterDeviceMissingAtOpen: a device whose directory is gone when
+// the cluster opens is down, not replaced: the ring stays, writes succeed
+// at quorum, and the device is repaired once it is back.
+func TestClusterDeviceMissingAtOpen(t *testing.T) {
+	dirs := devDirs(t, 3)
+	ctx := context.Background()
+	c := openCluster(t, dirs)
+	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := os.Rename(dirs[1], dirs[1]+".away"); err != nil {
+		t.Fatal(err)
+	}
+	c = openCluster(t, dirs)
+	if c.Ring().Version != 1 || c.Moved() != 0 {
+		t.Fatalf("a missing device changed the ring: version %d, moved %d", c.Ring().Version, c.Moved())
+	}
+	if _, err := os.Stat(dirs[1]); !os.IsNotExist(err) {
+		t.Fatalf("the missing device's directory was made again: %v", err)
+	}
+	data := randData(50_000, 5)
+	if _, err := c.Put(ctx, key("o"), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
+		t.Fatalf("put with a device missing: %v", err)
+	}
+	c.Close()
+	if err := os.Rename(dirs[1]+".away", dirs[1]); err != nil {
+		t.Fatal(err)
+	}
+	c = openCluster(t, dirs)
+	defer c.Close()
+	if _, err := fsobj.NewReplicator(c, 0).Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := copies(t, c, dirs, key("o"), data); n != 3 {
+		t.Fatalf("%d copies after the device came back, want 3", n)
+	}
+}
