@@ -44,6 +44,10 @@ type ClusterConfig struct {
 	Clock func() time.Time
 	// Logger receives rebalances, replication and audit findings.
 	Logger *slog.Logger
+	// ErrorSuppression is how long a device whose write failed with an
+	// I/O error counts as down (writes go to a handoff meanwhile);
+	// default 30 s.
+	ErrorSuppression time.Duration
 }
 
 // Cluster is an objectstore.Backend replicated across devices: local
@@ -75,6 +79,21 @@ type Cluster struct {
 	mu      sync.Mutex
 	lastTS  int64
 	rebMove int
+	// suppress is how long a device that failed counts as down.
+	suppress time.Duration
+}
+
+// failed notes a device's failed write: an I/O error (not a refusal such
+// as NotFound, Conflict, Invalid or a stale version) makes it count as
+// down for a while, so that writes go to a handoff instead.
+func (c *Cluster) failed(d *device, err error) {
+	if err == nil || errors.Is(err, errStale) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrConflict) || errors.Is(err, errdefs.ErrInvalid) {
+		return
+	}
+	d.errUntil.Store(time.Now().Add(c.suppress).UnixNano())
+	d.stale.Store(true)
+	c.logger.Warn("fsobj: device failed; it counts as down for a while", "dir", d.dir, "for", c.suppress, "err", err)
 }
 
 // device is one directory of a Cluster.
@@ -84,6 +103,9 @@ type device struct {
 	dir    string
 	b      *Backend
 	marker string
+	// errUntil (Unix ns) is when a device that failed a write stops
+	// counting as down.
+	errUntil atomic.Int64
 	// stale is set when the device is seen down, and cleared by the
 	// replicator's next full pass: until then its listings may lack what
 	// it missed, and listings come from other replicas.
@@ -93,7 +115,7 @@ type device struct {
 // up reports whether the device is there: opened, and its marker file
 // is there.
 func (d *device) up() bool {
-	if d.b == nil {
+	if d.b == nil || time.Now().UnixNano() < d.errUntil.Load() {
 		return false
 	}
 	if _, err := os.Stat(d.marker); err != nil {
@@ -131,7 +153,10 @@ func OpenCluster(cfg ClusterConfig) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Cluster{clock: cfg.Clock, logger: cfg.Logger}
+	if cfg.ErrorSuppression == 0 {
+		cfg.ErrorSuppression = 30 * time.Second
+	}
+	c := &Cluster{clock: cfg.Clock, logger: cfg.Logger, suppress: cfg.ErrorSuppression}
 	fail := func(err error) (*Cluster, error) {
 		for _, d := range c.devs {
 			if d.b != nil {
@@ -450,6 +475,7 @@ func (c *Cluster) CreateContainer(_ context.Context, account, cont string) error
 		if err == nil {
 			ok++
 		}
+		c.failed(d, err)
 		errs = append(errs, err)
 	}
 	return c.quorate(ok, errs, "create container")
@@ -769,9 +795,11 @@ func (c *Cluster) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	}
 	var targets []*device
 	for _, d := range c.targets(c.part(key.Account, key.Container)) {
-		if ensureContainer(d, st) == nil {
-			targets = append(targets, d)
+		if err := ensureContainer(d, st); err != nil {
+			c.failed(d, err)
+			continue
 		}
+		targets = append(targets, d)
 	}
 	if len(targets) < c.quorum {
 		return nil, unavailable("put " + key.String())
@@ -793,10 +821,12 @@ func (c *Cluster) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	wg.Wait()
 	ok := 0
 	var info *objectstore.ObjectInfo
-	for i := range targets {
+	for i, d := range targets {
 		if errs[i] == nil {
 			ok++
 			info = infos[i]
+		} else if srcErr == nil {
+			c.failed(d, errs[i])
 		}
 	}
 	if srcErr != nil {
@@ -962,6 +992,7 @@ func (c *Cluster) Delete(_ context.Context, key objectstore.ObjectKey) error {
 		if err == nil {
 			ok++
 		}
+		c.failed(d, err)
 		errs = append(errs, err)
 	}
 	return c.quorate(ok, errs, "delete "+key.String())

@@ -416,3 +416,47 @@ func TestClusterDeviceMissingAtOpen(t *testing.T) {
 		t.Fatalf("%d copies after the device came back, want 3", n)
 	}
 }
+
+// TestClusterErroringDevice: a device whose writes fail with I/O errors
+// fails that write alone (quorum holds), then counts as down: the next
+// write goes to a handoff.
+func TestClusterErroringDevice(t *testing.T) {
+	dirs := devDirs(t, 4)
+	c := openCluster(t, dirs)
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+	reps := c.Replicas("AUTH_p", "c")
+	bad := reps[2]
+	// Writes to the device's scratch directory now fail (ENOTDIR).
+	if err := os.RemoveAll(filepath.Join(bad, "tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bad, "tmp"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := randData(100_000, 7)
+	if _, err := c.Put(ctx, key("first"), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
+		t.Fatalf("put with an erroring replica: %v", err)
+	}
+	if n := copies(t, c, dirs, key("first"), data); n != 2 {
+		t.Fatalf("first write has %d copies, want 2", n)
+	}
+	if _, err := c.Put(ctx, key("second"), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var handoff string
+	for _, d := range dirs {
+		if !contains(reps, d) {
+			handoff = d
+		}
+	}
+	if _, err := c.Device(handoff).Head(ctx, key("second")); err != nil {
+		t.Fatalf("the write after the failure did not go to the handoff: %v", err)
+	}
+	if n := copies(t, c, dirs, key("second"), data); n != 3 {
+		t.Fatalf("second write has %d copies, want 3", n)
+	}
+}
