@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/objectstore"
@@ -458,5 +459,34 @@ func TestClusterErroringDevice(t *testing.T) {
 	}
 	if n := copies(t, c, dirs, key("second"), data); n != 3 {
 		t.Fatalf("second write has %d copies, want 3", n)
+	}
+}
+
+// TestClusterReclaim: tombstones older than the reclaim age go.
+func TestClusterReclaim(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	c, err := fsobj.OpenCluster(fsobj.ClusterConfig{Devices: devDirs(t, 3), PartPower: 4, Clock: func() time.Time { return time.Unix(0, now.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, key("o"), bytes.NewReader([]byte("x")), objectstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, key("o")); err != nil {
+		t.Fatal(err)
+	}
+	rep := fsobj.NewReplicator(c, 0)
+	if st, err := rep.Pass(ctx); err != nil || st.Reclaimed != 0 {
+		t.Fatalf("fresh tombstones reclaimed: %+v %v", st, err)
+	}
+	now.Add(int64(fsobj.DefaultReclaimAge + time.Hour))
+	if st, err := rep.Pass(ctx); err != nil || st.Reclaimed != 3 {
+		t.Fatalf("old tombstones: %+v %v, want 3 reclaimed", st, err)
 	}
 }

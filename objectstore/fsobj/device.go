@@ -562,3 +562,52 @@ func (b *Backend) quarantine(key objectstore.ObjectKey, id string) (bool, error)
 	_ = os.Remove(b.path(id, ".meta"))
 	return true, nil
 }
+
+// reclaim removes the object and container tombstones older than before
+// and returns how many.
+func (b *Backend) reclaim(before int64) (int, error) {
+	n := 0
+	err := b.commit.update(func(tx *bolt.Tx) error {
+		n = 0
+		err := tx.Bucket(bucketContainers).ForEachBucket(func(k []byte) error {
+			d := tx.Bucket(bucketContainers).Bucket(k).Bucket(bucketDeleted)
+			if d == nil {
+				return nil
+			}
+			var old [][]byte
+			_ = d.ForEach(func(name, v []byte) error {
+				if getU64(v) < before {
+					old = append(old, bytes.Clone(name))
+				}
+				return nil
+			})
+			for _, name := range old {
+				if err := d.Delete(name); err != nil {
+					return err
+				}
+			}
+			n += len(old)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if d := tx.Bucket(bucketDeletedContainers); d != nil {
+			var old [][]byte
+			_ = d.ForEach(func(k, v []byte) error {
+				if getU64(v) < before {
+					old = append(old, bytes.Clone(k))
+				}
+				return nil
+			})
+			for _, k := range old {
+				if err := d.Delete(k); err != nil {
+					return err
+				}
+			}
+			n += len(old)
+		}
+		return nil
+	})
+	return n, err
+}

@@ -116,7 +116,14 @@ type ReplicationStats struct {
 	// Reverted is the number of partitions a handoff device gave back to
 	// their primaries and dropped.
 	Reverted int
+	// Reclaimed is the number of tombstones older than the reclaim age
+	// removed.
+	Reclaimed int
 }
+
+// DefaultReclaimAge is how long tombstones are kept, as Swift's
+// reclaim_age: a device away for longer may bring deleted objects back.
+const DefaultReclaimAge = 7 * 24 * time.Hour
 
 // Replicator keeps a Cluster's replicas whole, as Swift's object
 // replicator does: for each partition a device holds, it compares the
@@ -125,6 +132,10 @@ type ReplicationStats struct {
 // tombstones, containers). A handoff device pushes its partitions to
 // their primaries and drops them once every primary holds them.
 type Replicator struct {
+	// ReclaimAge is how long tombstones are kept (set before Start or
+	// Pass); default DefaultReclaimAge.
+	ReclaimAge time.Duration
+
 	c        *Cluster
 	interval time.Duration
 	logger   *slog.Logger
@@ -137,7 +148,7 @@ type Replicator struct {
 // NewReplicator returns a replicator of c that runs a pass every interval
 // once started.
 func NewReplicator(c *Cluster, interval time.Duration) *Replicator {
-	return &Replicator{c: c, interval: interval, logger: c.logger, stop: make(chan struct{})}
+	return &Replicator{ReclaimAge: DefaultReclaimAge, c: c, interval: interval, logger: c.logger, stop: make(chan struct{})}
 }
 
 // Start starts the replicator's loop.
@@ -188,6 +199,14 @@ func (r *Replicator) Pass(ctx context.Context) (ReplicationStats, error) {
 	for _, d := range c.devs {
 		if d.up() {
 			up = append(up, d)
+		}
+	}
+	before := c.clock().Add(-r.ReclaimAge).UnixNano()
+	for _, d := range up {
+		n, err := d.b.reclaim(before)
+		st.Reclaimed += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("device %s: %w", d.dir, err))
 		}
 	}
 	for _, d := range up {
