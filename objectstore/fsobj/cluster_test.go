@@ -490,3 +490,31 @@ func TestClusterReclaim(t *testing.T) {
 		t.Fatalf("old tombstones: %+v %v, want 3 reclaimed", st, err)
 	}
 }
+
+// TestClusterFromOneDirectory: a directory of the one-directory Backend
+// becomes a device of a cluster, and the replicator copies its containers
+// and objects to the new devices.
+func TestClusterFromOneDirectory(t *testing.T) {
+	dirs := devDirs(t, 3)
+	ctx := context.Background()
+	b := open(t, dirs[0])
+	if err := b.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+	data := randData(70_000, 9)
+	if _, err := b.Put(ctx, key("o"), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	c := openCluster(t, dirs)
+	defer c.Close()
+	if got := readKey(t, c, key("o")); !bytes.Equal(got, data) {
+		t.Fatal("object of the old directory reads differently")
+	}
+	if _, err := fsobj.NewReplicator(c, 0).Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := copies(t, c, dirs, key("o"), data); n != 3 {
+		t.Fatalf("%d copies after replication, want 3", n)
+	}
+}

@@ -236,7 +236,7 @@ func (b *Backend) createContainerAt(account, cont string, at int64) error {
 		if err != nil {
 			return err
 		}
-		if getU64(d.Get(k)) >= at {
+		if t := getU64(d.Get(k)); t != 0 && t >= at {
 			return errStale
 		}
 		c := tx.Bucket(bucketContainers).Bucket(k)

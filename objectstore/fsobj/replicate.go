@@ -265,6 +265,7 @@ func (r *Replicator) syncPart(ctx context.Context, d *device, p int, conts []con
 	}
 	primary := false
 	allSynced := true
+	var syncErr error
 	for _, peer := range c.primaries(p) {
 		if peer == d {
 			primary = true
@@ -290,13 +291,13 @@ func (r *Replicator) syncPart(ctx context.Context, d *device, p int, conts []con
 			}
 			st.SuffixesSynced++
 			if err := r.syncSuffix(ctx, d, peer, local, remote, suffix, st); err != nil {
-				r.logger.Warn("fsobj: replication", "from", d.dir, "to", peer.dir, "partition", p, "suffix", suffix, "err", err)
+				syncErr = fmt.Errorf("to %s, suffix %s: %w", peer.dir, suffix, err)
 				allSynced = false
 			}
 		}
 	}
 	if primary || !allSynced {
-		return nil
+		return syncErr
 	}
 	// d is a handoff and every primary has what it held: drop it.
 	for _, cs := range conts {
