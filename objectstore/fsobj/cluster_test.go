@@ -121,7 +121,7 @@ func TestClusterDurability(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flip(t, p, 1_000_000)
+	flip(t, p, 1_200_000) // past the first 1 MiB window: fails over mid-stream
 	p, err = c.Device(reps[1]).DataPath(key("o2"))
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +133,27 @@ func TestClusterDurability(t *testing.T) {
 	flip(t, p1, 10)
 	if n := copies(t, c, dirs, key("o2"), objs["o2"]); n != 1 {
 		t.Fatalf("%d good copies of o2 after damage, want 1", n)
+	}
+	// Reads fail over mid-stream, through Read and through WriteTo, and
+	// in ranges.
+	if got := readKey(t, c, key("o2")); !bytes.Equal(got, objs["o2"]) {
+		t.Fatal("read of the damaged object differs")
+	}
+	for _, r := range [][2]int64{{0, -1}, {900_000, 350_000}, {1_200_000, 1}} {
+		rc, _, err := c.Get(ctx, key("o2"), r[0], r[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		_, err = io.Copy(&buf, rc)
+		rc.Close()
+		end := int64(len(objs["o2"]))
+		if r[1] >= 0 {
+			end = r[0] + r[1]
+		}
+		if err != nil || !bytes.Equal(buf.Bytes(), objs["o2"][r[0]:end]) {
+			t.Fatalf("range %v: %d bytes, %v", r, buf.Len(), err)
+		}
 	}
 
 	// Readers run all the time the auditor and replicator work.
