@@ -274,6 +274,11 @@ func TestClusterDeviceAway(t *testing.T) {
 			if got := readKey(t, c, key("new")); !bytes.Equal(got, fresh) {
 				t.Fatal("read with a device away differs")
 			}
+			// A pass while it is away (filling the replicator's cache).
+			rep := fsobj.NewReplicator(c, 0)
+			if _, err := rep.Pass(ctx); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.Rename(away+".away", away); err != nil {
 				t.Fatal(err)
 			}
@@ -284,7 +289,7 @@ func TestClusterDeviceAway(t *testing.T) {
 			if _, err := c.Head(ctx, key("gone")); !errors.Is(err, errdefs.ErrNotFound) {
 				t.Fatalf("deleted object visible after the device returned: %v", err)
 			}
-			rst, err := fsobj.NewReplicator(c, 0).Pass(ctx)
+			rst, err := rep.Pass(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

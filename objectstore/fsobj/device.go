@@ -567,6 +567,29 @@ func (b *Backend) quarantine(key objectstore.ObjectKey, id string) (bool, error)
 // and returns how many.
 func (b *Backend) reclaim(before int64) (int, error) {
 	n := 0
+	// Look first: a pass with nothing to reclaim writes nothing.
+	found := false
+	_ = b.db.View(func(tx *bolt.Tx) error {
+		_ = tx.Bucket(bucketContainers).ForEachBucket(func(k []byte) error {
+			if d := tx.Bucket(bucketContainers).Bucket(k).Bucket(bucketDeleted); d != nil && !found {
+				_ = d.ForEach(func(_, v []byte) error {
+					found = found || getU64(v) < before
+					return nil
+				})
+			}
+			return nil
+		})
+		if d := tx.Bucket(bucketDeletedContainers); d != nil && !found {
+			_ = d.ForEach(func(_, v []byte) error {
+				found = found || getU64(v) < before
+				return nil
+			})
+		}
+		return nil
+	})
+	if !found {
+		return 0, nil
+	}
 	err := b.commit.update(func(tx *bolt.Tx) error {
 		n = 0
 		err := tx.Bucket(bucketContainers).ForEachBucket(func(k []byte) error {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/objectstore"
 )
@@ -139,7 +141,8 @@ type Replicator struct {
 	c        *Cluster
 	interval time.Duration
 	logger   *slog.Logger
-	pass     sync.Mutex
+	pass     sync.Mutex // held by a pass; guards cache
+	cache    map[cacheKey]cached
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	once     sync.Once
@@ -148,7 +151,7 @@ type Replicator struct {
 // NewReplicator returns a replicator of c that runs a pass every interval
 // once started.
 func NewReplicator(c *Cluster, interval time.Duration) *Replicator {
-	return &Replicator{ReclaimAge: DefaultReclaimAge, c: c, interval: interval, logger: c.logger, stop: make(chan struct{})}
+	return &Replicator{ReclaimAge: DefaultReclaimAge, c: c, interval: interval, logger: c.logger, cache: map[cacheKey]cached{}, stop: make(chan struct{})}
 }
 
 // Start starts the replicator's loop.
@@ -210,7 +213,7 @@ func (r *Replicator) Pass(ctx context.Context) (ReplicationStats, error) {
 		}
 	}
 	for _, d := range up {
-		byPart, err := partsOf(c, d)
+		byPart, err := r.partsOf(d)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("device %s: %w", d.dir, err))
 			continue
@@ -241,6 +244,68 @@ func (r *Replicator) Pass(ctx context.Context) (ReplicationStats, error) {
 	return st, errors.Join(errs...)
 }
 
+// cacheKey names what a device holds of a partition (part -1: its
+// containers by partition).
+type cacheKey struct {
+	d    *device
+	part int
+}
+
+// cached is a result computed when the device's index was at txid: it
+// holds as long as the index has not changed since (no write at all), so
+// that a pass over an idle cluster costs little.
+type cached struct {
+	txid  int
+	parts map[int][]containerState
+	pc    *partContents
+}
+
+// txid returns the id of the index's last committed transaction.
+func (b *Backend) txid() int {
+	var id int
+	_ = b.db.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+	return id
+}
+
+// partsOf returns the containers d holds, by partition.
+func (r *Replicator) partsOf(d *device) (map[int][]containerState, error) {
+	k := cacheKey{d, -1}
+	before := d.b.txid()
+	if c, ok := r.cache[k]; ok && c.txid == before {
+		return c.parts, nil
+	}
+	parts, err := partsOf(r.c, d)
+	if err == nil && d.b.txid() == before {
+		r.cache[k] = cached{txid: before, parts: parts}
+	}
+	return parts, err
+}
+
+// contents is contents, cached (the hashes only) while the device's
+// index does not change.
+func (r *Replicator) contents(d *device, part int, conts []containerState) (*partContents, error) {
+	k := cacheKey{d, part}
+	before := d.b.txid()
+	if c, ok := r.cache[k]; ok && c.txid == before {
+		return c.pc, nil
+	}
+	pc, err := contents(d, conts)
+	if err == nil && d.b.txid() == before {
+		// Only the hashes are kept: the entries are read again if a
+		// suffix differs.
+		r.cache[k] = cached{txid: before, pc: &partContents{conts: pc.conts, hashes: pc.hashes}}
+	}
+	return pc, err
+}
+
+// full returns pc with its entries, reading them if pc has only hashes.
+func full(d *device, pc *partContents) (*partContents, error) {
+	if pc.bySuffix != nil {
+		return pc, nil
+	}
+	return contents(d, pc.conts)
+}
+
 // partsOf returns the containers d holds, by partition.
 func partsOf(c *Cluster, d *device) (map[int][]containerState, error) {
 	conts, err := d.b.containers()
@@ -259,7 +324,7 @@ func partsOf(c *Cluster, d *device) (map[int][]containerState, error) {
 // and drops it from d if d is a handoff and every primary now holds it.
 func (r *Replicator) syncPart(ctx context.Context, d *device, p int, conts []containerState, st *ReplicationStats) error {
 	c := r.c
-	local, err := contents(d, conts)
+	local, err := r.contents(d, p, conts)
 	if err != nil {
 		return err
 	}
@@ -275,12 +340,12 @@ func (r *Replicator) syncPart(ctx context.Context, d *device, p int, conts []con
 			allSynced = false
 			continue
 		}
-		peerParts, err := partsOf(c, peer)
+		peerParts, err := r.partsOf(peer)
 		if err != nil {
 			allSynced = false
 			continue
 		}
-		remote, err := contents(peer, peerParts[p])
+		remote, err := r.contents(peer, p, peerParts[p])
 		if err != nil {
 			allSynced = false
 			continue
@@ -290,6 +355,14 @@ func (r *Replicator) syncPart(ctx context.Context, d *device, p int, conts []con
 				continue
 			}
 			st.SuffixesSynced++
+			if local, err = full(d, local); err == nil {
+				remote, err = full(peer, remote)
+			}
+			if err != nil {
+				syncErr = err
+				allSynced = false
+				break
+			}
 			if err := r.syncSuffix(ctx, d, peer, local, remote, suffix, st); err != nil {
 				syncErr = fmt.Errorf("to %s, suffix %s: %w", peer.dir, suffix, err)
 				allSynced = false
