@@ -366,60 +366,88 @@ func (b *Backend) entries(account, cont string, keep func(name string) bool) ([]
 	return out, err
 }
 
-// dropContainer removes a container, its objects' files and its
-// tombstone from the device without leaving tombstones: the replicator
-// does it to a handoff device once the primaries hold what it held.
-func (b *Backend) dropContainer(account, cont string) error {
-	k, err := containerKey(account, cont)
+// dropKnown removes from the device what a handoff pushed to the
+// primaries: the versions in known (name → time) of the container's
+// objects and tombstones, then the container itself (or its tombstone) if
+// nothing else is left and it is still as st describes. It leaves no
+// tombstones. A version written since st and known were read stays.
+func (b *Backend) dropKnown(st containerState, known map[string]int64) error {
+	k, err := containerKey(st.Account, st.Container)
 	if err != nil {
 		return err
 	}
 	var ids []string
 	err = b.commit.update(func(tx *bolt.Tx) error {
 		ids = nil
-		if c := tx.Bucket(bucketContainers).Bucket(k); c != nil {
-			err := c.Bucket(bucketObjects).ForEach(func(_, v []byte) error {
+		if c := tx.Bucket(bucketContainers).Bucket(k); c != nil && st.Exists {
+			objs := c.Bucket(bucketObjects)
+			var drop [][]byte
+			var dropped []*record
+			err := objs.ForEach(func(name, v []byte) error {
 				r, err := decodeRecord(v, false)
-				if err == nil && r.ID != "" {
-					ids = append(ids, r.ID)
+				if err != nil {
+					return err
+				}
+				if ts, ok := known[string(name)]; ok && ts == r.Info.LastModified.UnixNano() {
+					drop = append(drop, bytes.Clone(name))
+					dropped = append(dropped, r)
 				}
 				return nil
 			})
 			if err != nil {
 				return err
 			}
-			if err := expireAll(tx, c, account, cont); err != nil {
-				return err
+			for i, name := range drop {
+				r := dropped[i]
+				if r.Info.DeleteAt != 0 {
+					if err := tx.Bucket(bucketExpiry).Delete(expiryKey(r.Info.DeleteAt, objectstore.ObjectKey{Account: st.Account, Container: st.Container, Name: string(name)})); err != nil {
+						return err
+					}
+				}
+				if err := objs.Delete(name); err != nil {
+					return err
+				}
+				if err := addStats(c, -1, -r.Info.Size); err != nil {
+					return err
+				}
+				if r.ID != "" {
+					ids = append(ids, r.ID)
+				}
 			}
-			if err := tx.Bucket(bucketContainers).DeleteBucket(k); err != nil {
-				return err
+			empty := true
+			if k, _ := objs.Cursor().First(); k != nil {
+				empty = false
+			}
+			if d := c.Bucket(bucketDeleted); d != nil {
+				var old [][]byte
+				_ = d.ForEach(func(name, v []byte) error {
+					if ts, ok := known[string(name)]; ok && ts == getU64(v) {
+						old = append(old, bytes.Clone(name))
+					}
+					return nil
+				})
+				for _, name := range old {
+					if err := d.Delete(name); err != nil {
+						return err
+					}
+				}
+				if k, _ := d.Cursor().First(); k != nil {
+					empty = false
+				}
+			}
+			if empty && getU64(c.Get(keyCreated)) == st.Created {
+				if err := tx.Bucket(bucketContainers).DeleteBucket(k); err != nil {
+					return err
+				}
 			}
 		}
-		if d := tx.Bucket(bucketDeletedContainers); d != nil && d.Get(k) != nil {
+		if d := tx.Bucket(bucketDeletedContainers); d != nil && st.Deleted != 0 && getU64(d.Get(k)) == st.Deleted {
 			return d.Delete(k)
 		}
 		return nil
 	})
 	for _, id := range ids {
 		b.removeFiles(id)
-	}
-	return err
-}
-
-// expireAll removes the expiry entries of a container's objects.
-func expireAll(tx *bolt.Tx, c *bolt.Bucket, account, cont string) error {
-	var stale [][]byte
-	err := c.Bucket(bucketObjects).ForEach(func(k, v []byte) error {
-		r, err := decodeRecord(v, false)
-		if err == nil && r.Info.DeleteAt != 0 {
-			stale = append(stale, expiryKey(r.Info.DeleteAt, objectstore.ObjectKey{Account: account, Container: cont, Name: string(k)}))
-		}
-		return nil
-	})
-	for _, k := range stale {
-		if err := tx.Bucket(bucketExpiry).Delete(k); err != nil {
-			return err
-		}
 	}
 	return err
 }

@@ -372,9 +372,24 @@ func (r *Replicator) syncPart(ctx context.Context, d *device, p int, conts []con
 	if primary || !allSynced {
 		return syncErr
 	}
-	// d is a handoff and every primary has what it held: drop it.
+	// d is a handoff and every primary has what it held: drop it,
+	// exactly the versions pushed (a write that reached d meanwhile
+	// stays for the next pass).
+	if local, err = full(d, local); err != nil {
+		return err
+	}
+	known := map[string]map[string]int64{}
+	for _, ents := range local.bySuffix {
+		for _, e := range ents {
+			ck := e.cont.Account + "\x00" + e.cont.Container
+			if known[ck] == nil {
+				known[ck] = map[string]int64{}
+			}
+			known[ck][e.Name] = e.TS
+		}
+	}
 	for _, cs := range conts {
-		if err := d.b.dropContainer(cs.Account, cs.Container); err != nil {
+		if err := d.b.dropKnown(cs, known[cs.Account+"\x00"+cs.Container]); err != nil {
 			return err
 		}
 	}
