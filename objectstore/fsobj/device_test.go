@@ -23,7 +23,9 @@ func TestDropKnown(t *testing.T) {
 	if err := b.createContainerAt("AUTH_p", "c", 10); err != nil {
 		t.Fatal(err)
 	}
-	k := func(n string) objectstore.ObjectKey { return objectstore.ObjectKey{Account: "AUTH_p", Container: "c", Name: n} }
+	k := func(n string) objectstore.ObjectKey {
+		return objectstore.ObjectKey{Account: "AUTH_p", Container: "c", Name: n}
+	}
 	big := bytes.Repeat([]byte("x"), 100_000)
 	for i, n := range []string{"a", "b"} {
 		if _, err := b.put(ctx, k(n), bytes.NewReader(big), objectstore.PutOptions{}, time.Unix(0, int64(100+i)), true); err != nil {
