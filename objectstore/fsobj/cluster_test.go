@@ -544,3 +544,29 @@ func TestClusterFromOneDirectory(t *testing.T) {
 		t.Fatalf("%d copies after replication, want 3", n)
 	}
 }
+
+// TestAuditorRate: the auditor reads no faster than its rate.
+func TestAuditorRate(t *testing.T) {
+	c := openCluster(t, devDirs(t, 3))
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, key("o"), bytes.NewReader(randData(500_000, 3)), objectstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const rate = 5_000_000 // 1.5 MB in 3 copies: at least 0.3 s
+	start := time.Now()
+	st, err := fsobj.NewAuditor(c, rate, 0).Pass(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	el := time.Since(start)
+	if st.Bytes != 1_500_000 || st.Objects != 3 {
+		t.Fatalf("audit %+v", st)
+	}
+	if floor := time.Duration(float64(st.Bytes) / rate * float64(time.Second)); el < floor*9/10 {
+		t.Fatalf("audited %d bytes in %v, faster than %d B/s", st.Bytes, el, rate)
+	}
+}
