@@ -239,8 +239,12 @@ func OpenCluster(cfg ClusterConfig) (*Cluster, error) {
 				continue
 			}
 		}
-		if err := r.Save(filepath.Join(d.dir, ringFile)); err != nil {
-			return fail(err)
+		data, err := json.Marshal(r)
+		if err == nil {
+			err = d.b.writeFile(filepath.Join(d.dir, ringFile), data)
+		}
+		if err != nil {
+			return fail(fmt.Errorf("fsobj: save the ring in %s: %w", d.dir, err))
 		}
 	}
 	// Order the devices as the ring does.
@@ -408,9 +412,9 @@ func (c *Cluster) targets(part int) []*device {
 	return out
 }
 
-// readSet returns where reads of part look: the targets, and the other
-// primaries... that is the same set: primaries up plus as many handoffs
-// as primaries are down (where writes went meanwhile).
+// readSet returns where reads of part look: where writes go, the
+// primaries that are up and as many handoffs as primaries are down (which
+// took the writes meanwhile).
 func (c *Cluster) readSet(part int) []*device { return c.targets(part) }
 
 func unavailable(what string) error {

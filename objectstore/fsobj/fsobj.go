@@ -10,6 +10,16 @@
 //	DIR/objects/<xx>/<id>.meta  metadata set by SetMeta after the write, if any
 //	DIR/tmp/                  files being written
 //
+// A device of a Cluster adds:
+//
+//	DIR/device.json           the device's id, which its ring entry names
+//	DIR/ring.json             the ring (every device keeps the newest version)
+//	DIR/quarantined/          bad copies the auditor took out
+//
+// and keeps, in index.db, each object's version (its LastModified, equal
+// on every replica), tombstones of deleted objects and containers, and
+// containers' creation times.
+//
 // Files are named by a random id, never by the object's name, so no name
 // can reach outside DIR. A write goes to DIR/tmp, is fsynced, renamed into
 // DIR/objects and the directory fsynced; only then does one bbolt
@@ -26,6 +36,17 @@
 // Readers verify each chunk before returning any of its bytes and fail
 // with objectstore.ErrCorrupt instead of returning bytes that differ from
 // those written.
+//
+// # Replication
+//
+// A Cluster places each container, with its listing and its objects, on
+// Replicas devices chosen by a ring (objectstore/ring) and writes to all
+// of them, succeeding at a quorum. A Replicator compares per-suffix hashes
+// of each partition between replicas and pushes what is missing or older;
+// an Auditor reads every copy at a bounded rate and quarantines bad ones
+// for the replicator to restore. One container's bytes are bounded by its
+// devices' space: the ring spreads containers, not one container's
+// objects.
 package fsobj
 
 import (
