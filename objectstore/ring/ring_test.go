@@ -140,3 +140,25 @@ func TestRingSaveLoadHandoffs(t *testing.T) {
 		t.Fatal("repeated device id accepted")
 	}
 }
+
+func TestRingZonesWeights(t *testing.T) {
+	// Two zones of two devices: every partition spans both zones.
+	ds := devs(4)
+	ds[0].Zone, ds[1].Zone, ds[2].Zone, ds[3].Zone = 1, 1, 2, 2
+	r, err := ring.Build(ds, 8, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	distinct(t, r)
+	// A device of weight 2 holds twice the replicas of one of weight 1.
+	ds = devs(3)
+	ds[2].Weight = 2
+	r, err = ring.Build(ds, 8, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := r.Counts()
+	if c["d2"] < 2*c["d0"]-4 || c["d2"] > 2*c["d0"]+4 {
+		t.Fatalf("counts %v: the weight-2 device should hold twice as many", c)
+	}
+}
