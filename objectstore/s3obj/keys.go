@@ -1,6 +1,8 @@
 package s3obj
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -62,18 +64,7 @@ func segment(name string, prefix bool) string {
 	if !prefix {
 		e = append(e, terminator)
 	}
-	if len(e) <= chunkLen {
-		return string(e)
-	}
-	var sb strings.Builder
-	sb.Grow(len(e) + len(e)/chunkLen)
-	for i := 0; i < len(e); i += chunkLen {
-		if i > 0 {
-			sb.WriteByte('/')
-		}
-		sb.Write(e[i:min(i+chunkLen, len(e))])
-	}
-	return sb.String()
+	return chunk(e)
 }
 
 // unsegment reverses segment for a terminated segment; ok is false if s
@@ -149,14 +140,91 @@ func containerMarker(account, container string) string {
 	return containersNS + segment(account, false) + "/" + segment(container, false)
 }
 
-// objectKey is the key of the object.
-func objectKey(account, container, name string) string {
-	return containerPrefix(account, container) + segment(name, false)
+// S3 keys are at most maxKey bytes. A name whose escaped form is longer
+// than the container's overflowAt(base) bytes is stored as a long name:
+// its key is its first overflowAt escaped bytes, longMark and a hash of
+// the name, and the name itself is in the object's metadata. All long
+// names that share those first bytes sort after every other name that
+// begins with them and before every name that is greater, as their
+// group of keys does; the listing cursor reads a group whole and sorts
+// it by name (a group holds more than one name only when names share
+// their first ~900 bytes).
+const (
+	maxKey   = 1024
+	longMark = '"' // after the terminator, before every code
+	hashLen  = 32
+)
+
+// chunkedLen is the length of n bytes cut into components.
+func chunkedLen(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return n + (n-1)/chunkLen
+}
+
+// overflowAt is the longest escaped name stored as such under base.
+func overflowAt(base string) int {
+	k := maxKey - len(base) - 1 - hashLen
+	for k > 0 && len(base)+chunkedLen(k+1+hashLen) > maxKey {
+		k--
+	}
+	return k
+}
+
+// chunk cuts e into components of chunkLen bytes.
+func chunk(e []byte) string {
+	if len(e) <= chunkLen {
+		return string(e)
+	}
+	var sb strings.Builder
+	sb.Grow(chunkedLen(len(e)))
+	for i := 0; i < len(e); i += chunkLen {
+		if i > 0 {
+			sb.WriteByte('/')
+		}
+		sb.Write(e[i:min(i+chunkLen, len(e))])
+	}
+	return sb.String()
+}
+
+// objectKey is the key of the object; long is set for a long name.
+func objectKey(account, container, name string) (key string, long bool) {
+	base := containerPrefix(account, container)
+	e := escape(nil, name)
+	k := overflowAt(base)
+	if len(e) <= k {
+		return base + chunk(append(e, terminator)), false
+	}
+	h := sha256.Sum256([]byte(name))
+	e = append(append(e[:k], longMark), hex.EncodeToString(h[:])[:hashLen]...)
+	return base + chunk(e), true
+}
+
+// seekKey is the key a listing starts after to reach the names at or
+// after name (and, for a long name, its group).
+func seekKey(base, name string) string {
+	e := escape(nil, name)
+	if k := overflowAt(base); len(e) > k {
+		e = e[:k]
+	}
+	return base + chunk(e)
+}
+
+// longGroup returns the key prefix of the long-name group key is in, if
+// it is a long name's key.
+func longGroup(key string) (string, bool) {
+	i := strings.IndexByte(key, longMark)
+	if i < 0 {
+		return "", false
+	}
+	return key[:i+1], true
 }
 
 // expiryKey is the expiry index entry of the object, due at deleteAt.
 func expiryKey(deleteAt int64, k objectKeyParts) string {
-	return fmt.Sprintf("%s%011d/%s", expiryNS, deleteAt, strings.TrimPrefix(objectKey(k.account, k.container, k.name), objectsNS))
+	key, _ := objectKey(k.account, k.container, k.name)
+	return fmt.Sprintf("%s%011d/%s", expiryNS, deleteAt, strings.TrimPrefix(key, objectsNS))
 }
 
 // objectKeyParts is an object's names, parsed back from a key.
@@ -191,7 +259,8 @@ func parseSegments(s string, n int) ([]string, bool) {
 	return out, s == ""
 }
 
-// parseExpiryKey parses an expiry index key.
+// parseExpiryKey parses an expiry index key. For a long name's entry it
+// returns the time (not zero) and ok false.
 func parseExpiryKey(key string) (int64, objectKeyParts, bool) {
 	rest, ok := strings.CutPrefix(key, expiryNS)
 	if !ok || len(rest) < 12 || rest[11] != '/' {
@@ -203,7 +272,7 @@ func parseExpiryKey(key string) (int64, objectKeyParts, bool) {
 	}
 	parts, ok := parseSegments(rest[12:], 3)
 	if !ok {
-		return 0, objectKeyParts{}, false
+		return t, objectKeyParts{}, false
 	}
 	return t, objectKeyParts{parts[0], parts[1], parts[2]}, true
 }

@@ -20,6 +20,9 @@ const (
 	metaMD5        = "Stratus-Md5"
 	metaDeleteAt   = "Stratus-Delete-At"
 	metaSwiftMeta  = "Stratus-Meta-"
+	metaName       = "Stratus-Name" // a long name (see keys.go)
+	metaAccount    = "Stratus-Account"
+	metaContainer  = "Stratus-Container"
 	metaHeader     = "Stratus-H-"
 	swiftMetaHdr   = "X-Object-Meta-"
 	md5Tag         = "stratus-md5"
@@ -145,4 +148,12 @@ func decodeValue(v string) string {
 		}
 	}
 	return v
+}
+
+// encodeName and decodeName keep a name in metadata.
+func encodeName(name string) string { return base64.RawURLEncoding.EncodeToString([]byte(name)) }
+
+func decodeName(v string) (string, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	return string(b), err == nil && v != ""
 }

@@ -268,14 +268,14 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	if err := b.containerExists(ctx, key.Account, key.Container); err != nil {
 		return nil, err
 	}
-	k := objectKey(key.Account, key.Container, key.Name)
+	k, long := objectKey(key.Account, key.Container, key.Name)
 	bufp := b.pool.Get().(*[]byte)
 	h := md5.New()
 	n, rerr := io.ReadFull(r, *bufp)
 	h.Write((*bufp)[:n])
 	switch {
 	case rerr == nil:
-		return b.putMultipart(ctx, key, k, r, bufp, h, opts)
+		return b.putMultipart(ctx, key, k, long, r, bufp, h, opts)
 	case rerr != io.EOF && rerr != io.ErrUnexpectedEOF:
 		b.pool.Put(bufp)
 		return nil, fmt.Errorf("s3obj: put %s: %w", key, rerr)
@@ -290,6 +290,9 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 		return nil, err
 	}
 	popts := putOptions(opts, etag)
+	if long {
+		popts.UserMetadata[metaName] = encodeName(key.Name)
+	}
 	_, err := b.core.PutObject(ctx, b.bucket, k, bytes.NewReader((*bufp)[:n]), int64(n), base64.StdEncoding.EncodeToString(sum), "", popts)
 	if err != nil {
 		return nil, classify("put "+key.String(), err)
@@ -325,7 +328,7 @@ func contentType(ct string) string {
 
 // putMultipart uploads r (whose first part is in first) as a multipart
 // upload with up to b.conc parts in flight.
-func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k string, r io.Reader, first *[]byte, h hashWriter, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k string, long bool, r io.Reader, first *[]byte, h hashWriter, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
 	if err := b.indexExpiry(ctx, key, opts.DeleteAt); err != nil {
 		b.pool.Put(first)
 		return nil, err
@@ -333,6 +336,9 @@ func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k
 	// The MD5 is known up front only when the client gave it; otherwise
 	// it is recorded as a tag once the upload is complete.
 	popts := putOptions(opts, opts.ETag)
+	if long {
+		popts.UserMetadata[metaName] = encodeName(key.Name)
+	}
 	id, err := b.core.NewMultipartUpload(ctx, b.bucket, k, popts)
 	if err != nil {
 		b.pool.Put(first)
@@ -441,7 +447,8 @@ func (b *Backend) indexExpiry(ctx context.Context, key objectstore.ObjectKey, de
 		return nil
 	}
 	ek := expiryKey(deleteAt, objectKeyParts{key.Account, key.Container, key.Name})
-	_, err := b.core.PutObject(ctx, b.bucket, ek, bytes.NewReader(nil), 0, "", "", minio.PutObjectOptions{})
+	meta := map[string]string{metaAccount: encodeName(key.Account), metaContainer: encodeName(key.Container), metaName: encodeName(key.Name)}
+	_, err := b.core.PutObject(ctx, b.bucket, ek, bytes.NewReader(nil), 0, "", "", minio.PutObjectOptions{UserMetadata: meta})
 	return classify("index expiry of "+key.String(), err)
 }
 
@@ -460,7 +467,7 @@ func (b *Backend) Get(ctx context.Context, key objectstore.ObjectKey, offset, le
 		}
 		return io.NopCloser(bytes.NewReader(nil)), info, nil
 	}
-	k := objectKey(key.Account, key.Container, key.Name)
+	k, _ := objectKey(key.Account, key.Container, key.Name)
 	var gopts minio.GetObjectOptions
 	switch {
 	case length > 0:
@@ -500,7 +507,7 @@ func (b *Backend) Get(ctx context.Context, key objectstore.ObjectKey, offset, le
 
 // Head implements objectstore.Backend.
 func (b *Backend) Head(ctx context.Context, key objectstore.ObjectKey) (*objectstore.ObjectInfo, error) {
-	k := objectKey(key.Account, key.Container, key.Name)
+	k, _ := objectKey(key.Account, key.Container, key.Name)
 	oi, err := b.client.StatObject(ctx, b.bucket, k, minio.StatObjectOptions{})
 	if err != nil {
 		return nil, classify("head "+key.String(), err)
@@ -549,7 +556,7 @@ func (b *Backend) objectMD5(ctx context.Context, k string, oi minio.ObjectInfo) 
 // object onto itself with the new metadata, if the object is still the
 // one whose MD5 it read.
 func (b *Backend) SetMeta(ctx context.Context, key objectstore.ObjectKey, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
-	k := objectKey(key.Account, key.Container, key.Name)
+	k, long := objectKey(key.Account, key.Container, key.Name)
 	oi, err := b.client.StatObject(ctx, b.bucket, k, minio.StatObjectOptions{})
 	if err != nil {
 		return nil, classify("head "+key.String(), err)
@@ -562,6 +569,9 @@ func (b *Backend) SetMeta(ctx context.Context, key objectstore.ObjectKey, opts o
 		return nil, err
 	}
 	popts := putOptions(opts, cur.ETag)
+	if long {
+		popts.UserMetadata[metaName] = encodeName(key.Name)
+	}
 	dst := minio.CopyDestOptions{
 		Bucket: b.bucket, Object: k,
 		UserMetadata: popts.UserMetadata, ReplaceMetadata: true,
@@ -576,7 +586,7 @@ func (b *Backend) SetMeta(ctx context.Context, key objectstore.ObjectKey, opts o
 
 // Delete implements objectstore.Backend.
 func (b *Backend) Delete(ctx context.Context, key objectstore.ObjectKey) error {
-	k := objectKey(key.Account, key.Container, key.Name)
+	k, _ := objectKey(key.Account, key.Container, key.Name)
 	if _, err := b.client.StatObject(ctx, b.bucket, k, minio.StatObjectOptions{}); err != nil {
 		return classify("head "+key.String(), err)
 	}
@@ -648,8 +658,11 @@ func (b *Backend) ReapExpired(ctx context.Context, now time.Time, limit int) ([]
 	)
 	err := b.walk(ctx, expiryNS, "", func(o minio.ObjectInfo) bool {
 		t, parts, ok := parseExpiryKey(o.Key)
-		if ok && t > now.Unix() || len(reaped) >= limit {
+		if t > now.Unix() || len(reaped) >= limit {
 			return false
+		}
+		if !ok && t != 0 { // a long name's entry: its names are in its metadata
+			parts, ok = b.expiryEntry(ctx, o.Key)
 		}
 		if ok {
 			key := objectstore.ObjectKey{Account: parts.account, Container: parts.container, Name: parts.name}
@@ -678,6 +691,20 @@ func (b *Backend) ReapExpired(ctx context.Context, now time.Time, limit int) ([]
 		return reaped, ferr
 	}
 	return reaped, err
+}
+
+// expiryEntry reads the names an expiry index entry keeps in its metadata.
+func (b *Backend) expiryEntry(ctx context.Context, key string) (objectKeyParts, bool) {
+	oi, err := b.client.StatObject(ctx, b.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return objectKeyParts{}, false
+	}
+	var p objectKeyParts
+	var ok1, ok2, ok3 bool
+	p.account, ok1 = decodeName(oi.UserMetadata[metaAccount])
+	p.container, ok2 = decodeName(oi.UserMetadata[metaContainer])
+	p.name, ok3 = decodeName(oi.UserMetadata[metaName])
+	return p, ok1 && ok2 && ok3
 }
 
 // Close implements objectstore.Backend.
