@@ -60,6 +60,16 @@ type Backend interface {
 	Close() error
 }
 
+// SizedReader is a Put body whose length the client declared: a Backend
+// that can stream a known length in one request (s3obj) looks for it.
+// The reader fails if the body turns out longer or shorter.
+type SizedReader interface {
+	io.Reader
+	// ContentLength returns the declared length, or -1 if there is none
+	// (a chunked upload).
+	ContentLength() int64
+}
+
 // ObjectKey names an object: account ("AUTH_<project id>"), container and
 // object name.
 type ObjectKey struct {

@@ -269,19 +269,22 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 		return nil, err
 	}
 	k, long := objectKey(key.Account, key.Container, key.Name)
+	if sr, ok := r.(objectstore.SizedReader); ok && sr.ContentLength() >= 0 && sr.ContentLength() <= maxSinglePut {
+		return b.putStream(ctx, key, k, long, sr, opts)
+	}
 	bufp := b.pool.Get().(*[]byte)
-	h := md5.New()
-	n, rerr := io.ReadFull(r, *bufp)
-	h.Write((*bufp)[:n])
+	x := newHasher()
+	n, rerr := readPart(r, *bufp, x)
 	switch {
 	case rerr == nil:
-		return b.putMultipart(ctx, key, k, long, r, bufp, h, opts)
+		return b.putMultipart(ctx, key, k, long, r, bufp, x, opts)
 	case rerr != io.EOF && rerr != io.ErrUnexpectedEOF:
+		x.close()
 		b.pool.Put(bufp)
 		return nil, fmt.Errorf("s3obj: put %s: %w", key, rerr)
 	}
 	defer b.pool.Put(bufp)
-	sum := h.Sum(nil)
+	sum := x.sum()
 	etag := hex.EncodeToString(sum)
 	if opts.ETag != "" && opts.ETag != etag {
 		return nil, errdefs.Wrap(errdefs.ErrInvalid, objectstore.ErrETagMismatch)
@@ -298,6 +301,69 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 		return nil, classify("put "+key.String(), err)
 	}
 	return b.info(key.Name, int64(n), etag, opts), nil
+}
+
+// putStream streams a body of known length to S3 in one request: no
+// buffer, and S3 computes the MD5 (the ETag of a one-request upload),
+// which it checks against opts.ETag as Content-MD5. A Swift client
+// checks the ETag it is answered against its own MD5, end to end.
+func (b *Backend) putStream(ctx context.Context, key objectstore.ObjectKey, k string, long bool, r objectstore.SizedReader, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+	var md5b64 string
+	if opts.ETag != "" {
+		sum, err := hex.DecodeString(opts.ETag)
+		if err != nil || len(sum) != md5.Size {
+			return nil, errdefs.Wrap(errdefs.ErrInvalid, objectstore.ErrETagMismatch)
+		}
+		md5b64 = base64.StdEncoding.EncodeToString(sum)
+	}
+	if err := b.indexExpiry(ctx, key, opts.DeleteAt); err != nil {
+		return nil, err
+	}
+	popts := putOptions(opts, opts.ETag)
+	if long {
+		popts.UserMetadata[metaName] = encodeName(key.Name)
+	}
+	size := r.ContentLength()
+	er := &errReader{r: r}
+	up, err := b.core.PutObject(ctx, b.bucket, k, er, size, md5b64, "", popts)
+	switch {
+	case er.err != nil:
+		return nil, fmt.Errorf("s3obj: put %s: %w", key, er.err)
+	case err != nil && minio.ToErrorResponse(err).Code == "BadDigest":
+		return nil, errdefs.Wrap(errdefs.ErrInvalid, objectstore.ErrETagMismatch)
+	case err != nil:
+		return nil, classify("put "+key.String(), err)
+	}
+	etag := strings.Trim(up.ETag, `"`)
+	if !isMD5(etag) {
+		// This server's ETags are not MD5s (encryption): read it back.
+		oi, err := b.client.StatObject(ctx, b.bucket, k, minio.StatObjectOptions{})
+		if err != nil {
+			return nil, classify("head "+key.String(), err)
+		}
+		if etag, err = b.objectMD5(ctx, k, oi); err != nil {
+			return nil, err
+		}
+	}
+	return b.info(key.Name, size, etag, opts), nil
+}
+
+// maxSinglePut is the largest upload S3 takes in one request.
+const maxSinglePut = 5 << 30
+
+// errReader remembers the error its reader returned, which minio-go does
+// not keep: a failed upload answers with the body's own error.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 // info is what Put and SetMeta return.
@@ -328,8 +394,10 @@ func contentType(ct string) string {
 
 // putMultipart uploads r (whose first part is in first) as a multipart
 // upload with up to b.conc parts in flight.
-func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k string, long bool, r io.Reader, first *[]byte, h hashWriter, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k string, long bool, r io.Reader, first *[]byte, x *hasher, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+	defer x.close()
 	if err := b.indexExpiry(ctx, key, opts.DeleteAt); err != nil {
+		x.close()
 		b.pool.Put(first)
 		return nil, err
 	}
@@ -341,6 +409,7 @@ func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k
 	}
 	id, err := b.core.NewMultipartUpload(ctx, b.bucket, k, popts)
 	if err != nil {
+		x.close()
 		b.pool.Put(first)
 		return nil, classify("put "+key.String(), err)
 	}
@@ -364,8 +433,8 @@ func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k
 		n       = len(*first)
 		readErr error
 	)
-	upload := func(num int, bufp *[]byte, n int) {
-		defer func() { b.pool.Put(bufp); <-sem; wg.Done() }()
+	upload := func(num int, bufp *[]byte, n int, hashed <-chan struct{}) {
+		defer func() { <-hashed; b.pool.Put(bufp); <-sem; wg.Done() }()
 		p, err := b.core.PutObjectPart(uctx, b.bucket, k, id, num, bytes.NewReader((*bufp)[:n]), int64(n), minio.PutObjectPartOptions{DisableContentSha256: true})
 		mu.Lock()
 		defer mu.Unlock()
@@ -382,18 +451,18 @@ func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k
 		size += int64(n)
 		sem <- struct{}{}
 		wg.Add(1)
-		go upload(num, bufp, n)
+		go upload(num, bufp, n, x.mark())
 		if readErr != nil {
 			break
 		}
 		bufp = b.pool.Get().(*[]byte)
-		n, readErr = io.ReadFull(r, *bufp)
-		h.Write((*bufp)[:n])
+		n, readErr = readPart(r, *bufp, x)
 		if readErr == io.EOF {
 			b.pool.Put(bufp)
 			break
 		}
 		if readErr != nil && readErr != io.ErrUnexpectedEOF {
+			x.close()
 			b.pool.Put(bufp)
 			wg.Wait()
 			return nil, fmt.Errorf("s3obj: put %s: %w", key, readErr)
@@ -402,6 +471,7 @@ func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k
 		failed := upErr != nil
 		mu.Unlock()
 		if failed {
+			x.close()
 			b.pool.Put(bufp)
 			break
 		}
@@ -410,7 +480,7 @@ func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k
 	if upErr != nil {
 		return nil, upErr
 	}
-	etag := hex.EncodeToString(h.Sum(nil))
+	etag := x.sumHex()
 	if opts.ETag != "" && opts.ETag != etag {
 		return nil, errdefs.Wrap(errdefs.ErrInvalid, objectstore.ErrETagMismatch)
 	}
@@ -424,12 +494,6 @@ func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k
 		_ = b.tagMD5(ctx, k, etag)
 	}
 	return b.info(key.Name, size, etag, opts), nil
-}
-
-// hashWriter is the MD5 hash Put keeps.
-type hashWriter interface {
-	io.Writer
-	Sum([]byte) []byte
 }
 
 func (b *Backend) tagMD5(ctx context.Context, k, etag string) error {
