@@ -222,9 +222,16 @@ func longGroup(key string) (string, bool) {
 }
 
 // expiryKey is the expiry index entry of the object, due at deleteAt.
+// An entry whose key would not fit S3's keys (a long name's) is named by
+// a hash; its names are in its metadata.
 func expiryKey(deleteAt int64, k objectKeyParts) string {
 	key, _ := objectKey(k.account, k.container, k.name)
-	return fmt.Sprintf("%s%011d/%s", expiryNS, deleteAt, strings.TrimPrefix(key, objectsNS))
+	ek := fmt.Sprintf("%s%011d/%s", expiryNS, deleteAt, strings.TrimPrefix(key, objectsNS))
+	if len(ek) > maxKey {
+		h := sha256.Sum256([]byte(key))
+		ek = fmt.Sprintf("%s%011d/%s", expiryNS, deleteAt, hex.EncodeToString(h[:]))
+	}
+	return ek
 }
 
 // objectKeyParts is an object's names, parsed back from a key.

@@ -65,7 +65,10 @@ func putOptions(opts objectstore.PutOptions, md5 string) minio.PutObjectOptions 
 	return po
 }
 
-// fromS3 maps S3's description of an object back to Swift's. ETag is
+// fromS3 maps S3's description of an object back to Swift's. minio-go
+// has already decoded the encoded words of user metadata values (see
+// encodeValue); those of Content-Disposition and Content-Encoding are
+// decoded here. ETag is
 // empty when S3 does not know the MD5 (a multipart upload's ETag is not
 // one).
 func fromS3(name string, oi minio.ObjectInfo) *objectstore.ObjectInfo {
@@ -94,13 +97,13 @@ func fromS3(name string, oi minio.ObjectInfo) *objectstore.ObjectInfo {
 		case k == metaDeleteAt:
 			info.DeleteAt, _ = strconv.ParseInt(v, 10, 64)
 		case strings.HasPrefix(k, metaSwiftMeta):
-			headers[swiftMetaHdr+k[len(metaSwiftMeta):]] = decodeValue(v)
+			headers[swiftMetaHdr+k[len(metaSwiftMeta):]] = v
 		case strings.HasPrefix(k, metaHeader):
-			headers[k[len(metaHeader):]] = decodeValue(v)
+			headers[k[len(metaHeader):]] = v
 		case strings.HasPrefix(k, metaPrefix):
 			// Reserved for s3obj; not a Swift header.
 		default:
-			headers[swiftMetaHdr+k] = decodeValue(v)
+			headers[swiftMetaHdr+k] = v
 		}
 	}
 	if len(headers) > 0 {
@@ -126,7 +129,8 @@ func isMD5(s string) bool {
 
 // encodeValue makes v safe for an S3 header: values that are not plain
 // printable ASCII (or that could be taken for an encoded one) become an
-// RFC 2047 encoded word of their UTF-8 bytes.
+// RFC 2047 encoded word of their UTF-8 bytes, as AWS S3 itself answers
+// non-ASCII metadata and as minio-go decodes user metadata.
 func encodeValue(v string) string {
 	plain := !strings.Contains(v, "=?") && strings.TrimSpace(v) == v
 	for i := 0; plain && i < len(v); i++ {

@@ -140,6 +140,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		Secure:    cfg.Secure,
 		Region:    region,
 		Transport: tr,
+		// Unsigned payloads go aws-chunked with a CRC32C trailer: a body
+		// cut short cannot pass for a whole one.
+		TrailingHeaders: true,
 	})
 	if err != nil {
 		return nil, errdefs.Wrap(errdefs.ErrInvalid, fmt.Errorf("s3obj: %w", err))
