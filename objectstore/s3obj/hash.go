@@ -3,6 +3,7 @@ package s3obj
 import (
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"hash"
 	"io"
 	"sync"
@@ -78,7 +79,7 @@ func readPart(r io.Reader, buf []byte, x *hasher) (int, error) {
 		}
 		n += m
 		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 			if n == 0 {
 				return 0, io.EOF
 			}

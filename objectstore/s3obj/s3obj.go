@@ -281,7 +281,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	switch {
 	case rerr == nil:
 		return b.putMultipart(ctx, key, k, long, r, bufp, x, opts)
-	case rerr != io.EOF && rerr != io.ErrUnexpectedEOF:
+	case !errors.Is(rerr, io.EOF) && !errors.Is(rerr, io.ErrUnexpectedEOF):
 		x.close()
 		b.pool.Put(bufp)
 		return nil, fmt.Errorf("s3obj: put %s: %w", key, rerr)
@@ -363,7 +363,7 @@ type errReader struct {
 
 func (e *errReader) Read(p []byte) (int, error) {
 	n, err := e.r.Read(p)
-	if err != nil && err != io.EOF && e.err == nil {
+	if err != nil && !errors.Is(err, io.EOF) && e.err == nil {
 		e.err = err
 	}
 	return n, err
@@ -460,11 +460,11 @@ func (b *Backend) putMultipart(ctx context.Context, key objectstore.ObjectKey, k
 		}
 		bufp = b.pool.Get().(*[]byte)
 		n, readErr = readPart(r, *bufp, x)
-		if readErr == io.EOF {
+		if errors.Is(readErr, io.EOF) {
 			b.pool.Put(bufp)
 			break
 		}
-		if readErr != nil && readErr != io.ErrUnexpectedEOF {
+		if readErr != nil && !errors.Is(readErr, io.ErrUnexpectedEOF) {
 			x.close()
 			b.pool.Put(bufp)
 			wg.Wait()
@@ -569,7 +569,22 @@ func (b *Backend) Get(ctx context.Context, key objectstore.ObjectKey, offset, le
 		rc.Close()
 		return nil, nil, err
 	}
-	return rc, info, nil
+	return &body{ReadCloser: rc}, info, nil
+}
+
+// body is an object being read. Its WriteTo, which io.Copy prefers,
+// moves the bytes in large pieces: fewer, larger reads from S3's
+// connection and writes to the client's.
+type body struct{ io.ReadCloser }
+
+// copyBuffers are WriteTo's buffers.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// WriteTo implements io.WriterTo.
+func (b *body) WriteTo(w io.Writer) (int64, error) {
+	bufp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bufp)
+	return io.CopyBuffer(w, struct{ io.Reader }{b.ReadCloser}, *bufp)
 }
 
 // Head implements objectstore.Backend.

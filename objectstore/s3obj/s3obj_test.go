@@ -110,7 +110,7 @@ func TestUploads(t *testing.T) {
 			// A body that fails midway stores nothing and answers its error.
 			boom := errdefs.Invalid("Content-Length", "short body")
 			failing := io.MultiReader(bytes.NewReader(big[:7<<20]), iotest.ErrReader(boom))
-			var r io.Reader = failing
+			r := failing
 			if tc.name == "stream" {
 				r = sized{failing, int64(len(big))}
 			}

@@ -94,10 +94,12 @@ func Start(t testing.TB) *Server {
 			t.Cleanup(func() {
 				_ = cmd.Process.Signal(syscall.SIGTERM)
 				select {
-				case <-exited:
+				case err := <-exited:
+					_ = err // stopped by the signal
 				case <-time.After(5 * time.Second):
 					_ = cmd.Process.Kill()
-					<-exited
+					err := <-exited
+					_ = err
 				}
 			})
 			return s
@@ -123,7 +125,7 @@ func waitReady(addr string, exited <-chan error) error {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-exited:
-			return fmt.Errorf("server exited: %v", err)
+			return fmt.Errorf("server exited: %w", err)
 		default:
 		}
 		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
