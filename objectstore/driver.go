@@ -19,7 +19,7 @@ import (
 // version or wholly its new one, and a listing never shows an object whose
 // bytes are missing.
 //
-// memobj and fsobj implement it; both pass objectstore/drivertest. A
+// memobj, fsobj and s3obj implement it; all pass objectstore/drivertest. A
 // program that only needs to keep blobs (image) uses Put, Get and Delete
 // on a container it created with CreateContainer.
 type Backend interface {
