@@ -97,6 +97,7 @@ type Backend struct {
 	conc   int
 	pool   sync.Pool // *[]byte of part bytes
 	now    func() time.Time
+	idle   interface{ CloseIdleConnections() }
 }
 
 // Open connects to the S3 server and makes the bucket exist.
@@ -120,6 +121,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		region = "us-east-1"
 	}
 	tr := cfg.Transport
+	var own *http.Transport
 	if tr == nil {
 		t, err := minio.DefaultTransport(cfg.Secure)
 		if err != nil {
@@ -133,7 +135,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 			}
 			t.TLSClientConfig.InsecureSkipVerify = true // #nosec G402 -- asked for by Config.Insecure
 		}
-		tr = t
+		tr, own = t, t
 	}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds:     credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
@@ -148,6 +150,9 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		return nil, errdefs.Wrap(errdefs.ErrInvalid, fmt.Errorf("s3obj: %w", err))
 	}
 	b := &Backend{client: client, core: minio.Core{Client: client}, bucket: cfg.Bucket, part: part, conc: conc, now: time.Now}
+	if own != nil {
+		b.idle = own
+	}
 	b.pool.New = func() any { buf := make([]byte, part); return &buf }
 	ok, err := client.BucketExists(ctx, cfg.Bucket)
 	if err != nil {
@@ -744,7 +749,11 @@ func (b *Backend) ReapExpired(ctx context.Context, now time.Time, limit int) ([]
 			return false
 		}
 		if !ok && t != 0 { // a long name's entry: its names are in its metadata
-			parts, ok = b.expiryEntry(ctx, o.Key)
+			var err error
+			if parts, ok, err = b.expiryEntry(ctx, o.Key); err != nil {
+				ferr = err
+				return false
+			}
 		}
 		if ok {
 			key := objectstore.ObjectKey{Account: parts.account, Container: parts.container, Name: parts.name}
@@ -775,19 +784,28 @@ func (b *Backend) ReapExpired(ctx context.Context, now time.Time, limit int) ([]
 	return reaped, err
 }
 
-// expiryEntry reads the names an expiry index entry keeps in its metadata.
-func (b *Backend) expiryEntry(ctx context.Context, key string) (objectKeyParts, bool) {
+// expiryEntry reads the names an expiry index entry keeps in its
+// metadata; ok is false for an entry gone or without them.
+func (b *Backend) expiryEntry(ctx context.Context, key string) (p objectKeyParts, ok bool, err error) {
 	oi, err := b.client.StatObject(ctx, b.bucket, key, minio.StatObjectOptions{})
 	if err != nil {
-		return objectKeyParts{}, false
+		if err = classify("expiry entry", err); errdefs.IsNotFound(err) {
+			return p, false, nil
+		}
+		return p, false, err
 	}
-	var p objectKeyParts
 	var ok1, ok2, ok3 bool
 	p.account, ok1 = decodeName(oi.UserMetadata[metaAccount])
 	p.container, ok2 = decodeName(oi.UserMetadata[metaContainer])
 	p.name, ok3 = decodeName(oi.UserMetadata[metaName])
-	return p, ok1 && ok2 && ok3
+	return p, ok1 && ok2 && ok3, nil
 }
 
-// Close implements objectstore.Backend.
-func (b *Backend) Close() error { return nil }
+// Close implements objectstore.Backend: it closes the idle connections
+// of the transport Open made.
+func (b *Backend) Close() error {
+	if b.idle != nil {
+		b.idle.CloseIdleConnections()
+	}
+	return nil
+}
