@@ -88,10 +88,10 @@ func TestObjectsOnS3(t *testing.T) {
 	p.stop(t, syscall.SIGTERM)
 }
 
-// TestObjectsBadS3 refuses a malformed -objects and an unreachable
-// server at start.
+// TestObjectsBadS3 refuses an unknown or malformed -objects and an
+// unreachable server at start.
 func TestObjectsBadS3(t *testing.T) {
-	for _, objs := range []string{"s3://127.0.0.1/bucket", "s3://127.0.0.1:1/Bad_Bucket", "s3://127.0.0.1:1/bucket"} {
+	for _, objs := range []string{"s4://127.0.0.1:1/bucket", "s3://127.0.0.1/bucket", "s3://127.0.0.1:1/Bad_Bucket", "s3://127.0.0.1:1/bucket"} {
 		p := start(t, "-data", t.TempDir(), "-listen", loopback(), "-objects", objs)
 		err := p.cmd.Wait()
 		if err == nil || !strings.Contains(p.stderr.String(), "-objects") {

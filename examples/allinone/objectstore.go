@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 
@@ -30,8 +31,10 @@ func objectStoreComponent(cfg Config, st *store.Store, ident *identity.Service, 
 	switch {
 	case isS3Objects(cfg.Objects):
 		backend, err = s3Objects(cfg.Objects)
-	default:
+	case cfg.Objects == "":
 		backend, err = fsobj.Open(filepath.Join(cfg.DataDir, "objects"), nil)
+	default:
+		err = fmt.Errorf("-objects %q: want s3://HOST:PORT/BUCKET or s3+https://HOST/BUCKET", cfg.Objects)
 	}
 	if err != nil {
 		return component{}, nil, err
