@@ -14,14 +14,23 @@
 // Content-Encoding are S3's own headers, X-Object-Meta-Name is the S3
 // user metadata x-amz-meta-name, and what S3 has no place for (the MD5,
 // X-Delete-At, manifests, sysmeta) is user metadata under
-// x-amz-meta-stratus-*. Objects larger than a part are uploaded with
-// multipart uploads, a few parts in flight, so memory stays bounded by
-// Config.PartSize × (Config.PartConcurrency+1) per upload.
+// x-amz-meta-stratus-*.
+//
+// A body of declared length streams to S3 in one request (up to S3's
+// 5 GiB, Swift's largest object), and S3's ETag is its MD5. A chunked
+// body larger than a part goes in a multipart upload, a few parts in
+// flight, so memory stays bounded by Config.PartSize ×
+// (Config.PartConcurrency+1) per upload; its MD5, computed here, is kept
+// as an object tag. Uploads without Content-MD5 carry a CRC32C trailer
+// (aws-chunked), so a body cut short is refused rather than stored; the
+// server must support trailing checksums (AWS, MinIO, recent Ceph RGW,
+// versitygw).
 //
 // S3 has no atomic container operations: a Put racing DeleteContainer can
 // leave an object in a deleted container's namespace (it reappears if the
-// container is created again), and ContainerStats and reverse listings
-// read the whole container.
+// container is created again). ContainerStats and reverse listings read
+// the whole container; a listing HEADs each object it returns (S3
+// listings carry no content type); SetMeta is a server-side copy.
 package s3obj
 
 import (
@@ -269,9 +278,11 @@ func (b *Backend) walk(ctx context.Context, prefix, startAfter string, fn func(m
 	}
 }
 
-// Put implements objectstore.Backend. Objects up to the part size go in
-// one request with Content-MD5; larger ones in a multipart upload that
-// is completed only when the reader ended well and the MD5 matched.
+// Put implements objectstore.Backend. A body of declared length (an
+// objectstore.SizedReader, as the Swift API hands it) streams in one
+// request; other bodies up to the part size go in one request with
+// Content-MD5, larger ones in a multipart upload that is completed only
+// when the reader ended well and the MD5 matched.
 func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reader, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
 	if err := b.containerExists(ctx, key.Account, key.Container); err != nil {
 		return nil, err
