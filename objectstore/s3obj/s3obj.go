@@ -82,6 +82,10 @@ type Config struct {
 	// PartConcurrency is how many parts of one upload are in flight; zero
 	// means 4.
 	PartConcurrency int
+	// NoTrailer sends uploads without the CRC32C trailer, for servers
+	// that do not take aws-chunked trailers (Ceph RGW before Reef). They
+	// must then refuse a body shorter than its Content-Length themselves.
+	NoTrailer bool
 	// Transport, if set, carries the requests (tests).
 	Transport http.RoundTripper
 }
@@ -153,7 +157,7 @@ func Open(ctx context.Context, cfg Config) (*Backend, error) {
 		Transport: tr,
 		// Unsigned payloads go aws-chunked with a CRC32C trailer: a body
 		// cut short cannot pass for a whole one.
-		TrailingHeaders: true,
+		TrailingHeaders: !cfg.NoTrailer,
 	})
 	if err != nil {
 		return nil, errdefs.Wrap(errdefs.ErrInvalid, fmt.Errorf("s3obj: %w", err))

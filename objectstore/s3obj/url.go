@@ -11,11 +11,11 @@ import (
 
 // ParseURL parses an S3 location into a Config:
 //
-//	s3://[ACCESS:SECRET@]HOST:PORT/BUCKET[?region=R&part_mb=N]
+//	s3://[ACCESS:SECRET@]HOST:PORT/BUCKET[?region=R&part_mb=N&trailer=false]
 //	s3+https://[ACCESS:SECRET@]HOST[:PORT]/BUCKET[?insecure=true&…]
 //
 // s3 speaks plain HTTP, s3+https HTTPS (insecure=true skips certificate
-// verification). Credentials left out of the URL stay empty for the
+// verification); trailer=false is Config.NoTrailer. Credentials left out of the URL stay empty for the
 // caller to fill (from the environment, say). Errors name the field
 // "objects".
 func ParseURL(s string) (Config, error) {
@@ -53,7 +53,7 @@ func ParseURL(s string) (Config, error) {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "region", "insecure", "part_mb":
+		case "region", "insecure", "part_mb", "trailer":
 		default:
 			return cfg, errdefs.Invalid("objects", "unknown option %q", k)
 		}
@@ -65,6 +65,13 @@ func ParseURL(s string) (Config, error) {
 			return cfg, errdefs.Invalid("objects", "insecure=%q: a boolean, for s3+https", v)
 		}
 		cfg.Insecure = b
+	}
+	if v := q.Get("trailer"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return cfg, errdefs.Invalid("objects", "trailer=%q: a boolean", v)
+		}
+		cfg.NoTrailer = !b
 	}
 	if v := q.Get("part_mb"); v != "" {
 		mb, err := strconv.Atoi(v)

@@ -16,6 +16,7 @@ func TestParseURL(t *testing.T) {
 	}{
 		{"s3://ak:sk@127.0.0.1:9000/images", Config{Endpoint: "127.0.0.1:9000", AccessKey: "ak", SecretKey: "sk", Bucket: "images"}},
 		{"s3://minio.local:9000/stratus-objects", Config{Endpoint: "minio.local:9000", Bucket: "stratus-objects"}},
+		{"s3://rgw:7480/old?trailer=false", Config{Endpoint: "rgw:7480", Bucket: "old", NoTrailer: true}},
 		{"s3+https://k:s%2Fx@s3.example.com/b.c-d?region=eu-west-1&insecure=true&part_mb=64",
 			Config{Endpoint: "s3.example.com", AccessKey: "k", SecretKey: "s/x", Bucket: "b.c-d", Region: "eu-west-1", Secure: true, Insecure: true, PartSize: 64 << 20}},
 	}
@@ -29,7 +30,7 @@ func TestParseURL(t *testing.T) {
 		"", "fs:/data", "http://h:1/b", "s3://h/b", "s3://h:0/bucket", "s3://h:99999/bucket", "s3://:9000/bucket",
 		"s3://h:9000/", "s3://h:9000/Bucket", "s3://h:9000/a/b", "s3://h:9000/ab", "s3://h:9000/-ab",
 		"s3://h:9000/bucket?insecure=true", "s3://h:9000/bucket?part_mb=1", "s3://h:9000/bucket?color=red",
-		"s3:opaque", "s3://h:9000/bucket?part_mb=x",
+		"s3:opaque", "s3://h:9000/bucket?part_mb=x", "s3://h:9000/bucket?trailer=maybe",
 	} {
 		_, err := ParseURL(in)
 		var ve *errdefs.ValidationError
