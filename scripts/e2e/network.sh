@@ -6,7 +6,6 @@
 #
 # As root it runs on the Linux dataplane instead (network-linux.sh: the same
 # checks inside a private network namespace); E2E_NETWORK=fake keeps the fake.
-# e2e: exclusive (as root it runs on the host's Linux dataplane)
 set -euo pipefail
 
 if [[ $(id -u) == 0 && -z ${E2E_NETWORK:-} ]]; then
