@@ -13,7 +13,8 @@ server=${STRATUS_S3_SERVER:-.cache/bin/versitygw-v1.8.0}
 [[ -x $server ]] || { echo "e2e: no S3 server at $server: run make versitygw" >&2; exit 1; }
 
 dir=$(mktemp -d)
-addr="127.0.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1)):7070"
+# The process id keeps scripts run side by side (run.sh) apart.
+addr="127.0.$(($$ % 250 + 1)).$((RANDOM % 250 + 1)):7070"
 pid=""
 cleanup() {
 	if [[ -n $pid ]]; then
