@@ -69,9 +69,10 @@ type Config struct {
 	FakeSpawnDelay time.Duration
 	// Network names the network dataplane: "fake" (the default).
 	Network string
-	// Objects chooses the object store's backend (and so the image
-	// service's): "" for fsobj in DATA/objects, fs:DIR[,DIR...] for fsobj
-	// in the given directories (several: replicated across them).
+	// Objects chooses the object store's backend (image data follows it):
+	// empty for fsobj in DATA/objects, fs:DIR[,DIR...] for fsobj in the
+	// given directories (several: replicated across them), or s3://… for
+	// an S3 bucket (see s3Objects).
 	Objects string
 }
 

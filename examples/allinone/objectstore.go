@@ -71,12 +71,12 @@ type objectsSpec struct {
 	// Dirs are fs's directories: one is a plain fsobj, several are the
 	// devices of a replicated fsobj.Cluster.
 	Dirs []string
-	// URL is s3's endpoint and bucket.
+	// URL is s3's URL (see s3Objects).
 	URL string
 }
 
-// parseObjects parses -objects: "" (DATA/objects), fs:DIR[,DIR...] or
-// s3://....
+// parseObjects parses -objects: "" (DATA/objects), fs:DIR[,DIR...],
+// s3://… or s3+https://….
 func parseObjects(v, dataDir string) (objectsSpec, error) {
 	switch {
 	case v == "":
@@ -91,10 +91,10 @@ func parseObjects(v, dataDir string) (objectsSpec, error) {
 			seen[filepath.Clean(d)] = true
 		}
 		return objectsSpec{Kind: "fs", Dirs: dirs}, nil
-	case strings.HasPrefix(v, "s3://"):
+	case isS3Objects(v):
 		return objectsSpec{Kind: "s3", URL: v}, nil
 	}
-	return objectsSpec{}, fmt.Errorf("-objects %q: want fs:DIR[,DIR...] or s3://URL", v)
+	return objectsSpec{}, fmt.Errorf("-objects %q: want fs:DIR[,DIR...], s3://HOST:PORT/BUCKET or s3+https://HOST/BUCKET", v)
 }
 
 // Replication and audit of a replicated fsobj.
@@ -123,6 +123,9 @@ func openObjects(spec objectsSpec, logger *slog.Logger) (objectstore.Backend, []
 			return nil, nil, err
 		}
 		return c, []loop{fsobj.NewReplicator(c, replicateEvery), fsobj.NewAuditor(c, auditRate, auditEvery)}, nil
+	case "s3":
+		b, err := s3Objects(spec.URL)
+		return b, nil, err
 	}
-	return nil, nil, fmt.Errorf("-objects %s: the %s backend is not built into this program", spec.URL, spec.Kind)
+	return nil, nil, fmt.Errorf("-objects: unknown backend %q", spec.Kind)
 }
