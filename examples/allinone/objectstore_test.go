@@ -12,8 +12,11 @@ import (
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
 	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/containers"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/objects"
 
+	"github.com/stratuskit/stratus/image/objblob"
 	"github.com/stratuskit/stratus/objectstore"
 	"github.com/stratuskit/stratus/objectstore/fsobj"
 )
@@ -98,6 +101,15 @@ func TestObjectsReplicated(t *testing.T) {
 	if _, err := objects.Create(ctx, sc, "rep", "o", objects.CreateOpts{Content: strings.NewReader(body)}).Extract(); err != nil {
 		t.Fatal(err)
 	}
+	// Image data follows -objects.
+	ic := imageClient(t, data)
+	img, err := images.Create(ctx, ic, images.CreateOpts{Name: "rep", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := imagedata.Upload(ctx, ic, img.ID, strings.NewReader(body)).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
 	p.stop(t, syscall.SIGTERM)
 	if _, err := os.Stat(filepath.Join(data, "objects")); err == nil {
 		t.Fatal("DATA/objects exists although -objects chose other directories")
@@ -108,9 +120,17 @@ func TestObjectsReplicated(t *testing.T) {
 			t.Fatal(err)
 		}
 		ents, err := b.List(ctx, accountOf(sc.Endpoint), "rep", objectstore.ListOptions{})
+		blobs, berr := b.List(ctx, objblob.DefaultAccount, objblob.DefaultContainer, objectstore.ListOptions{})
 		b.Close()
 		if err != nil || len(ents) != 1 || ents[0].Object.Size != int64(len(body)) {
 			t.Fatalf("device %s lists %v, %v", d, ents, err)
+		}
+		found := false
+		for _, e := range blobs {
+			found = found || (e.Object != nil && e.Object.Size == int64(len(body)))
+		}
+		if berr != nil || !found {
+			t.Fatalf("device %s holds no image data: %d blobs, %v", d, len(blobs), berr)
 		}
 	}
 }
