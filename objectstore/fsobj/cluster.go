@@ -87,7 +87,7 @@ type Cluster struct {
 // as NotFound, Conflict, Invalid or a stale version) makes it count as
 // down for a while, so that writes go to a handoff instead.
 func (c *Cluster) failed(d *device, err error) {
-	if err == nil || errors.Is(err, errStale) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+	if err == nil || errors.Is(err, errStale) || errors.Is(err, errAlready) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, errdefs.ErrNotFound) || errors.Is(err, errdefs.ErrConflict) || errors.Is(err, errdefs.ErrInvalid) {
 		return
 	}
@@ -455,11 +455,11 @@ func (c *Cluster) quorate(ok int, errs []error, what string) error {
 		return nil
 	}
 	for _, err := range errs {
-		if err != nil && !errors.Is(err, errStale) {
+		if err != nil && !errors.Is(err, errStale) && !errors.Is(err, errAlready) {
 			return err
 		}
 	}
-	return unavailable(what)
+	return errdefs.Wrap(errdefs.ErrUnavailable, fmt.Errorf("fsobj: %s: %d of %d replicas wrote it, %d needed (%w)", what, ok, len(errs), c.quorum, errors.Join(errs...)))
 }
 
 // CreateContainer implements objectstore.Backend.
@@ -806,7 +806,7 @@ func (c *Cluster) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 		targets = append(targets, d)
 	}
 	if len(targets) < c.quorum {
-		return nil, unavailable("put " + key.String())
+		return nil, errdefs.Wrap(errdefs.ErrUnavailable, fmt.Errorf("fsobj: put %s: %d devices up of %d needed", key, len(targets), c.quorum))
 	}
 	at := time.Unix(0, c.next()).UTC()
 	infos := make([]*objectstore.ObjectInfo, len(targets))
@@ -826,10 +826,13 @@ func (c *Cluster) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	ok := 0
 	var info *objectstore.ObjectInfo
 	for i, d := range targets {
-		if errs[i] == nil {
+		switch {
+		case errs[i] == nil:
 			ok++
 			info = infos[i]
-		} else if srcErr == nil {
+		case errors.Is(errs[i], errAlready):
+			ok++
+		case srcErr == nil:
 			c.failed(d, errs[i])
 		}
 	}
@@ -838,6 +841,9 @@ func (c *Cluster) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	}
 	if err := c.quorate(ok, errs, "put "+key.String()); err != nil {
 		return nil, err
+	}
+	if info == nil { // every replica had it from the replicator first
+		return c.Head(ctx, key)
 	}
 	return info, nil
 }
@@ -963,14 +969,20 @@ func (c *Cluster) SetMeta(ctx context.Context, key objectstore.ObjectKey, opts o
 	var info *objectstore.ObjectInfo
 	for _, r := range reps {
 		i, err := r.d.b.setMeta(ctx, key, opts, at, true)
-		if err == nil {
+		switch {
+		case err == nil:
 			ok++
 			info = i
+		case errors.Is(err, errAlready):
+			ok++
 		}
 		errs = append(errs, err)
 	}
 	if ok == 0 {
 		return nil, c.quorate(ok, errs, "set metadata of "+key.String())
+	}
+	if info == nil {
+		return c.Head(ctx, key)
 	}
 	return info, nil
 }

@@ -570,3 +570,118 @@ func TestAuditorRate(t *testing.T) {
 		t.Fatalf("audited %d bytes in %v, faster than %d B/s", st.Bytes, el, rate)
 	}
 }
+
+// TestClusterReplicateUnderWrites runs replication passes while writers
+// overwrite and delete objects with a device away part of the time; once
+// the writes stop and the device is back, passes make every replica equal
+// and every object reads as its last acknowledged write.
+func TestClusterReplicateUnderWrites(t *testing.T) {
+	dirs := devDirs(t, 4)
+	// A write that fails as the device goes makes it count as down for
+	// ErrorSuppression: short here, so that it is back for the last passes.
+	c, err := fsobj.OpenCluster(fsobj.ClusterConfig{Devices: dirs, PartPower: 6, ErrorSuppression: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+	reps := c.Replicas("AUTH_p", "c")
+	var mu sync.Mutex
+	last := map[string][]byte{} // nil: deleted
+	var writes atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				name := fmt.Sprintf("w%d-%d", w, i%6) // each writer its own names
+				if i%5 == 4 {
+					err := c.Delete(ctx, key(name))
+					if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+						t.Errorf("delete %s: %v", name, err)
+						return
+					}
+					mu.Lock()
+					last[name] = nil
+					mu.Unlock()
+				} else {
+					data := randData(1000+i*3000%40_000, uint64(w*10_000+i))
+					if _, err := c.Put(ctx, key(name), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
+						t.Errorf("put %s: %v", name, err)
+						return
+					}
+					mu.Lock()
+					last[name] = data
+					mu.Unlock()
+				}
+				writes.Add(1)
+			}
+		})
+	}
+	rep := fsobj.NewReplicator(c, 0)
+	for round := range 6 {
+		if round == 1 {
+			if err := os.Rename(reps[0], reps[0]+".away"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if round == 4 {
+			if err := os.Rename(reps[0]+".away", reps[0]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for w := writes.Load(); writes.Load() < w+30; {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if _, err := rep.Pass(ctx); err != nil {
+			t.Logf("pass %d: %v", round, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	time.Sleep(100 * time.Millisecond) // past ErrorSuppression
+	for range 2 {
+		if _, err := rep.Pass(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := rep.Pass(ctx); err != nil || st.SuffixesSynced != 0 {
+		t.Fatalf("replicas still differ after the writes stopped: %+v %v", st, err)
+	}
+	for name, want := range last {
+		for _, d := range reps {
+			rc, _, err := c.Device(d).Get(ctx, key(name), 0, -1)
+			if want == nil {
+				if err == nil {
+					rc.Close()
+					t.Fatalf("%s: deleted, but %s holds it", name, d)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("%s on %s: %v", name, d, err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s on %s is not the last acknowledged write", name, d)
+			}
+		}
+	}
+	for _, d := range dirs {
+		if !contains(reps, d) {
+			if _, err := c.Device(d).ContainerStats(ctx, "AUTH_p", "c"); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("handoff %s still holds the container: %v", d, err)
+			}
+		}
+	}
+	t.Logf("%d writes, %d names checked on %d replicas", writes.Load(), len(last), len(reps))
+}

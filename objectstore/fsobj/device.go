@@ -35,6 +35,12 @@ var (
 // version or tombstone.
 var errStale = errors.New("fsobj: the device holds a newer version")
 
+// errAlready is a conditional write's answer when the device holds that
+// very version already (versions are unique): the replicator copied a
+// write in flight to a replica before the write reached it. It counts as
+// success.
+var errAlready = errors.New("fsobj: the device holds this version already")
+
 func u64(v int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(v)) }
 
 func getU64(v []byte) int64 {

@@ -502,7 +502,10 @@ func (b *Backend) commitPut(key objectstore.ObjectKey, rec *record, cond bool) (
 			return err
 		}
 		if old, err := getRecord(tx, key); err == nil {
-			if cond && old.Info.LastModified.UnixNano() >= at {
+			if cond && old.Info.LastModified.UnixNano() == at {
+				return errAlready // the replicator copied this very write here first
+			}
+			if cond && old.Info.LastModified.UnixNano() > at {
 				return errStale
 			}
 			oldID = old.ID
@@ -931,7 +934,10 @@ func (b *Backend) setMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 				changed = true
 				return nil
 			}
-			if cond && !now.Info.LastModified.Before(at) {
+			if cond && now.Info.LastModified.Equal(at) {
+				return errAlready
+			}
+			if cond && now.Info.LastModified.After(at) {
 				return errStale
 			}
 			if now.Info.DeleteAt != 0 {

@@ -452,7 +452,7 @@ func (r *Replicator) syncSuffix(ctx context.Context, d, peer *device, local, rem
 		} else if err = copyObject(ctx, d, peer, key, e.TS); err == nil {
 			st.Objects++
 		}
-		if err != nil && !errors.Is(err, errStale) && !errors.Is(err, errdefs.ErrNotFound) {
+		if err != nil && !errors.Is(err, errStale) && !errors.Is(err, errAlready) && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("%s: %w", key, err))
 		}
 	}
