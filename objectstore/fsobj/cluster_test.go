@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -257,7 +258,7 @@ func TestClusterDeviceAway(t *testing.T) {
 				}
 			}
 			reps := c.Replicas("AUTH_p", "c")
-			away := reps[1]
+			away := reps[0] // the first replica: listings would come from it
 			if err := os.Rename(away, away+".away"); err != nil {
 				t.Fatal(err)
 			}
@@ -288,6 +289,13 @@ func TestClusterDeviceAway(t *testing.T) {
 			}
 			if _, err := c.Head(ctx, key("gone")); !errors.Is(err, errdefs.ErrNotFound) {
 				t.Fatalf("deleted object visible after the device returned: %v", err)
+			}
+			// Listings come from a replica that did not miss the writes.
+			if got := listNames(t, c); got != "changed keep new" {
+				t.Fatalf("listing before repair: %q", got)
+			}
+			if st, err := c.ContainerStats(ctx, "AUTH_p", "c"); err != nil || st.Objects != 3 {
+				t.Fatalf("stats before repair: %+v, %v", st, err)
 			}
 			rst, err := rep.Pass(ctx)
 			if err != nil {
@@ -327,6 +335,19 @@ func TestClusterDeviceAway(t *testing.T) {
 			}
 		})
 	}
+}
+
+func listNames(t *testing.T, b objectstore.Backend) string {
+	t.Helper()
+	ents, err := b.List(context.Background(), "AUTH_p", "c", objectstore.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return strings.Join(names, " ")
 }
 
 func contains(s []string, v string) bool {
