@@ -503,7 +503,7 @@ func (c *Cluster) DeleteContainer(_ context.Context, account, cont string) error
 	ok := 0
 	var errs []error
 	for _, d := range c.targets(c.part(account, cont)) {
-		err := d.b.deleteContainerAt(account, cont, at)
+		err := d.b.deleteContainerAt(account, cont, at, false)
 		if err == nil {
 			ok++
 		}

@@ -706,3 +706,48 @@ func TestClusterReplicateUnderWrites(t *testing.T) {
 	}
 	t.Logf("%d writes, %d names checked on %d replicas", writes.Load(), len(last), len(reps))
 }
+
+// TestClusterDeletedContainerWhileAway: a device away while an object and
+// then its container were deleted loses both when it returns (no zombie
+// container keeping its bytes).
+func TestClusterDeletedContainerWhileAway(t *testing.T) {
+	dirs := devDirs(t, 3)
+	c := openCluster(t, dirs)
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Put(ctx, key("o"), bytes.NewReader(randData(80_000, 4)), objectstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	away := c.Replicas("AUTH_p", "c")[0]
+	path, err := c.Device(away).DataPath(key("o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(away, away+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, key("o")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteContainer(ctx, "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(away+".away", away); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ContainerStats(ctx, "AUTH_p", "c"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("deleted container visible: %v", err)
+	}
+	if _, err := fsobj.NewReplicator(c, 0).Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Device(away).ContainerStats(ctx, "AUTH_p", "c"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("the returned device keeps the deleted container: %v", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("the deleted object's file is still there: %v", err)
+	}
+}

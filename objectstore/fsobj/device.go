@@ -268,19 +268,52 @@ func (b *Backend) createContainerAt(account, cont string, at int64) error {
 
 // deleteContainerAt deletes an empty container as of at, leaving a
 // tombstone (also where the container is missing). errStale if it was
-// created after at; Conflict if it holds objects.
-func (b *Backend) deleteContainerAt(account, cont string, at int64) error {
+// created after at; Conflict if it holds objects. With force (the
+// replicator's push of a deletion this device missed), objects older than
+// at go with it: the container was empty when it was deleted, so they
+// were deleted before; a newer object is still a Conflict.
+func (b *Backend) deleteContainerAt(account, cont string, at int64, force bool) error {
 	k, err := containerKey(account, cont)
 	if err != nil {
 		return err
 	}
-	return b.commit.update(func(tx *bolt.Tx) error {
+	var ids []string
+	err = b.commit.update(func(tx *bolt.Tx) error {
+		ids = nil
 		if c := tx.Bucket(bucketContainers).Bucket(k); c != nil {
 			if getU64(c.Get(keyCreated)) > at {
 				return errStale
 			}
-			if k, _ := c.Bucket(bucketObjects).Cursor().First(); k != nil {
-				return fmt.Errorf("fsobj: container %s/%s is not empty: %w", account, cont, errdefs.ErrConflict)
+			conflict := fmt.Errorf("fsobj: container %s/%s is not empty: %w", account, cont, errdefs.ErrConflict)
+			if !force {
+				if first, _ := c.Bucket(bucketObjects).Cursor().First(); first != nil {
+					return conflict
+				}
+			}
+			var expiry [][]byte
+			err := c.Bucket(bucketObjects).ForEach(func(name, v []byte) error {
+				r, err := decodeRecord(v, false)
+				if err != nil {
+					return err
+				}
+				if r.Info.LastModified.UnixNano() >= at {
+					return conflict
+				}
+				if r.ID != "" {
+					ids = append(ids, r.ID)
+				}
+				if r.Info.DeleteAt != 0 {
+					expiry = append(expiry, expiryKey(r.Info.DeleteAt, objectstore.ObjectKey{Account: account, Container: cont, Name: string(name)}))
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, ek := range expiry {
+				if err := tx.Bucket(bucketExpiry).Delete(ek); err != nil {
+					return err
+				}
 			}
 			if err := tx.Bucket(bucketContainers).DeleteBucket(k); err != nil {
 				return err
@@ -295,6 +328,12 @@ func (b *Backend) deleteContainerAt(account, cont string, at int64) error {
 		}
 		return d.Put(k, u64(at))
 	})
+	if err == nil {
+		for _, id := range ids {
+			b.removeFiles(id)
+		}
+	}
+	return err
 }
 
 // containers returns every container the device holds or holds a

@@ -414,7 +414,7 @@ func (r *Replicator) syncSuffix(ctx context.Context, d, peer *device, local, rem
 			if cs.Exists {
 				err = peer.b.createContainerAt(cs.Account, cs.Container, cs.Created)
 			} else {
-				err = peer.b.deleteContainerAt(cs.Account, cs.Container, cs.Deleted)
+				err = peer.b.deleteContainerAt(cs.Account, cs.Container, cs.Deleted, true)
 			}
 			switch {
 			case err == nil:
