@@ -751,3 +751,44 @@ func TestClusterDeletedContainerWhileAway(t *testing.T) {
 		t.Fatalf("the deleted object's file is still there: %v", err)
 	}
 }
+
+// TestClusterLoops: started, the auditor and the replicator find and
+// repair a flipped byte by themselves, and Close stops them.
+func TestClusterLoops(t *testing.T) {
+	dirs := devDirs(t, 3)
+	c := openCluster(t, dirs)
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+	data := randData(90_000, 8)
+	if _, err := c.Put(ctx, key("o"), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Device(dirs[1]).DataPath(key("o"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip(t, p, 70_000)
+	rep := fsobj.NewReplicator(c, 20*time.Millisecond)
+	aud := fsobj.NewAuditor(c, 0, 20*time.Millisecond)
+	rep.Start()
+	aud.Start()
+	deadline := time.Now().Add(20 * time.Second)
+	for copies(t, c, dirs, key("o"), data) != 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("the loops did not repair the flipped byte")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := aud.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(dirs[1], "quarantined")); len(ents) != 1 {
+		t.Fatalf("quarantine holds %d files, want 1", len(ents))
+	}
+}

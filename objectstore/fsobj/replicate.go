@@ -149,8 +149,11 @@ type Replicator struct {
 }
 
 // NewReplicator returns a replicator of c that runs a pass every interval
-// once started.
+// (default 30 s) once started.
 func NewReplicator(c *Cluster, interval time.Duration) *Replicator {
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
 	return &Replicator{ReclaimAge: DefaultReclaimAge, c: c, interval: interval, logger: c.logger, cache: map[cacheKey]cached{}, stop: make(chan struct{})}
 }
 
@@ -502,8 +505,12 @@ type Auditor struct {
 }
 
 // NewAuditor returns an auditor of c that reads at most bytesPerSec
-// (0: unbounded) and runs a pass every interval once started.
+// (0: unbounded) and runs a pass every interval (default an hour) once
+// started.
 func NewAuditor(c *Cluster, bytesPerSec int64, interval time.Duration) *Auditor {
+	if interval <= 0 {
+		interval = time.Hour
+	}
 	return &Auditor{c: c, rate: bytesPerSec, interval: interval, logger: c.logger, stop: make(chan struct{})}
 }
 
