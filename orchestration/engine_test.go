@@ -1,0 +1,270 @@
+package orchestration
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stratuskit/stratus/errdefs"
+	"github.com/stratuskit/stratus/identity"
+	"github.com/stratuskit/stratus/store"
+	"github.com/stratuskit/stratus/store/memstore"
+)
+
+func member(project string) context.Context {
+	return identity.WithCredentials(context.Background(), &identity.Credentials{UserID: "u-" + project, ProjectID: project,
+		Roles: []string{identity.RoleMember, identity.RoleReader}})
+}
+
+func newService(t testing.TB, cfg Config) *Service {
+	t.Helper()
+	st, err := store.Open(context.Background(), memstore.New(), Tables(), &store.Options{CompactInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Store = st
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); st.Close() })
+	return s
+}
+
+// waitStack waits until the stack is no longer in progress.
+func waitStack(t testing.TB, s *Service, ctx context.Context, id string) *Stack {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := s.GetStack(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status != StatusInProgress {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stack %s still %s", st.Name, st.StackStatus())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// recorder is a plugin that records creates and deletes, for order and
+// leak checks.
+type recorder struct {
+	mu      sync.Mutex
+	live    map[string]bool
+	order   []string
+	failOn  string
+	created int
+}
+
+func (p *recorder) Schema() *TypeSchema {
+	return &TypeSchema{Properties: map[string]*PropSchema{"after": {Type: PropAny}, "fail": {Type: PropBoolean}}, Attributes: map[string]string{"name": "n"}}
+}
+
+func (p *recorder) Create(_ context.Context, r *Resource) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r.Bool("fail") {
+		return "", errors.New("boom")
+	}
+	p.live[r.Name] = true
+	p.created++
+	p.order = append(p.order, "+"+r.Name)
+	return "id-" + r.Name, nil
+}
+
+func (p *recorder) Delete(_ context.Context, r *Resource) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.live, strings.TrimPrefix(r.PhysicalID, "id-"))
+	p.order = append(p.order, "-"+strings.TrimPrefix(r.PhysicalID, "id-"))
+	return nil
+}
+
+func (p *recorder) Attribute(_ context.Context, r *Resource, _ string) (any, error) { return r.Name, nil }
+
+func TestCreateDeleteOrderAndOutputs(t *testing.T) {
+	rec := &recorder{live: map[string]bool{}}
+	s := newService(t, Config{Plugins: map[string]Plugin{"Test::Rec": rec}})
+	ctx := member("p1")
+	tmpl := `
+heat_template_version: rocky
+parameters:
+  len: {type: number, default: 8, constraints: [{range: {min: 4, max: 64}}]}
+resources:
+  pw: {type: OS::Heat::RandomString, properties: {length: {get_param: len}}}
+  a: {type: Test::Rec}
+  b: {type: Test::Rec, properties: {after: {get_attr: [a, name]}}}
+  c: {type: Test::Rec, depends_on: [b]}
+  t: {type: OS::Heat::TestResource, properties: {value: {str_replace: {template: "x-$P-$Q", params: {$P: {get_resource: pw}, $Q: {get_attr: [b, name]}}}}}}
+outputs:
+  pw: {value: {get_attr: [pw, value]}}
+  t: {value: {get_attr: [t, output]}}
+  joined: {value: {list_join: [",", [{get_resource: a}, {get_resource: c}]]}}
+`
+	st, err := s.CreateStack(ctx, CreateStackOpts{Name: "s1", Template: []byte(tmpl), Parameters: map[string]any{"len": "12"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "CREATE_COMPLETE" {
+		t.Fatalf("status %s: %s", got.StackStatus(), got.StatusReason)
+	}
+	outs, err := s.Outputs(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]any{}
+	for _, o := range outs {
+		vals[o.Key] = o.Value
+	}
+	pw, _ := vals["pw"].(string)
+	if len(pw) != 12 || vals["t"] != "x-"+pw+"-b" || vals["joined"] != "id-a,id-c" {
+		t.Fatalf("outputs %v", vals)
+	}
+	// b after a, c after b.
+	idx := func(s string) int {
+		for i, o := range rec.order {
+			if o == s {
+				return i
+			}
+		}
+		return -1
+	}
+	if !(idx("+a") < idx("+b") && idx("+b") < idx("+c")) {
+		t.Fatalf("create order %v", rec.order)
+	}
+	evs, _ := s.ListEvents(ctx, st.ID, "")
+	if evs[0].Status != "CREATE_IN_PROGRESS" || evs[0].ResourceName != "s1" || evs[len(evs)-1].Status != "CREATE_COMPLETE" || evs[len(evs)-1].ResourceName != "s1" {
+		t.Fatalf("events %+v ... %+v", evs[0], evs[len(evs)-1])
+	}
+	if err := s.DeleteStack(ctx, st.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "DELETE_COMPLETE" {
+		t.Fatalf("status %s: %s", got.StackStatus(), got.StatusReason)
+	}
+	if len(rec.live) != 0 || !(idx("-c") < idx("-b") && idx("-b") < idx("-a")) {
+		t.Fatalf("live %v order %v", rec.live, rec.order)
+	}
+	if l, _ := s.ListStacks(ctx); len(l) != 0 {
+		t.Fatalf("deleted stack listed: %v", l)
+	}
+}
+
+func TestRollbackDeletesWhatWasCreated(t *testing.T) {
+	rec := &recorder{live: map[string]bool{}}
+	s := newService(t, Config{Plugins: map[string]Plugin{"Test::Rec": rec}})
+	ctx := member("p1")
+	tmpl := `
+heat_template_version: 2015-04-30
+resources:
+  a: {type: Test::Rec}
+  b: {type: Test::Rec, depends_on: a}
+  bad: {type: OS::Heat::TestResource, depends_on: b, properties: {fail: true}}
+  never: {type: Test::Rec, depends_on: bad}
+`
+	st, err := s.CreateStack(ctx, CreateStackOpts{Name: "rb", Template: []byte(tmpl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := waitStack(t, s, ctx, st.ID)
+	if got.StackStatus() != "ROLLBACK_COMPLETE" {
+		t.Fatalf("status %s: %s", got.StackStatus(), got.StatusReason)
+	}
+	if rec.created != 2 || len(rec.live) != 0 {
+		t.Fatalf("created %d live %v", rec.created, rec.live)
+	}
+	all, _ := s.ListEvents(ctx, st.ID, "rb")
+	var seq []string
+	for _, e := range all {
+		seq = append(seq, e.Status)
+	}
+	if strings.Join(seq, " ") != "CREATE_IN_PROGRESS CREATE_FAILED ROLLBACK_IN_PROGRESS ROLLBACK_COMPLETE" {
+		t.Fatalf("stack events %v", seq)
+	}
+	bad, _ := s.ListEvents(ctx, st.ID, "bad")
+	if len(bad) < 2 || bad[1].Status != "CREATE_FAILED" || !strings.Contains(bad[1].Reason, "Test Resource failed") {
+		t.Fatalf("events of bad %+v", bad)
+	}
+	if !strings.Contains(all[1].Reason, "resources.bad") {
+		t.Fatalf("stack reason %q", all[1].Reason)
+	}
+
+	// disable_rollback keeps what was made, and the stack deletes after.
+	st2, err := s.CreateStack(ctx, CreateStackOpts{Name: "nrb", Template: []byte(tmpl), DisableRollback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStack(t, s, ctx, st2.ID); got.StackStatus() != "CREATE_FAILED" || !strings.Contains(got.StatusReason, "resources.bad") {
+		t.Fatalf("status %s: %s", got.StackStatus(), got.StatusReason)
+	}
+	if len(rec.live) != 2 {
+		t.Fatalf("live %v", rec.live)
+	}
+	_ = s.DeleteStack(ctx, st2.ID)
+	waitStack(t, s, ctx, st2.ID)
+	if len(rec.live) != 0 {
+		t.Fatalf("live after delete %v", rec.live)
+	}
+}
+
+func TestRetainAndTimeout(t *testing.T) {
+	rec := &recorder{live: map[string]bool{}}
+	s := newService(t, Config{Plugins: map[string]Plugin{"Test::Rec": rec}})
+	ctx := member("p1")
+	st, err := s.CreateStack(ctx, CreateStackOpts{Name: "keep", Template: []byte(`
+heat_template_version: 2013-05-23
+resources:
+  kept: {type: Test::Rec, deletion_policy: Retain}
+  gone: {type: Test::Rec}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStack(t, s, ctx, st.ID)
+	_ = s.DeleteStack(ctx, st.ID)
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "DELETE_COMPLETE" || !rec.live["kept"] || rec.live["gone"] {
+		t.Fatalf("%s live %v", got.StackStatus(), rec.live)
+	}
+}
+
+func TestCrossProjectIsNotFound(t *testing.T) {
+	s := newService(t, Config{})
+	ctx := member("p1")
+	st, err := s.CreateStack(ctx, CreateStackOpts{Name: "mine", Template: []byte("heat_template_version: 2013-05-23\nresources: {n: {type: OS::Heat::None}}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStack(t, s, ctx, st.ID)
+	other := member("p2")
+	admin := identity.WithCredentials(context.Background(), &identity.Credentials{ProjectID: "p3", Roles: []string{identity.RoleAdmin, identity.RoleMember, identity.RoleReader}})
+	for _, c := range []context.Context{other, admin} {
+		if _, err := s.GetStack(c, st.ID); !errdefs.IsNotFound(err) {
+			t.Fatalf("get: %v", err)
+		}
+		if _, err := s.FindStack(c, "mine"); !errdefs.IsNotFound(err) {
+			t.Fatalf("find: %v", err)
+		}
+		if err := s.DeleteStack(c, st.ID); !errdefs.IsNotFound(err) {
+			t.Fatalf("delete: %v", err)
+		}
+		if _, err := s.ListResources(c, st.ID); !errdefs.IsNotFound(err) {
+			t.Fatalf("resources: %v", err)
+		}
+		if _, err := s.ListEvents(c, st.ID, ""); !errdefs.IsNotFound(err) {
+			t.Fatalf("events: %v", err)
+		}
+		if l, _ := s.ListStacks(c); len(l) != 0 {
+			t.Fatalf("list: %v", l)
+		}
+	}
+}
