@@ -552,7 +552,14 @@ func (s *Service) deleteOne(ctx context.Context, st *Stack, r *StackResource, re
 		}
 	}
 	if res.PhysicalID != "" && !retain && pl != nil {
-		if err := pl.Delete(ectx, res); err != nil && !errdefs.IsNotFound(err) {
+		// A conflict (a subnet still in use by a port another resource is
+		// releasing) is retried until the stack's context ends.
+		err := pl.Delete(ectx, res)
+		for wait := 50 * time.Millisecond; errdefs.IsConflict(err) && ctx.Err() == nil && wait < 30*time.Second; wait *= 2 {
+			_ = sleepCtx(ctx, wait)
+			err = pl.Delete(ectx, res)
+		}
+		if err != nil && !errdefs.IsNotFound(err) {
 			_, _ = s.updateResource(st, r.Name, true, func(r *StackResource) {
 				r.Action, r.Status, r.StatusReason = ActionDelete, StatusFailed, reasonOf(err, r.Name)
 			})

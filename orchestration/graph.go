@@ -54,6 +54,7 @@ func analyze(ctx context.Context, t *Template, files map[string]string, plugins 
 			p.requiredBy[d] = append(p.requiredBy[d], name)
 		}
 	}
+	implicitSubnetDeps(t, p)
 	for _, name := range slices.Sorted(maps.Keys(t.Outputs)) {
 		c := &checker{t: t, files: files, lim: lim, deps: map[string]bool{}}
 		if err := c.check("outputs."+name, t.Outputs[name].Value, 1); err != nil {
@@ -71,6 +72,38 @@ func anyMap(m map[string]any) any {
 		return nil
 	}
 	return m
+}
+
+// implicitSubnetDeps makes whatever uses a network of the template (a
+// port, a server, a router interface) wait for the subnets of that
+// network, as Heat does: an address needs a subnet to come from.
+func implicitSubnetDeps(t *Template, p *plan) {
+	subnetsOf := map[string][]string{}
+	for name, rd := range t.Resources {
+		if rd.Type != "OS::Neutron::Subnet" {
+			continue
+		}
+		for _, d := range p.deps[name] {
+			if t.Resources[d].Type == "OS::Neutron::Net" {
+				subnetsOf[d] = append(subnetsOf[d], name)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.Resources)) {
+		if t.Resources[name].Type == "OS::Neutron::Subnet" {
+			continue
+		}
+		deps := p.deps[name]
+		for _, d := range deps {
+			for _, sub := range subnetsOf[d] {
+				if sub != name && !slices.Contains(p.deps[name], sub) {
+					p.deps[name] = append(p.deps[name], sub)
+					p.requiredBy[sub] = append(p.requiredBy[sub], name)
+				}
+			}
+		}
+		slices.Sort(p.deps[name])
+	}
 }
 
 // findCycle returns a cycle of the graph as its path (first == last), or
