@@ -1,0 +1,58 @@
+package orchestration
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// bigTemplate is a stack of n control-plane resources: RandomStrings and
+// TestResources in chains of four (each needs the one before), so that
+// the engine has both parallel width and depth.
+func bigTemplate(n int) []byte {
+	var b strings.Builder
+	b.WriteString("heat_template_version: 2018-08-31\nresources:\n")
+	for i := range n {
+		switch {
+		case i%4 == 0:
+			fmt.Fprintf(&b, "  r%d: {type: OS::Heat::RandomString, properties: {length: 16}}\n", i)
+		default:
+			fmt.Fprintf(&b, "  r%d: {type: OS::Heat::TestResource, properties: {value: {get_attr: [r%d, %s]}}}\n", i, i-1,
+				map[bool]string{true: "value", false: "output"}[(i-1)%4 == 0])
+		}
+	}
+	return []byte(b.String())
+}
+
+func benchStacks(b *testing.B, n, concurrency int) {
+	s := newService(b, Config{Concurrency: concurrency, Limits: Limits{MaxResources: 1000}})
+	ctx := member("p1")
+	tmpl := bigTemplate(n)
+	b.ResetTimer()
+	for i := range b.N {
+		st, err := s.CreateStack(ctx, CreateStackOpts{Name: fmt.Sprintf("s%d", i), Template: tmpl})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := waitStack(b, s, ctx, st.ID); got.StackStatus() != "CREATE_COMPLETE" {
+			b.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+		}
+		if err := s.DeleteStack(ctx, st.ID); err != nil {
+			b.Fatal(err)
+		}
+		if got := waitStack(b, s, ctx, st.ID); got.StackStatus() != "DELETE_COMPLETE" {
+			b.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+		}
+	}
+	b.ReportMetric(float64(n), "resources/stack")
+}
+
+// BenchmarkStackCreateDelete creates and deletes stacks of 100 and 1,000
+// resources, serially (concurrency 1) and with the default concurrency.
+func BenchmarkStackCreateDelete(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		for _, c := range []int{1, 16} {
+			b.Run(fmt.Sprintf("N=%d/concurrency=%d", n, c), func(b *testing.B) { benchStacks(b, n, c) })
+		}
+	}
+}
