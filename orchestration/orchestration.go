@@ -95,11 +95,7 @@ func New(cfg Config) (*Service, error) {
 // set, then Config.Plugins.
 func (s *Service) Use(d Deps) {
 	s.deps = d
-	p := map[string]Plugin{
-		"OS::Heat::RandomString": randomString{},
-		"OS::Heat::None":         nonePlugin{},
-		"OS::Heat::TestResource": testResource{},
-	}
+	p := s.builtins()
 	if d.Compute != nil {
 		p["OS::Nova::Server"] = serverPlugin{d.Compute}
 		p["OS::Nova::KeyPair"] = keypairPlugin{d.Compute}
@@ -120,6 +116,15 @@ func (s *Service) Use(d Deps) {
 	}
 	maps.Copy(p, s.cfg.Plugins)
 	s.plugins = p
+}
+
+// builtins are the resource types that need no other service.
+func (s *Service) builtins() map[string]Plugin {
+	return map[string]Plugin{
+		"OS::Heat::RandomString": randomString{},
+		"OS::Heat::None":         nonePlugin{},
+		"OS::Heat::TestResource": testResource{},
+	}
 }
 
 // DefaultPolicy returns the service's default rules, close to Heat's:
