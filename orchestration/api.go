@@ -41,7 +41,9 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 
 type api struct{ svc *Service }
 
-func fail(w http.ResponseWriter, r *http.Request, err error) { httpapi.WriteError(w, r, httpapi.Heat, err) }
+func fail(w http.ResponseWriter, r *http.Request, err error) {
+	httpapi.WriteError(w, r, httpapi.Heat, err)
+}
 
 // scoped answers 404 for a URL naming another project than the token's.
 func (a *api) scoped(f http.HandlerFunc) http.HandlerFunc {

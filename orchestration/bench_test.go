@@ -13,8 +13,8 @@ func bigTemplate(n int) []byte {
 	var b strings.Builder
 	b.WriteString("heat_template_version: 2018-08-31\nresources:\n")
 	for i := range n {
-		switch {
-		case i%4 == 0:
+		switch i % 4 {
+		case 0:
 			fmt.Fprintf(&b, "  r%d: {type: OS::Heat::RandomString, properties: {length: 16}}\n", i)
 		default:
 			fmt.Fprintf(&b, "  r%d: {type: OS::Heat::TestResource, properties: {value: {get_attr: [r%d, %s]}}}\n", i, i-1,

@@ -87,11 +87,11 @@ type Compute interface {
 
 // FlavorSpec is what OS::Nova::Flavor asks for.
 type FlavorSpec struct {
-	Name                       string
-	RAMMB, VCPUs, DiskGB       int
-	EphemeralGB, SwapMB        int
-	IsPublic                   bool
-	ExtraSpecs                 map[string]string
+	Name                 string
+	RAMMB, VCPUs, DiskGB int
+	EphemeralGB, SwapMB  int
+	IsPublic             bool
+	ExtraSpecs           map[string]string
 }
 
 // NetKind names a kind of network resource.
@@ -187,8 +187,8 @@ type Network interface {
 // VolumeSpec is what OS::Cinder::Volume asks for.
 type VolumeSpec struct {
 	Name, Description, VolumeType, Image, SourceVolume, AvailabilityZone string
-	SizeGB                                                                int
-	Metadata                                                              map[string]string
+	SizeGB                                                               int
+	Metadata                                                             map[string]string
 }
 
 // VolumeInfo is a volume as OS::Cinder::Volume shows it.

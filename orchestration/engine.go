@@ -294,7 +294,7 @@ func (s *Service) create(ctx context.Context, st *Stack, p *plan) {
 		return // stopped: a delete took over, or the process is closing
 	}
 	if failure == nil && cctx.Err() != nil {
-		failure = errors.New("Timed out")
+		failure = errors.New("timed out")
 	}
 	if failure == nil && done < len(p.t.Resources) {
 		failure = errors.New("not every resource could be created")
@@ -407,14 +407,14 @@ func (s *Service) createOne(ctx context.Context, st *Stack, p *plan, r *StackRes
 
 func reasonOf(err error, name string) string {
 	kind := "Error"
-	switch errdefs.Kind(err) {
-	case errdefs.ErrNotFound:
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
 		kind = "NotFound"
-	case errdefs.ErrConflict:
+	case errors.Is(err, errdefs.ErrConflict):
 		kind = "Conflict"
-	case errdefs.ErrQuotaExceeded:
+	case errors.Is(err, errdefs.ErrQuotaExceeded):
 		kind = "OverLimit"
-	case errdefs.ErrInvalid:
+	case errors.Is(err, errdefs.ErrInvalid):
 		kind = "ValueError"
 	}
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -62,7 +62,6 @@ type recorder struct {
 	mu      sync.Mutex
 	live    map[string]bool
 	order   []string
-	failOn  string
 	created int
 }
 
@@ -90,7 +89,9 @@ func (p *recorder) Delete(_ context.Context, r *Resource) error {
 	return nil
 }
 
-func (p *recorder) Attribute(_ context.Context, r *Resource, _ string) (any, error) { return r.Name, nil }
+func (p *recorder) Attribute(_ context.Context, r *Resource, _ string) (any, error) {
+	return r.Name, nil
+}
 
 func TestCreateDeleteOrderAndOutputs(t *testing.T) {
 	rec := &recorder{live: map[string]bool{}}
@@ -139,7 +140,7 @@ outputs:
 		}
 		return -1
 	}
-	if !(idx("+a") < idx("+b") && idx("+b") < idx("+c")) {
+	if idx("+a") > idx("+b") || idx("+b") > idx("+c") {
 		t.Fatalf("create order %v", rec.order)
 	}
 	evs, _ := s.ListEvents(ctx, st.ID, "")
@@ -152,7 +153,7 @@ outputs:
 	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "DELETE_COMPLETE" {
 		t.Fatalf("status %s: %s", got.StackStatus(), got.StatusReason)
 	}
-	if len(rec.live) != 0 || !(idx("-c") < idx("-b") && idx("-b") < idx("-a")) {
+	if len(rec.live) != 0 || idx("-c") > idx("-b") || idx("-b") > idx("-a") {
 		t.Fatalf("live %v order %v", rec.live, rec.order)
 	}
 	if l, _ := s.ListStacks(ctx); len(l) != 0 {
@@ -192,7 +193,7 @@ resources:
 		t.Fatalf("stack events %v", seq)
 	}
 	bad, _ := s.ListEvents(ctx, st.ID, "bad")
-	if len(bad) < 2 || bad[1].Status != "CREATE_FAILED" || !strings.Contains(bad[1].Reason, "Test Resource failed") {
+	if len(bad) < 2 || bad[1].Status != "CREATE_FAILED" || !strings.Contains(bad[1].Reason, "test resource failed") {
 		t.Fatalf("events of bad %+v", bad)
 	}
 	if !strings.Contains(all[1].Reason, "resources.bad") {

@@ -287,7 +287,7 @@ func schemaJSON(typ string, sch *TypeSchema) map[string]any {
 	}
 	return map[string]any{"resource_type": typ, "properties": props, "attributes": attrs,
 		"support_status": map[string]any{"status": "SUPPORTED", "version": nil, "message": nil, "previous_status": nil},
-		"description": sch.Description}
+		"description":    sch.Description}
 }
 
 func constraintJSON(c Constraint) map[string]any {

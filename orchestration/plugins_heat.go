@@ -146,7 +146,7 @@ func (testResource) Create(ctx context.Context, r *Resource) (string, error) {
 		return "", err
 	}
 	if r.Bool("fail") {
-		return "", errors.New("Test Resource failed")
+		return "", errors.New("test resource failed")
 	}
 	r.Data["output"] = r.Str("value")
 	if m := r.Map("action_wait_secs"); m != nil {

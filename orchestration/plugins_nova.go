@@ -39,17 +39,17 @@ func (serverPlugin) Schema() *TypeSchema {
 			"image": {Type: PropString, Description: "Image id or name.", Constraints: []Constraint{{Custom: "glance.image"}}},
 			"flavor": {Type: PropString, Required: true, Description: "Flavor id or name.",
 				Constraints: []Constraint{{Custom: "nova.flavor"}}},
-			"key_name":          {Type: PropString, Description: "Key pair name.", Constraints: []Constraint{{Custom: "nova.keypair"}}},
-			"networks":          {Type: PropList, Description: "NICs: maps with network, port or fixed_ip."},
-			"security_groups":   {Type: PropList, Description: "Security group names or ids."},
-			"user_data":         str("User data, as is."),
-			"user_data_format":  {Type: PropString, Default: "HEAT_CFNTOOLS", Constraints: []Constraint{{AllowedValues: []any{"HEAT_CFNTOOLS", "RAW", "SOFTWARE_CONFIG"}}}},
-			"metadata":          {Type: PropMap, Description: "Server metadata."},
-			"availability_zone": str("Availability zone."),
-			"scheduler_hints":   {Type: PropMap, Description: "Scheduler hints (group)."},
+			"key_name":                {Type: PropString, Description: "Key pair name.", Constraints: []Constraint{{Custom: "nova.keypair"}}},
+			"networks":                {Type: PropList, Description: "NICs: maps with network, port or fixed_ip."},
+			"security_groups":         {Type: PropList, Description: "Security group names or ids."},
+			"user_data":               str("User data, as is."),
+			"user_data_format":        {Type: PropString, Default: "HEAT_CFNTOOLS", Constraints: []Constraint{{AllowedValues: []any{"HEAT_CFNTOOLS", "RAW", "SOFTWARE_CONFIG"}}}},
+			"metadata":                {Type: PropMap, Description: "Server metadata."},
+			"availability_zone":       str("Availability zone."),
+			"scheduler_hints":         {Type: PropMap, Description: "Scheduler hints (group)."},
 			"block_device_mapping_v2": {Type: PropList, Description: "Boot volume: a map with volume_id and boot_index 0."},
-			"config_drive":      {Type: PropBoolean, Description: "Unused here."},
-			"admin_pass":        str("Unused here."),
+			"config_drive":            {Type: PropBoolean, Description: "Unused here."},
+			"admin_pass":              str("Unused here."),
 		},
 		Attributes: map[string]string{
 			"name": "Server name.", "addresses": "Addresses by network name.",
@@ -186,7 +186,9 @@ func (p keypairPlugin) Create(ctx context.Context, r *Resource) (string, error) 
 	return r.Str("name"), nil
 }
 
-func (p keypairPlugin) Delete(ctx context.Context, r *Resource) error { return p.c.DeleteKeypair(ctx, r.PhysicalID) }
+func (p keypairPlugin) Delete(ctx context.Context, r *Resource) error {
+	return p.c.DeleteKeypair(ctx, r.PhysicalID)
+}
 
 func (p keypairPlugin) Attribute(_ context.Context, r *Resource, name string) (any, error) {
 	switch name {
@@ -226,7 +228,9 @@ func (p flavorPlugin) Create(ctx context.Context, r *Resource) (string, error) {
 		EphemeralGB: r.Int("ephemeral"), SwapMB: r.Int("swap"), IsPublic: r.Bool("is_public"), ExtraSpecs: r.StrMap("extra_specs")})
 }
 
-func (p flavorPlugin) Delete(ctx context.Context, r *Resource) error { return p.c.DeleteFlavor(ctx, r.PhysicalID) }
+func (p flavorPlugin) Delete(ctx context.Context, r *Resource) error {
+	return p.c.DeleteFlavor(ctx, r.PhysicalID)
+}
 
 func (flavorPlugin) Attribute(context.Context, *Resource, string) (any, error) { return nil, nil }
 
@@ -285,7 +289,9 @@ func (p volumePlugin) Create(ctx context.Context, r *Resource) (string, error) {
 		SizeGB: r.Int("size"), Metadata: r.StrMap("metadata")})
 }
 
-func (p volumePlugin) Find(ctx context.Context, r *Resource) (string, error) { return p.v.FindVolume(ctx, nameOf(r)) }
+func (p volumePlugin) Find(ctx context.Context, r *Resource) (string, error) {
+	return p.v.FindVolume(ctx, nameOf(r))
+}
 
 func (p volumePlugin) Ready(ctx context.Context, r *Resource) (bool, error) {
 	v, err := p.v.GetVolume(ctx, r.PhysicalID)
@@ -301,7 +307,9 @@ func (p volumePlugin) Ready(ctx context.Context, r *Resource) (bool, error) {
 	return false, nil
 }
 
-func (p volumePlugin) Delete(ctx context.Context, r *Resource) error { return p.v.DeleteVolume(ctx, r.PhysicalID) }
+func (p volumePlugin) Delete(ctx context.Context, r *Resource) error {
+	return p.v.DeleteVolume(ctx, r.PhysicalID)
+}
 
 func (p volumePlugin) Attribute(ctx context.Context, r *Resource, name string) (any, error) {
 	v, err := p.v.GetVolume(ctx, r.PhysicalID)
@@ -365,12 +373,12 @@ func (containerPlugin) Schema() *TypeSchema {
 	return &TypeSchema{
 		Description: "An object storage container in the project's account.",
 		Properties: map[string]*PropSchema{
-			"name":               str("Container name; default the physical name."),
-			"X-Container-Read":   str("Read ACL."),
-			"X-Container-Write":  str("Write ACL."),
-			"X-Container-Meta":   {Type: PropMap, Description: "Container metadata."},
-			"X-Account-Meta":     {Type: PropMap, Description: "Unused here."},
-			"PurgeOnDelete":      {Type: PropBoolean, Default: false, Description: "Delete the objects with the container."},
+			"name":              str("Container name; default the physical name."),
+			"X-Container-Read":  str("Read ACL."),
+			"X-Container-Write": str("Write ACL."),
+			"X-Container-Meta":  {Type: PropMap, Description: "Container metadata."},
+			"X-Account-Meta":    {Type: PropMap, Description: "Unused here."},
+			"PurgeOnDelete":     {Type: PropBoolean, Default: false, Description: "Delete the objects with the container."},
 		},
 		Attributes: map[string]string{"RootURL": "The container's URL.", "DomainName": "The host of the URL.", "WebsiteURL": "The container's URL."},
 	}

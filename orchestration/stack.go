@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"
@@ -236,7 +237,7 @@ func (s *Service) resourceEventTxn(tx *store.Txn, st *Stack, r *StackResource) e
 func (s *Service) visible(ctx context.Context, action string, st *Stack) (*Stack, error) {
 	c, err := s.caller(ctx, action, st.ProjectID)
 	if err != nil {
-		if errdefs.Kind(err) == errdefs.ErrForbidden && identity.CredentialsFrom(ctx).ProjectID != st.ProjectID {
+		if errors.Is(err, errdefs.ErrForbidden) && identity.CredentialsFrom(ctx).ProjectID != st.ProjectID {
 			return nil, notFound(st.ID)
 		}
 		return nil, err

@@ -3,8 +3,8 @@ package orchestration
 import (
 	"bytes"
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"regexp"

@@ -26,53 +26,86 @@ jobs+=($!)
 jobs+=($!)
 for j in "${jobs[@]}"; do wait "$j" || cat "$tmp"/setup*.out; done
 
-counts() { python3 -c '
-import openstack
-c = openstack.connect()
-print(*[len(list(x)) for x in (c.compute.servers(), c.network.networks(), c.network.ports(), c.block_storage.volumes(),
-	c.network.ips(), c.network.security_groups(), c.network.routers())])'; }
+# counts: how many servers, networks, ports, volumes, floating IPs,
+# security groups and routers there are (listed side by side).
+counts() {
+	local i=0 c
+	for c in "server list" "network list" "port list" "volume list" "floating ip list" "security group list" "router list"; do
+		# shellcheck disable=SC2086
+		openstack $c -f value -c ID >"$tmp/count.$i" 2>&1 &
+		i=$((i + 1))
+	done
+	wait $(jobs -p | grep -vx "$server") 2>/dev/null || true
+	for i in 0 1 2 3 4 5 6; do wc -l <"$tmp/count.$i"; done | tr '\n' ' '
+}
 # Counts before, to check that the stack's delete leaves nothing behind.
 before=$(counts)
 
-expect "resource types" "yes" bash -c 'openstack orchestration resource type list -f value | grep -qx OS::Nova::Server && echo yes'
+# bg NAME CMD...: run a CLI call in the background (each costs a Python
+# start), output in $tmp/NAME.out, status in $tmp/NAME.rc; bgwait waits
+# for all of them.
+bgjobs=()
+bg() {
+	local name=$1
+	shift
+	{ "$@" >"$tmp/$name.out" 2>&1 && echo 0 >"$tmp/$name.rc" || echo $? >"$tmp/$name.rc"; } &
+	bgjobs+=($!)
+}
+bgwait() {
+	for j in "${bgjobs[@]}"; do wait "$j" || true; done
+	bgjobs=()
+}
+# failed_with NAME WANT: the background call NAME failed, saying WANT.
+failed_with() {
+	if [[ $(cat "$tmp/$1.rc") == 0 ]]; then bad "$1: succeeded"; elif grep -q -- "$2" "$tmp/$1.out"; then ok "$1"; else bad "$1: $(head -c 300 "$tmp/$1.out")"; fi
+}
 
 # Validation errors: a 400 naming the culprit.
 printf 'heat_template_version: 2016-04-08\nresources:\n  a: {type: OS::Heat::None, depends_on: b}\n  b: {type: OS::Heat::None, depends_on: a}\n' >"$tmp/cycle.yaml"
 printf 'heat_template_version: 2016-04-08\nresources:\n  a: {type: OS::Nope::Thing}\n' >"$tmp/type.yaml"
 printf 'heat_template_version: 2016-04-08\nparameters: {n: {type: number, constraints: [{range: {min: 1, max: 3}}]}}\nresources:\n  a: {type: OS::Heat::RandomString, properties: {length: {get_pram: n}}}\n' >"$tmp/func.yaml"
 printf 'heat_template_version: 2016-04-08\nparameters: {n: {type: number, constraints: [{range: {min: 1, max: 3}}]}}\nresources:\n  a: {type: OS::Heat::RandomString, properties: {length: {get_param: n}}}\n' >"$tmp/param.yaml"
-check_err() { # NAME WANT-SUBSTRING CMD...
-	local name=$1 want=$2
-	shift 2
-	if "$@" >"$tmp/err.out" 2>&1; then bad "$name: succeeded"; elif grep -q -- "$want" "$tmp/err.out"; then ok "$name"; else bad "$name: $(head -c 300 "$tmp/err.out")"; fi
-}
-check_err "validate: cycle named" "a -> b -> a" os orchestration template validate -t "$tmp/cycle.yaml"
-check_err "validate: unknown type" "OS::Nope::Thing" os orchestration template validate -t "$tmp/type.yaml"
-check_err "validate: unknown function" "get_pram" os orchestration template validate -t "$tmp/func.yaml"
-check_err "create: missing parameter" 'parameter "n" was not provided' os stack create -t "$tmp/param.yaml" missing
-check_err "create: constraint violation" "not between 1 and 3" os stack create -t "$tmp/param.yaml" --parameter n=7 toobig
-expect "validate: parameters listed" "Number" bash -c "openstack orchestration template validate -t $tmp/param.yaml -f json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"Parameters\"][\"n\"][\"Type\"])'"
+bg types openstack orchestration resource type list -f value
+bg cycle openstack orchestration template validate -t "$tmp/cycle.yaml"
+bg type openstack orchestration template validate -t "$tmp/type.yaml"
+bg func openstack orchestration template validate -t "$tmp/func.yaml"
+bg missing openstack stack create -t "$tmp/param.yaml" missing
+bg toobig openstack stack create -t "$tmp/param.yaml" --parameter n=7 toobig
+bg validate openstack orchestration template validate -t "$tmp/param.yaml" -f json
+bgwait
+expect "resource types" "yes" bash -c "grep -qx OS::Nova::Server $tmp/types.out && echo yes"
+failed_with cycle "a -> b -> a"
+failed_with type "OS::Nope::Thing"
+failed_with func "get_pram"
+failed_with missing 'parameter "n" was not provided'
+failed_with toobig "not between 1 and 3"
+expect "validate: parameters listed" "Number" python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['Parameters']['n']['Type'])" "$tmp/validate.out"
 
 # The three tiers.
-expect "stack create --wait" "CREATE_COMPLETE" os stack create -t "$here/three-tier.yaml" --parameter image=tiny --parameter public_net=public --wait --poll 1 three -f value -c stack_status
-show=$(os stack show three -f json)
-outs=$(jget "$show" outputs)
+expect "stack create --wait" "CREATE_COMPLETE" bash -c "openstack stack create -t $here/three-tier.yaml --parameter image=tiny --parameter public_net=public --wait --poll 1 three -f value -c stack_status | tail -1"
+bg show openstack stack show three -f json
+bg res openstack stack resource list three -f json
+bg servers openstack server list -f json -c ID -c Networks
+bg list openstack stack list -f value -c "Stack Name" -c "Stack Status"
+bg template openstack stack template show three -f json
+bg events openstack stack event list three
+bg output openstack stack output show three db_ip -f value -c output_value
+bg fips openstack floating ip list -f json
+bgwait
+outs=$(python3 -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1]))['outputs']))" "$tmp/show.out")
 out() { python3 -c "import json,sys; print({o['output_key']: o['output_value'] for o in json.loads(sys.argv[1])}[sys.argv[2]])" "$outs" "$1"; }
-res=$(os stack resource list three -f json)
-servers=$(os server list -f json -c ID -c Networks)
-phys() { python3 -c "import json,sys; print({r['resource_name']: r['physical_resource_id'] for r in json.loads(sys.argv[1])}[sys.argv[2]])" "$res" "$1"; }
-addr() { python3 -c "import json,sys; s={x['ID']: x['Networks'] for x in json.loads(sys.argv[1])}[sys.argv[2]]; print(list(s.values())[0][0])" "$servers" "$1"; }
+phys() { python3 -c "import json,sys; print({r['resource_name']: r['physical_resource_id'] for r in json.load(open(sys.argv[1]))}[sys.argv[2]])" "$tmp/res.out" "$1"; }
+addr() { python3 -c "import json,sys; s={x['ID']: x['Networks'] for x in json.load(open(sys.argv[1]))}[sys.argv[2]]; print(list(s.values())[0][0])" "$tmp/servers.out" "$1"; }
 for s in web app db; do
 	expect "output ${s}_ip is the server's address" "$(addr "$(phys $s)")" out "${s}_ip"
 done
-web=$(phys web)
-expect "floating IP output is the web server's floating address" "$(out web_public)" bash -c "openstack floating ip list --port $(phys web_port) -f value -c 'Floating IP Address'"
+expect "floating IP output is on the web server's port" "$(phys web_port)" python3 -c "import json,sys; print([f['Port'] for f in json.load(open(sys.argv[1])) if f['Floating IP Address'] == sys.argv[2]][0])" "$tmp/fips.out" "$(out web_public)"
 expect "volume attached to db" "in-use" out volume_status
-expect "stack list" "three CREATE_COMPLETE" os stack list -f value -c "Stack Name" -c "Stack Status"
-expect "resource list" "12" bash -c "grep -o CREATE_COMPLETE <<<'$res' | wc -l"
-expect "output show" "$(out db_ip)" os stack output show three db_ip -f value -c output_value
-expect "template show" "2018-08-31" os stack template show three -f value -c heat_template_version
-expect "event list" "yes" bash -c "openstack stack event list three | grep -q 'Stack CREATE completed successfully' && echo yes"
+expect "stack list" "three CREATE_COMPLETE" cat "$tmp/list.out"
+expect "resource list" "12" bash -c "grep -o CREATE_COMPLETE $tmp/res.out | wc -l"
+expect "output show" "$(out db_ip)" cat "$tmp/output.out"
+expect "template show" "2018-08-31" python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['heat_template_version'])" "$tmp/template.out"
+expect "event list" "yes" bash -c "grep -q 'Stack CREATE completed successfully' $tmp/events.out && echo yes"
 
 expect "stack delete --wait" "DELETE_COMPLETE" bash -c "openstack stack delete --yes --wait three | tail -1 | grep -o DELETE_COMPLETE"
 expect "nothing left in any service" "$before" counts
@@ -85,7 +118,9 @@ resources:
   vol: {type: OS::Cinder::Volume, properties: {size: 1}}
   bad: {type: OS::Heat::TestResource, depends_on: [net, vol], properties: {fail: true}}
 T
-check_err "create fails" "CREATE_FAILED" os stack create -t "$tmp/fail.yaml" --enable-rollback --wait --poll 1 failing
+bg failing openstack stack create -t "$tmp/fail.yaml" --enable-rollback --wait --poll 1 failing
+bgwait
+failed_with failing "CREATE_FAILED"
 for _ in $(seq 1 50); do
 	st=$(os stack show failing -f value -c stack_status)
 	[[ $st == ROLLBACK_IN_PROGRESS ]] || break
