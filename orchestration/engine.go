@@ -363,6 +363,9 @@ func (s *Service) createOne(ctx context.Context, st *Stack, p *plan, r *StackRes
 		res.Data = map[string]string{}
 	}
 	fail := func(err error) error {
+		if stopped(ctx) {
+			return err // the engine is stopping: the next Start resumes here
+		}
 		_, _ = s.updateResource(st, r.Name, true, func(r *StackResource) {
 			r.Action, r.Status, r.StatusReason = ActionCreate, StatusFailed, reasonOf(err, r.Name)
 		})
@@ -421,6 +424,12 @@ func reasonOf(err error, name string) string {
 		return "Timed out"
 	}
 	return kind + ": resources." + name + ": " + err.Error()
+}
+
+// stopped reports whether ctx was cancelled (a delete took over, or the
+// service is closing) rather than timed out.
+func stopped(ctx context.Context) bool {
+	return errors.Is(ctx.Err(), context.Canceled)
 }
 
 // poll calls ready with a growing interval until it is true or fails.
@@ -560,6 +569,9 @@ func (s *Service) deleteOne(ctx context.Context, st *Stack, r *StackResource, re
 			err = pl.Delete(ectx, res)
 		}
 		if err != nil && !errdefs.IsNotFound(err) {
+			if stopped(ctx) {
+				return err
+			}
 			_, _ = s.updateResource(st, r.Name, true, func(r *StackResource) {
 				r.Action, r.Status, r.StatusReason = ActionDelete, StatusFailed, reasonOf(err, r.Name)
 			})

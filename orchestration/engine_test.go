@@ -269,3 +269,95 @@ func TestCrossProjectIsNotFound(t *testing.T) {
 		}
 	}
 }
+
+// slowMaker makes its resource, then hangs until cancelled, as a create
+// interrupted by a crash after the service acted; Find finds what it made.
+type slowMaker struct {
+	mu      sync.Mutex
+	made    map[string]string // physical name -> id
+	creates int
+	hang    bool
+}
+
+func (p *slowMaker) Schema() *TypeSchema { return &TypeSchema{Properties: map[string]*PropSchema{}} }
+
+func (p *slowMaker) Create(ctx context.Context, r *Resource) (string, error) {
+	p.mu.Lock()
+	p.creates++
+	p.made[r.PhysicalName] = "made-" + r.Name
+	hang := p.hang
+	p.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return "", ctx.Err()
+	}
+	return "made-" + r.Name, nil
+}
+
+func (p *slowMaker) Find(_ context.Context, r *Resource) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.made[r.PhysicalName], nil
+}
+
+func (p *slowMaker) Delete(_ context.Context, r *Resource) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, v := range p.made {
+		if v == r.PhysicalID {
+			delete(p.made, k)
+		}
+	}
+	return nil
+}
+
+func (p *slowMaker) Attribute(context.Context, *Resource, string) (any, error) { return nil, nil }
+
+func TestResumeAdoptsWhatACrashLeft(t *testing.T) {
+	st, err := store.Open(context.Background(), memstore.New(), Tables(), &store.Options{CompactInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	mk := &slowMaker{made: map[string]string{}, hang: true}
+	s1, _ := New(Config{Store: st, Plugins: map[string]Plugin{"Test::Slow": mk}})
+	ctx := member("p1")
+	stk, err := s1.CreateStack(ctx, CreateStackOpts{Name: "crash", Template: []byte("heat_template_version: 2018-08-31\nresources:\n  a: {type: Test::Slow}\n  b: {type: Test::Slow, depends_on: a}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		mk.mu.Lock()
+		n := mk.creates
+		mk.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("create never called")
+		}
+	}
+	s1.Close() // the "crash": a's create was issued, its id never recorded
+	if r, _ := s1.GetResource(ctx, stk.ID, "a"); r.ResourceStatus() != "CREATE_IN_PROGRESS" || r.PhysicalID != "" {
+		t.Fatalf("a after the crash: %s %q", r.ResourceStatus(), r.PhysicalID)
+	}
+	mk.mu.Lock()
+	mk.hang = false
+	mk.mu.Unlock()
+	s2, _ := New(Config{Store: st, Plugins: map[string]Plugin{"Test::Slow": mk}})
+	if err := s2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := waitStack(t, s2, ctx, stk.ID); got.StackStatus() != "CREATE_COMPLETE" {
+		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+	}
+	if a, _ := s2.GetResource(ctx, stk.ID, "a"); a.PhysicalID != "made-a" || mk.creates != 2 || len(mk.made) != 2 {
+		t.Fatalf("a %q, %d creates, made %v: a was not adopted", a.PhysicalID, mk.creates, mk.made)
+	}
+	_ = s2.DeleteStack(ctx, stk.ID)
+	waitStack(t, s2, ctx, stk.ID)
+	if len(mk.made) != 0 {
+		t.Fatalf("leaked %v", mk.made)
+	}
+}
