@@ -9,7 +9,11 @@ import (
 // bigTemplate is a stack of n control-plane resources: RandomStrings and
 // TestResources in chains of four (each needs the one before), so that
 // the engine has both parallel width and depth.
-func bigTemplate(n int) []byte {
+func bigTemplate(n int) []byte { return latencyTemplate(n, 0) }
+
+// latencyTemplate is bigTemplate with TestResources that each take wait
+// seconds, as a service call would.
+func latencyTemplate(n int, wait float64) []byte {
 	var b strings.Builder
 	b.WriteString("heat_template_version: 2018-08-31\nresources:\n")
 	for i := range n {
@@ -17,17 +21,18 @@ func bigTemplate(n int) []byte {
 		case 0:
 			fmt.Fprintf(&b, "  r%d: {type: OS::Heat::RandomString, properties: {length: 16}}\n", i)
 		default:
-			fmt.Fprintf(&b, "  r%d: {type: OS::Heat::TestResource, properties: {value: {get_attr: [r%d, %s]}}}\n", i, i-1,
+			fmt.Fprintf(&b, "  r%d: {type: OS::Heat::TestResource, properties: {wait_secs: %g, value: {get_attr: [r%d, %s]}}}\n", i, wait, i-1,
 				map[bool]string{true: "value", false: "output"}[(i-1)%4 == 0])
 		}
 	}
 	return []byte(b.String())
 }
 
-func benchStacks(b *testing.B, n, concurrency int) {
+func benchStacks(b *testing.B, n, concurrency int) { benchTemplate(b, bigTemplate(n), n, concurrency) }
+
+func benchTemplate(b *testing.B, tmpl []byte, n, concurrency int) {
 	s := newService(b, Config{Concurrency: concurrency, Limits: Limits{MaxResources: 1000}})
 	ctx := member("p1")
-	tmpl := bigTemplate(n)
 	b.ResetTimer()
 	for i := range b.N {
 		st, err := s.CreateStack(ctx, CreateStackOpts{Name: fmt.Sprintf("s%d", i), Template: tmpl})
@@ -54,5 +59,10 @@ func BenchmarkStackCreateDelete(b *testing.B) {
 		for _, c := range []int{1, 16} {
 			b.Run(fmt.Sprintf("N=%d/concurrency=%d", n, c), func(b *testing.B) { benchStacks(b, n, c) })
 		}
+	}
+	// Resources that each take 2 ms, as service calls do: where the
+	// engine's parallelism pays.
+	for _, c := range []int{1, 16} {
+		b.Run(fmt.Sprintf("N=200/wait=2ms/concurrency=%d", c), func(b *testing.B) { benchTemplate(b, latencyTemplate(200, 0.002), 200, c) })
 	}
 }

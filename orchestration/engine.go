@@ -473,27 +473,36 @@ func (s *Service) delete(ctx context.Context, st *Stack, p *plan) {
 			gone[name] = true
 		}
 	}
-	blocked := func(name string) bool {
+	// left[r] counts the resources that need r and are not gone yet; r
+	// can go when it reaches zero.
+	left := map[string]int{}
+	var ready []string
+	for _, name := range slices.Sorted(maps.Keys(p.t.Resources)) {
 		for _, d := range p.requiredBy[name] {
 			if !gone[d] {
-				return true
+				left[name]++
 			}
 		}
-		return false
 	}
-	started := map[string]bool{}
+	for _, name := range slices.Sorted(maps.Keys(p.t.Resources)) {
+		if !gone[name] && left[name] == 0 {
+			ready = append(ready, name)
+		}
+	}
+	release := func(name string) {
+		for _, d := range p.deps[name] {
+			if left[d]--; left[d] == 0 && !gone[d] {
+				ready = append(ready, d)
+			}
+		}
+	}
 	results := make(chan outcome)
 	inflight := 0
 	var failure error
 	for {
-		for _, name := range slices.Sorted(maps.Keys(p.t.Resources)) {
-			if failure != nil || inflight >= s.cfg.Concurrency || ctx.Err() != nil {
-				break
-			}
-			if gone[name] || started[name] || blocked(name) {
-				continue
-			}
-			started[name] = true
+		for failure == nil && len(ready) > 0 && inflight < s.cfg.Concurrency && ctx.Err() == nil {
+			name := ready[0]
+			ready = ready[1:]
 			inflight++
 			r := state[name]
 			retain := action == ActionDelete && p.t.Resources[name].DeletionPolicy == PolicyRetain
@@ -511,6 +520,7 @@ func (s *Service) delete(ctx context.Context, st *Stack, p *plan) {
 			continue
 		}
 		gone[o.name] = true
+		release(o.name)
 	}
 	if ctx.Err() != nil {
 		return
