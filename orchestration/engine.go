@@ -8,33 +8,84 @@ import (
 	"slices"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
+
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/store"
 )
 
-// kick makes sure an engine goroutine works on the stack: it starts one,
-// or tells the running one to look again when it is done.
-func (s *Service) kick(id string) {
+// lead runs the engine while this process leads it: with several
+// controllers on one etcd cluster one engine drives the stacks at a time,
+// and another takes over (resuming every stack in progress) when its
+// leader is lost.
+func (s *Service) lead() {
+	for {
+		l, err := s.st.Campaign(s.ctx, "orchestration-engine")
+		if err != nil {
+			return // closing
+		}
+		ctx, cancel := context.WithCancel(s.ctx)
+		go func() {
+			select {
+			case <-l.Lost():
+			case <-ctx.Done():
+			}
+			cancel()
+		}()
+		s.watch(ctx)
+		cancel()
+		s.runs.Wait()
+		if s.ctx.Err() != nil {
+			_ = l.Resign(context.Background())
+			return
+		}
+	}
+}
+
+// watch starts a run for every stack in progress, as the store shows them,
+// until ctx ends: stacks created or deleted through any controller, and
+// those a previous leader (or process) left unfinished.
+func (s *Service) watch(ctx context.Context) {
+	for {
+		ws := memdb.NewWatchSet()
+		it, err := store.List[Stack](ws, s.st.Snapshot(), stackTable, activeIndex, true)
+		if err != nil {
+			return
+		}
+		for st := range it {
+			s.ensureRun(ctx, st)
+		}
+		if err := ws.WatchCtx(ctx); err != nil {
+			return
+		}
+	}
+}
+
+// ensureRun makes sure a goroutine works on the stack's current action: it
+// starts one, or stops a run of an older action (a create the stack's
+// delete replaced) and has it look again.
+func (s *Service) ensureRun(ctx context.Context, st *Stack) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r := s.running[id]; r != nil {
-		r.again = true
+	if r := s.running[st.ID]; r != nil {
+		if r.action != st.Action {
+			r.again = true
+			r.cancel()
+		}
 		return
 	}
-	if s.ctx.Err() != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(s.ctx)
-	r := &run{cancel: cancel}
-	s.running[id] = r
-	s.wg.Add(1)
+	rctx, cancel := context.WithCancel(ctx)
+	r := &run{cancel: cancel, action: st.Action}
+	s.running[st.ID] = r
+	s.runs.Add(1)
 	go func() {
-		defer s.wg.Done()
+		defer s.runs.Done()
+		id := st.ID
 		for {
-			s.work(ctx, id)
+			s.work(rctx, id)
 			s.mu.Lock()
-			if !r.again || s.ctx.Err() != nil {
+			if !r.again || ctx.Err() != nil {
 				delete(s.running, id)
 				s.mu.Unlock()
 				cancel()
@@ -42,8 +93,11 @@ func (s *Service) kick(id string) {
 			}
 			r.again = false
 			cancel()
-			ctx, cancel = context.WithCancel(s.ctx)
+			rctx, cancel = context.WithCancel(ctx)
 			r.cancel = cancel
+			if cur, err := store.Get[Stack](nil, s.st.Snapshot(), stackTable, id); err == nil {
+				r.action = cur.Action
+			}
 			s.mu.Unlock()
 		}
 	}()

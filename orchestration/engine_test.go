@@ -321,6 +321,9 @@ func TestResumeAdoptsWhatACrashLeft(t *testing.T) {
 	defer st.Close()
 	mk := &slowMaker{made: map[string]string{}, hang: true}
 	s1, _ := New(Config{Store: st, Plugins: map[string]Plugin{"Test::Slow": mk}})
+	if err := s1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	ctx := member("p1")
 	stk, err := s1.CreateStack(ctx, CreateStackOpts{Name: "crash", Template: []byte("heat_template_version: 2018-08-31\nresources:\n  a: {type: Test::Slow}\n  b: {type: Test::Slow, depends_on: a}\n")})
 	if err != nil {
@@ -359,5 +362,50 @@ func TestResumeAdoptsWhatACrashLeft(t *testing.T) {
 	waitStack(t, s2, ctx, stk.ID)
 	if len(mk.made) != 0 {
 		t.Fatalf("leaked %v", mk.made)
+	}
+}
+
+// TestOneEngineLeads runs two services on one store, as two controllers:
+// one engine drives every stack, whichever service took the request, and
+// the other takes over the stacks in progress when the first closes.
+func TestOneEngineLeads(t *testing.T) {
+	st, err := store.Open(context.Background(), memstore.New(), Tables(), &store.Options{CompactInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec := &recorder{live: map[string]bool{}}
+	mk := func() *Service {
+		s, _ := New(Config{Store: st, Plugins: map[string]Plugin{"Test::Rec": rec}})
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	s1 := mk()
+	time.Sleep(10 * time.Millisecond) // s1 campaigns first
+	s2 := mk()
+	defer s2.Close()
+	ctx := member("p1")
+	tmpl := []byte("heat_template_version: 2018-08-31\nresources:\n  a: {type: Test::Rec}\n  slow: {type: OS::Heat::TestResource, depends_on: a, properties: {wait_secs: 0.3}}\n  b: {type: Test::Rec, depends_on: slow}\n")
+	stk, err := s2.CreateStack(ctx, CreateStackOpts{Name: "two", Template: tmpl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		r, _ := s2.GetResource(ctx, stk.ID, "slow")
+		if r.ResourceStatus() == "CREATE_IN_PROGRESS" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("slow never started")
+		}
+	}
+	s1.Close() // the leader goes; s2 resumes the stack
+	if got := waitStack(t, s2, ctx, stk.ID); got.StackStatus() != "CREATE_COMPLETE" {
+		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+	}
+	if rec.created != 2 {
+		t.Fatalf("%d creates, want 2", rec.created)
 	}
 }

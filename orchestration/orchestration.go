@@ -50,9 +50,11 @@ type Service struct {
 	deps    Deps
 	plugins map[string]Plugin
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	runs    sync.WaitGroup
+	started bool
 
 	mu      sync.Mutex
 	running map[string]*run // by stack id
@@ -64,6 +66,9 @@ type Service struct {
 // run is one engine goroutine working on a stack.
 type run struct {
 	cancel context.CancelFunc
+	// action is the stack action the run works on; again asks it to look
+	// at the stack once more when done.
+	action string
 	again  bool
 }
 
@@ -163,16 +168,15 @@ const (
 	activeIndex   = "active"
 )
 
-// Start resumes every stack whose create, rollback or delete was under
-// way when the process stopped.
-func (s *Service) Start(ctx context.Context) error {
-	it, err := store.List[Stack](nil, s.st.Snapshot(), stackTable, activeIndex, true)
-	if err != nil {
-		return err
-	}
-	for st := range it {
-		s.log.Info("orchestration: resuming stack", "stack", st.Name, "id", st.ID, "action", st.Action)
-		s.kick(st.ID)
+// Start starts the engine, which resumes every stack whose create,
+// rollback or delete was under way when the process (or the controller
+// that led the engine) stopped.
+func (s *Service) Start(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.started {
+		s.started = true
+		s.wg.Go(s.lead)
 	}
 	return nil
 }
@@ -182,19 +186,6 @@ func (s *Service) Close() error {
 	s.cancel()
 	s.wg.Wait()
 	return nil
-}
-
-// Wait waits until no stack is being worked on (for tests).
-func (s *Service) Wait() {
-	for {
-		s.mu.Lock()
-		n := len(s.running)
-		s.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func caller(ctx context.Context) (*identity.Credentials, error) {

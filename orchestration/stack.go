@@ -193,7 +193,6 @@ func (s *Service) CreateStack(ctx context.Context, o CreateStackOpts) (*Stack, e
 	s.mu.Lock()
 	s.plans[st.ID] = p
 	s.mu.Unlock()
-	s.kick(st.ID)
 	return st, nil
 }
 
@@ -343,16 +342,7 @@ func (s *Service) DeleteStack(ctx context.Context, id string) error {
 		}
 		return s.stackEventTxn(tx, cur)
 	})
-	if err != nil {
-		return err
-	}
-	s.mu.Lock()
-	if r := s.running[id]; r != nil {
-		r.cancel()
-	}
-	s.mu.Unlock()
-	s.kick(id)
-	return nil
+	return err
 }
 
 // ListResources lists a stack's resources.
