@@ -47,6 +47,7 @@ func (s *Service) lead() {
 // until ctx ends: stacks created or deleted through any controller, and
 // those a previous leader (or process) left unfinished.
 func (s *Service) watch(ctx context.Context) {
+	var lastPurge time.Time
 	for {
 		ws := memdb.NewWatchSet()
 		it, err := store.List[Stack](ws, s.st.Snapshot(), stackTable, activeIndex, true)
@@ -56,8 +57,45 @@ func (s *Service) watch(ctx context.Context) {
 		for st := range it {
 			s.ensureRun(ctx, st)
 		}
-		if err := ws.WatchCtx(ctx); err != nil {
+		if time.Since(lastPurge) > s.cfg.DeletedRetention/10 {
+			s.purge(ctx)
+			lastPurge = time.Now()
+		}
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.DeletedRetention/10)
+		_ = ws.WatchCtx(wctx)
+		cancel()
+		if ctx.Err() != nil {
 			return
+		}
+	}
+}
+
+// purge removes the stacks deleted more than DeletedRetention ago, with
+// their events.
+func (s *Service) purge(ctx context.Context) {
+	cutoff := s.st.Now().Add(-s.cfg.DeletedRetention)
+	it, err := store.List[Stack](nil, s.st.Snapshot(), stackTable, store.IDIndex)
+	if err != nil {
+		return
+	}
+	for st := range it {
+		if st.Deleted == nil || st.Deleted.After(cutoff) {
+			continue
+		}
+		err := s.st.Update(ctx, func(tx *store.Txn) error {
+			evs, err := store.List[Event](nil, tx, eventTable, stackIndex, st.ID)
+			if err != nil {
+				return err
+			}
+			for e := range evs {
+				if err := tx.Delete(eventTable, e.StoreKey()); err != nil {
+					return err
+				}
+			}
+			return tx.Delete(stackTable, st.ID)
+		})
+		if err != nil {
+			s.log.Warn("orchestration: cannot purge a deleted stack", "stack", st.ID, "err", err)
 		}
 	}
 }
@@ -146,7 +184,8 @@ func (s *Service) planOf(ctx context.Context, st *Stack) (*plan, error) {
 // engineCtx carries the stack owner's credentials, with which the plugins
 // act (also after a restart, when no request is there).
 func (s *Service) engineCtx(ctx context.Context, st *Stack) context.Context {
-	return identity.WithCredentials(ctx, &identity.Credentials{UserID: st.UserID, ProjectID: st.ProjectID, Roles: slices.Clone(st.Roles)})
+	return identity.WithCredentials(ctx, &identity.Credentials{UserID: st.UserID, ProjectID: st.ProjectID, ProjectDomainID: st.ProjectDomainID,
+		IsAdminProject: st.AdminProject, Roles: slices.Clone(st.Roles)})
 }
 
 func toPlugin(st *Stack, r *StackResource) *Resource {

@@ -409,3 +409,29 @@ func TestOneEngineLeads(t *testing.T) {
 		t.Fatalf("%d creates, want 2", rec.created)
 	}
 }
+
+func TestDeletedStacksArePurged(t *testing.T) {
+	s := newService(t, Config{DeletedRetention: 50 * time.Millisecond})
+	ctx := member("p1")
+	st, err := s.CreateStack(ctx, CreateStackOpts{Name: "old", Template: []byte("heat_template_version: 2013-05-23\nresources: {n: {type: OS::Heat::None}}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStack(t, s, ctx, st.ID)
+	_ = s.DeleteStack(ctx, st.ID)
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "DELETE_COMPLETE" {
+		t.Fatal(got.StackStatus())
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, err := s.GetStack(ctx, st.ID); errdefs.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("deleted stack never purged")
+		}
+	}
+	it, _ := store.List[Event](nil, s.st.Snapshot(), eventTable, stackIndex, st.ID)
+	for e := range it {
+		t.Fatalf("event left: %+v", e)
+	}
+}

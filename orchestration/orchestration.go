@@ -36,6 +36,10 @@ type Config struct {
 	PollInterval time.Duration
 	// Plugins add resource types, or replace built-in ones, by type name.
 	Plugins map[string]Plugin
+	// DeletedRetention is how long a deleted stack and its events stay
+	// readable (by id, for clients that wait on a delete) before they are
+	// purged (default 1h).
+	DeletedRetention time.Duration
 }
 
 // Service is the orchestration service: stacks of resources made from
@@ -83,6 +87,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 16
+	}
+	if cfg.DeletedRetention <= 0 {
+		cfg.DeletedRetention = time.Hour
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 500 * time.Millisecond

@@ -39,8 +39,12 @@ type Stack struct {
 	ProjectID   string `json:"project"`
 	UserID      string `json:"stack_user_project_id"`
 	Description string `json:"description"`
-	// Roles are the creator's roles, with which the engine acts.
-	Roles []string `json:"roles"`
+	// Roles are the creator's roles on the project, and AdminProject
+	// whether the project is the cloud's admin project: the engine acts
+	// with them, as Heat acts with the stored context of the request.
+	Roles           []string `json:"roles"`
+	AdminProject    bool     `json:"admin_project,omitempty"`
+	ProjectDomainID string   `json:"project_domain_id,omitempty"`
 	// Template is the template as given.
 	Template   string            `json:"template"`
 	Files      map[string]string `json:"files,omitempty"`
@@ -162,6 +166,7 @@ func (s *Service) CreateStack(ctx context.Context, o CreateStackOpts) (*Stack, e
 	}
 	now := s.st.Now().UTC()
 	st := &Stack{ID: newUUID(), Name: o.Name, ProjectID: c.ProjectID, UserID: c.UserID, Roles: slices.Clone(c.Roles),
+		AdminProject: c.IsAdminProject, ProjectDomainID: c.ProjectDomainID,
 		Description: t.Description, Template: string(o.Template), Files: o.Files, Parameters: params,
 		Action: ActionCreate, Status: StatusInProgress, StatusReason: "Stack CREATE started",
 		DisableRollback: o.DisableRollback, TimeoutMins: o.TimeoutMins, Tags: o.Tags, Created: now, Updated: now}

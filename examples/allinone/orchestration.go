@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/stratuskit/stratus/blockstore"
@@ -622,20 +624,14 @@ func (a heatContainers) CreateContainer(ctx context.Context, name string, header
 		case "X-Container-Write":
 			o.Write = &v
 		default:
-			if m, ok := cutPrefix(k, "X-Container-Meta-"); ok {
-				o.Meta[m] = v
+			// The object store keys metadata by canonical header name.
+			if strings.HasPrefix(k, "X-Container-Meta-") {
+				o.Meta[http.CanonicalHeaderKey(k)] = v
 			}
 		}
 	}
 	_, err := a.h.objects.PutContainer(ctx, account(ctx), name, o)
 	return err
-}
-
-func cutPrefix(s, p string) (string, bool) {
-	if len(s) >= len(p) && s[:len(p)] == p {
-		return s[len(p):], true
-	}
-	return s, false
 }
 
 func (a heatContainers) DeleteContainer(ctx context.Context, name string, purge bool) error {
