@@ -280,8 +280,8 @@ func (s *Service) finish(ctx context.Context, id, action, status, reason string)
 	return done
 }
 
-// startAction moves a stack to a new action in progress (ROLLBACK).
-func (s *Service) startAction(id, from, action, reason string) bool {
+// startRollback fails a create in progress and starts its rollback.
+func (s *Service) startRollback(id, reason string) bool {
 	ok := false
 	err := s.st.Update(context.Background(), func(tx *store.Txn) error {
 		ok = false
@@ -289,10 +289,14 @@ func (s *Service) startAction(id, from, action, reason string) bool {
 		if err != nil {
 			return err
 		}
-		if st.Action != from {
+		if st.Action != ActionCreate || st.Status != StatusInProgress {
 			return nil
 		}
-		st.Action, st.Status, st.StatusReason, st.Updated = action, StatusInProgress, reason, tx.Now().UTC()
+		st.Status, st.StatusReason, st.Updated = StatusFailed, reason, tx.Now().UTC()
+		if err := s.stackEventTxn(tx, st); err != nil {
+			return err
+		}
+		st.Action, st.Status, st.StatusReason = ActionRollback, StatusInProgress, "Stack ROLLBACK started"
 		if err := tx.Update(stackTable, st); err != nil {
 			return err
 		}
@@ -396,13 +400,13 @@ func (s *Service) create(ctx context.Context, st *Stack, p *plan) {
 		s.finish(ctx, st.ID, ActionCreate, StatusComplete, "Stack CREATE completed successfully")
 		return
 	}
-	if !s.finish(ctx, st.ID, ActionCreate, StatusFailed, "Resource CREATE failed: "+failure.Error()) {
-		return
-	}
 	if st.DisableRollback {
+		s.finish(ctx, st.ID, ActionCreate, StatusFailed, "Resource CREATE failed: "+failure.Error())
 		return
 	}
-	if s.startAction(st.ID, ActionCreate, ActionRollback, "Stack ROLLBACK started") {
+	// CREATE_FAILED and ROLLBACK_IN_PROGRESS in one transaction: the stack
+	// never rests in CREATE_FAILED when a rollback follows.
+	if s.startRollback(st.ID, "Resource CREATE failed: "+failure.Error()) {
 		cur, err := store.Get[Stack](nil, s.st.Snapshot(), stackTable, st.ID)
 		if err == nil {
 			s.delete(ctx, cur, p)
