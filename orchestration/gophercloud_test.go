@@ -217,7 +217,7 @@ func TestGophercloudValidationErrorsNameTheCulprit(t *testing.T) {
 		{"missing parameter", "heat_template_version: 2013-05-23\nparameters: {flavor: {type: string}}\nresources: {}\n", nil, `"flavor" was not provided`},
 		{"constraint", "heat_template_version: 2013-05-23\nparameters: {word: {type: string, constraints: [{length: {max: 3}}]}}\nresources: {}\n", map[string]any{"word": "toolong"}, "length must be between"},
 		{"pattern", "heat_template_version: 2013-05-23\nparameters: {word: {type: string, constraints: [{allowed_pattern: '[a-z]+'}]}}\nresources: {}\n", map[string]any{"word": "A1"}, "does not match pattern"},
-		{"property", "heat_template_version: 2013-05-23\nresources:\n  a: {type: OS::Heat::RandomString, properties: {lenght: 3}}\n", nil, `"lenght"`},
+		{"property", "heat_template_version: 2013-05-23\nresources:\n  a: {type: OS::Heat::RandomString, properties: {sise: 3}}\n", nil, `"sise"`},
 		{"reference", "heat_template_version: 2013-05-23\nresources:\n  a: {type: OS::Heat::TestResource, properties: {value: {get_resource: ghost}}}\n", nil, `"ghost"`},
 	}
 	for _, tc := range cases {
@@ -235,6 +235,12 @@ func TestGophercloudValidationErrorsNameTheCulprit(t *testing.T) {
 	v, err := stacktemplates.Validate(ctx, hc, stacktemplates.ValidateOpts{Template: webTemplate}).Extract()
 	if err != nil || v.Description != "gophercloud test" || v.Parameters["greeting"].(map[string]any)["Type"] != "String" {
 		t.Fatalf("validate: %+v %v", v, err)
+	}
+}
+
+func closeBody(resp *http.Response) {
+	if resp != nil {
+		resp.Body.Close()
 	}
 }
 
@@ -284,9 +290,11 @@ func TestGophercloudOtherProjectGets404(t *testing.T) {
 	is404("template", err)
 	// The owner's project in the URL, the other project's token.
 	ownerURL := owner.ResourceBaseURL() + "stacks/secret/" + created.ID
-	_, err = other.Get(ctx, ownerURL, nil, nil)
+	resp, err := other.Get(ctx, ownerURL, nil, nil)
+	closeBody(resp)
 	is404("owner's URL", err)
-	_, err = other.Delete(ctx, ownerURL, nil)
+	resp, err = other.Delete(ctx, ownerURL, nil)
+	closeBody(resp)
 	is404("owner's URL delete", err)
 	pages, _ := stacks.List(other, nil).AllPages(ctx)
 	if l, _ := stacks.ExtractStacks(pages); len(l) != 0 {

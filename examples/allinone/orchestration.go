@@ -146,7 +146,7 @@ func (a heatCompute) CreateServer(ctx context.Context, spec orchestration.Server
 	for _, n := range spec.Networks {
 		nr := compute.NetworkRequest{Port: n.Port, FixedIP: n.FixedIP}
 		if n.Network != "" {
-			if nr.UUID, err = (heatNetwork{a.h}).netID(ctx, n.Network); err != nil {
+			if nr.UUID, err = heatNetwork(a).netID(ctx, n.Network); err != nil {
 				return "", err
 			}
 		}
@@ -666,23 +666,23 @@ func (a heatChecker) CheckConstraint(ctx context.Context, constraint, value stri
 	var err error
 	switch constraint {
 	case "nova.flavor":
-		_, err = heatCompute{a.h}.flavorID(ctx, value)
+		_, err = heatCompute(a).flavorID(ctx, value)
 	case "glance.image":
-		_, err = heatCompute{a.h}.imageID(ctx, value)
+		_, err = heatCompute(a).imageID(ctx, value)
 	case "nova.keypair":
 		_, err = a.h.compute.GetKeypair(ctx, value, "")
 	case "nova.server":
 		_, err = a.h.compute.GetServer(ctx, value)
 	case "neutron.network":
-		_, err = heatNetwork{a.h}.netID(ctx, value)
+		_, err = heatNetwork(a).netID(ctx, value)
 	case "neutron.subnet":
-		_, err = heatNetwork{a.h}.subnetID(ctx, value)
+		_, err = heatNetwork(a).subnetID(ctx, value)
 	case "neutron.port":
 		_, err = a.h.network.GetPort(ctx, value)
 	case "neutron.router":
 		_, err = a.h.network.GetRouter(ctx, value)
 	case "neutron.security_group":
-		_, err = heatNetwork{a.h}.groupID(ctx, value)
+		_, err = heatNetwork(a).groupID(ctx, value)
 	case "cinder.volume":
 		_, err = a.h.volumes.GetVolume(ctx, value)
 	case "cinder.vtype":

@@ -215,9 +215,11 @@ func TestOrchestrationResourceTypes(t *testing.T) {
 	// An object in the container: PurgeOnDelete removes it with the stack.
 	req, _ = http.NewRequest("PUT", swift+"/"+phys["bucket"]+"/obj", strings.NewReader("x"))
 	req.Header.Set("X-Auth-Token", tok)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusCreated {
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("object put: %v %v", resp, err)
 	}
+	resp.Body.Close()
 
 	if code, _ := call(t, "DELETE", stackURL, tok, nil); code != http.StatusNoContent {
 		t.Fatalf("delete: %d", code)
@@ -239,7 +241,12 @@ func TestOrchestrationResourceTypes(t *testing.T) {
 	}
 	req, _ = http.NewRequest("HEAD", swift+"/"+phys["bucket"], nil)
 	req.Header.Set("X-Auth-Token", tok)
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotFound {
-		t.Errorf("container left after delete: %v %v", resp, err)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("container left after delete: %v", resp.Status)
 	}
 }
