@@ -2,6 +2,7 @@ package orchestration
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -41,7 +42,13 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 
 type api struct{ svc *Service }
 
+// fail writes err in Heat's error body; a template that does not validate
+// is a StackValidationFailed, as Heat names it.
 func fail(w http.ResponseWriter, r *http.Request, err error) {
+	var ve *errdefs.ValidationError
+	if errors.As(err, &ve) && !errors.Is(err, errdefs.ErrUnsupported) {
+		err = &httpapi.HTTPError{Type: "StackValidationFailed", Err: err}
+	}
 	httpapi.WriteError(w, r, httpapi.Heat, err)
 }
 
@@ -307,6 +314,8 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		a.events(w, r, st, rest[1])
+	case len(rest) == 4 && key == "GET /resources/"+rest[1]+"/events/"+rest[3]:
+		a.event(w, r, st, rest[1], rest[3])
 	default:
 		fail(w, r, httpapi.Errorf(http.StatusNotFound, "The resource could not be found."))
 	}
@@ -460,16 +469,38 @@ func (a *api) events(w http.ResponseWriter, r *http.Request, st *Stack, resource
 		}
 	}
 	l := []any{}
-	su := a.stackURL(r, st)
 	for _, e := range evs {
-		l = append(l, map[string]any{"id": e.ID, "event_time": tstr(e.Time), "resource_name": e.ResourceName,
-			"logical_resource_id": e.ResourceName, "physical_resource_id": e.PhysicalID, "resource_status": e.Status,
-			"resource_status_reason": e.Reason, "resource_type": e.ResourceType,
-			"links": []any{map[string]any{"href": su + "/resources/" + url.PathEscape(e.ResourceName) + "/events/" + e.ID, "rel": "self"},
-				map[string]any{"href": su + "/resources/" + url.PathEscape(e.ResourceName), "rel": "resource"},
-				map[string]any{"href": su, "rel": "stack"}}})
+		l = append(l, a.eventJSON(r, st, e))
 	}
 	_ = httpapi.WriteJSON(w, http.StatusOK, map[string]any{"events": l})
+}
+
+func (a *api) eventJSON(r *http.Request, st *Stack, e *Event) map[string]any {
+	su := a.stackURL(r, st)
+	return map[string]any{"id": e.ID, "event_time": tstr(e.Time), "resource_name": e.ResourceName,
+		"logical_resource_id": e.ResourceName, "physical_resource_id": e.PhysicalID, "resource_status": e.Status,
+		"resource_status_reason": e.Reason, "resource_type": e.ResourceType,
+		"links": []any{map[string]any{"href": su + "/resources/" + url.PathEscape(e.ResourceName) + "/events/" + e.ID, "rel": "self"},
+			map[string]any{"href": su + "/resources/" + url.PathEscape(e.ResourceName), "rel": "resource"},
+			map[string]any{"href": su, "rel": "stack"}}}
+}
+
+// event is GET …/resources/{name}/events/{id}.
+func (a *api) event(w http.ResponseWriter, r *http.Request, st *Stack, resource, id string) {
+	evs, err := a.svc.ListEvents(r.Context(), st.ID, resource)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	for _, e := range evs {
+		if e.ID == id {
+			ev := a.eventJSON(r, st, e)
+			ev["resource_properties"] = map[string]any{}
+			_ = httpapi.WriteJSON(w, http.StatusOK, map[string]any{"event": ev})
+			return
+		}
+	}
+	fail(w, r, fmt.Errorf("orchestration: the event %q: %w", id, errdefs.ErrNotFound))
 }
 
 var heatTypeNames = map[string]string{TypeString: "String", TypeNumber: "Number", TypeJSON: "Json", TypeList: "CommaDelimitedList", TypeBoolean: "Boolean"}

@@ -183,6 +183,14 @@ func TestGophercloudStackLifecycle(t *testing.T) {
 	if len(evs) != 8 || evs[len(evs)-1].ResourceStatus != "CREATE_COMPLETE" || evs[len(evs)-1].ResourceName != "web" {
 		t.Fatalf("%d events, last %+v", len(evs), evs[len(evs)-1])
 	}
+	for _, e := range evs {
+		if e.ResourceName == "echo" && e.ResourceStatus == "CREATE_COMPLETE" {
+			got, err := stackevents.Get(ctx, hc, "web", created.ID, "echo", e.ID).Extract()
+			if err != nil || got.ID != e.ID || got.ResourceStatus != "CREATE_COMPLETE" || got.PhysicalResourceID != echoRes.PhysicalID {
+				t.Fatalf("event show %+v %v", got, err)
+			}
+		}
+	}
 	tmpl, err := stacktemplates.Get(ctx, hc, "web", created.ID).Extract()
 	if err != nil || !strings.Contains(string(tmpl), "gophercloud test") {
 		t.Fatalf("template %s %v", tmpl, err)
@@ -223,7 +231,8 @@ func TestGophercloudValidationErrorsNameTheCulprit(t *testing.T) {
 	for _, tc := range cases {
 		_, err := stacks.Create(ctx, hc, stacks.CreateOpts{Name: "bad", TemplateOpts: &stacks.Template{TE: stacks.TE{Bin: []byte(tc.tmpl)}},
 			Parameters: tc.params}).Extract()
-		if !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) || !strings.Contains(heatMessage(err), tc.want) {
+		if !gophercloud.ResponseCodeIs(err, http.StatusBadRequest) || !strings.Contains(heatMessage(err), tc.want) ||
+			!strings.Contains(err.Error(), `"type":"StackValidationFailed"`) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}

@@ -128,6 +128,13 @@ for _ in $(seq 1 50); do
 done
 expect "rolled back" "ROLLBACK_COMPLETE" echo "$st"
 expect "rollback left nothing" "$before" counts
-expect "delete after rollback" "DELETE_COMPLETE" bash -c "openstack stack delete --yes --wait failing | tail -1 | grep -o DELETE_COMPLETE"
+# (stack delete --wait polls every 5 s; stack show sees the end sooner)
+os stack delete --yes failing
+for _ in $(seq 1 50); do
+	st=$(os stack show failing -f value -c stack_status)
+	[[ $st == DELETE_IN_PROGRESS ]] || break
+	sleep 0.2
+done
+expect "delete after rollback" "DELETE_COMPLETE" echo "$st"
 
 e2e_done
