@@ -435,3 +435,56 @@ func TestDeletedStacksArePurged(t *testing.T) {
 		t.Fatalf("event left: %+v", e)
 	}
 }
+
+// TestTimeout: a stack whose timeout passes (here while no engine ran)
+// fails its create with "timed out" and rolls back.
+func TestTimeout(t *testing.T) {
+	st, err := store.Open(context.Background(), memstore.New(), Tables(), &store.Options{CompactInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec := &recorder{live: map[string]bool{}}
+	s1, _ := New(Config{Store: st, Plugins: map[string]Plugin{"Test::Rec": rec}})
+	_ = s1.Start(context.Background())
+	ctx := member("p1")
+	stk, err := s1.CreateStack(ctx, CreateStackOpts{Name: "slow", TimeoutMins: 1, Template: []byte(
+		"heat_template_version: 2018-08-31\nresources:\n  a: {type: Test::Rec}\n  w: {type: OS::Heat::TestResource, depends_on: a, properties: {wait_secs: 600}}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if r, _ := s1.GetResource(ctx, stk.ID, "w"); r.ResourceStatus() == "CREATE_IN_PROGRESS" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("w never started")
+		}
+	}
+	s1.Close()
+	// Two minutes pass.
+	err = st.Update(context.Background(), func(tx *store.Txn) error {
+		cur, err := store.Get[Stack](nil, tx, stackTable, stk.ID)
+		if err != nil {
+			return err
+		}
+		cur.Created = cur.Created.Add(-2 * time.Minute)
+		return tx.Update(stackTable, cur)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := New(Config{Store: st, Plugins: map[string]Plugin{"Test::Rec": rec}})
+	_ = s2.Start(context.Background())
+	defer s2.Close()
+	if got := waitStack(t, s2, ctx, stk.ID); got.StackStatus() != "ROLLBACK_COMPLETE" {
+		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+	}
+	evs, _ := s2.ListEvents(ctx, stk.ID, "slow")
+	if len(evs) < 2 || evs[1].Status != "CREATE_FAILED" || !strings.Contains(evs[1].Reason, "timed out") {
+		t.Fatalf("stack events %+v", evs)
+	}
+	if len(rec.live) != 0 {
+		t.Fatalf("left %v", rec.live)
+	}
+}

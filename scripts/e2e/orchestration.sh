@@ -91,6 +91,9 @@ bg template openstack stack template show three -f json
 bg events openstack stack event list three
 bg output openstack stack output show three db_ip -f value -c output_value
 bg fips openstack floating ip list -f json
+bg outlist openstack stack output list three -f value -c output_key
+bg resshow openstack stack resource show three data -f json
+bg typeshow openstack orchestration resource type show OS::Cinder::Volume -f json
 bgwait
 outs=$(python3 -c "import json,sys; print(json.dumps(json.load(open(sys.argv[1]))['outputs']))" "$tmp/show.out")
 out() { python3 -c "import json,sys; print({o['output_key']: o['output_value'] for o in json.loads(sys.argv[1])}[sys.argv[2]])" "$outs" "$1"; }
@@ -105,6 +108,9 @@ expect "stack list" "three CREATE_COMPLETE" cat "$tmp/list.out"
 expect "resource list" "12" bash -c "grep -o CREATE_COMPLETE $tmp/res.out | wc -l"
 expect "output show" "$(out db_ip)" cat "$tmp/output.out"
 expect "template show" "2018-08-31" python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['heat_template_version'])" "$tmp/template.out"
+expect "output list" "app_ip db_ip volume_status web_ip web_public" bash -c "sort $tmp/outlist.out | tr '\n' ' ' | sed 's/ $//'"
+expect "resource show" "OS::Cinder::Volume CREATE_COMPLETE in-use" python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['resource_type'], r['resource_status'], r['attributes']['status'])" "$tmp/resshow.out"
+expect "resource type show" "integer" python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['properties']['size']['type'])" "$tmp/typeshow.out"
 expect "event list" "yes" bash -c "grep -q 'Stack CREATE completed successfully' $tmp/events.out && echo yes"
 
 expect "stack delete --wait" "DELETE_COMPLETE" bash -c "openstack stack delete --yes --wait three | tail -1 | grep -o DELETE_COMPLETE"
