@@ -70,6 +70,10 @@ type Config struct {
 	FakeSpawnDelay time.Duration
 	// Network names the network dataplane: "fake" (the default).
 	Network string
+	// Objects chooses the object store's backend (image data follows it):
+	// empty for fsobj in DATA/objects, or s3://… for an S3 bucket (see
+	// s3Objects).
+	Objects string
 }
 
 // component is one service as the host runs it: its API on its port and

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 
@@ -20,12 +21,22 @@ func objectStoreCatalog(cfg Config) identity.ServiceEndpoints {
 	return identity.ServiceEndpoints{Type: "object-store", Name: "swift", PublicURL: serviceURL(cfg, objectStorePort, "/v1/AUTH_%(project_id)s")}
 }
 
-// objectStoreComponent builds the object store on fsobj in DATA/objects.
+// objectStoreComponent builds the object store on fsobj in DATA/objects,
+// or on the S3 bucket cfg.Objects names.
 // It returns the backend too: the image service keeps its bytes there.
 // The component's close closes the backend. It returns the service too,
 // for orchestration's containers.
 func objectStoreComponent(cfg Config, st *store.Store, ident *identity.Service, logger *slog.Logger) (component, *objectstore.Service, objectstore.Backend, error) {
-	backend, err := fsobj.Open(filepath.Join(cfg.DataDir, "objects"), nil)
+	var backend objectstore.Backend
+	var err error
+	switch {
+	case isS3Objects(cfg.Objects):
+		backend, err = s3Objects(cfg.Objects)
+	case cfg.Objects == "":
+		backend, err = fsobj.Open(filepath.Join(cfg.DataDir, "objects"), nil)
+	default:
+		err = fmt.Errorf("-objects %q: want s3://HOST:PORT/BUCKET or s3+https://HOST/BUCKET", cfg.Objects)
+	}
 	if err != nil {
 		return component{}, nil, nil, err
 	}
