@@ -488,3 +488,36 @@ func TestTimeout(t *testing.T) {
 		t.Fatalf("left %v", rec.live)
 	}
 }
+
+// flavorRes is a resource with a custom-constrained property.
+type flavorRes struct{ recorder }
+
+func (p *flavorRes) Schema() *TypeSchema {
+	return &TypeSchema{Properties: map[string]*PropSchema{"flavor": {Type: PropString, Constraints: []Constraint{{Custom: "nova.flavor"}}}}}
+}
+
+func TestCustomConstraintsOnProperties(t *testing.T) {
+	chk := checkerFunc(func(c, v string) error {
+		if v == "m1" {
+			return nil
+		}
+		return errdefs.ErrNotFound
+	})
+	s := newService(t, Config{Plugins: map[string]Plugin{"Test::Flavored": &flavorRes{recorder{live: map[string]bool{}}}}})
+	s.Use(Deps{Checker: chk})
+	ctx := member("p1")
+	_, err := s.CreateStack(ctx, CreateStackOpts{Name: "bad", Template: []byte("heat_template_version: 2013-05-23\nresources:\n  r: {type: Test::Flavored, properties: {flavor: m9}}\n")})
+	if field(err) != "resources.r.properties.flavor" || !strings.Contains(err.Error(), "nova.flavor was not found") {
+		t.Fatalf("literal: %v", err)
+	}
+	// Through a parameter, the value is checked at create time, as the
+	// resource's failure.
+	st, err := s.CreateStack(ctx, CreateStackOpts{Name: "late", DisableRollback: true, Parameters: map[string]any{"f": "m9"},
+		Template: []byte("heat_template_version: 2013-05-23\nparameters: {f: {type: string}}\nresources:\n  r: {type: Test::Flavored, properties: {flavor: {get_param: f}}}\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "CREATE_FAILED" || !strings.Contains(got.StatusReason, "nova.flavor was not found") {
+		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+	}
+}

@@ -176,7 +176,9 @@ func checkProperties(ctx context.Context, field string, sch *TypeSchema, props m
 		if err != nil {
 			return nil, invalid(field+"."+k, "property %q: %s", k, err)
 		}
-		if resolved || len(ps.Constraints) == 0 || !hasCustom(ps.Constraints) {
+		// Custom constraints need the cloud: checked when there is a
+		// Checker (create, validate), not when a restarted engine reloads.
+		if resolved || chk != nil || !hasCustom(ps.Constraints) {
 			if err := checkConstraints(ctx, field+"."+k, k, ps.Constraints, cv, chk); err != nil {
 				return nil, err
 			}
