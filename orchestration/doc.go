@@ -27,7 +27,10 @@
 // delete goes in reverse order and keeps Retain resources. Each resource's
 // deterministic physical name is stored before its create is issued and
 // its physical id as soon as the plugin returns it, so Start resumes an
-// interrupted stack and Finder plugins adopt what a crash left behind.
+// interrupted stack and Finder plugins adopt what a crash left behind. The
+// engine runs on the controller that leads it (store.Campaign) and follows
+// the store, so stacks created or deleted through any controller are driven
+// by one engine, and a new leader resumes what the old one left.
 //
 // # Resource plugins
 //

@@ -85,10 +85,18 @@ type Template struct {
 
 // Parameter is one template parameter.
 type Parameter struct {
-	Name, Type, Label, Description string
-	Default                        any
-	HasDefault, Hidden, Immutable  bool
-	Constraints                    []Constraint
+	// Name is the parameter's name; Type one of the Type constants.
+	Name, Type string
+	// Label and Description are shown by validate.
+	Label, Description string
+	// Default is the converted default, when HasDefault.
+	Default    any
+	HasDefault bool
+	// Hidden parameters are shown as ******; Immutable is kept for
+	// updates (not used yet).
+	Hidden, Immutable bool
+	// Constraints are checked on every value, the default included.
+	Constraints []Constraint
 }
 
 // ParameterGroup is one entry of parameter_groups.
@@ -100,12 +108,16 @@ type ParameterGroup struct {
 
 // Constraint is one parameter or property constraint.
 type Constraint struct {
+	// Description replaces the generated message when the value fails.
 	Description string
-	// Range and Length bounds; nil means unbounded.
-	Min, Max       *float64
-	IsLength       bool
-	IsRange        bool
-	AllowedValues  []any
+	// Min and Max bound a length (IsLength) or a number (IsRange); nil
+	// means unbounded.
+	Min, Max *float64
+	IsLength bool
+	IsRange  bool
+	// AllowedValues, if not nil, lists the values allowed.
+	AllowedValues []any
+	// AllowedPattern is a regular expression the whole value must match.
 	AllowedPattern string
 	pattern        *regexp.Regexp
 	// Custom names a custom constraint such as nova.flavor.
@@ -114,17 +126,23 @@ type Constraint struct {
 
 // ResourceDef is one resource of a template.
 type ResourceDef struct {
-	Name, Type     string
-	Properties     map[string]any
-	Metadata       map[string]any
-	DependsOn      []string
+	// Name is the resource's name in the template; Type its type.
+	Name, Type string
+	// Properties and Metadata are as written (functions unresolved).
+	Properties map[string]any
+	Metadata   map[string]any
+	// DependsOn lists the resources named by depends_on.
+	DependsOn []string
+	// DeletionPolicy is PolicyDelete or PolicyRetain.
 	DeletionPolicy string
 }
 
 // OutputDef is one template output.
 type OutputDef struct {
+	// Name is the output's key; Description its description.
 	Name, Description string
-	Value             any
+	// Value is the output's value as written (functions unresolved).
+	Value any
 }
 
 // Deletion policies.
