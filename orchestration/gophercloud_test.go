@@ -209,15 +209,19 @@ func TestGophercloudStackLifecycle(t *testing.T) {
 	waitStack(t, hc, "web", created.ID, "DELETE_COMPLETE")
 }
 
+// validationCase is a template (and parameters) that must be refused
+// with a 400 whose message has want.
+type validationCase struct {
+	name, tmpl string
+	params     map[string]any
+	want       string
+}
+
 func TestGophercloudValidationErrorsNameTheCulprit(t *testing.T) {
 	ctx := context.Background()
 	c := newCloud(t)
 	hc := c.client(t, "admin", "secret", "admin")
-	cases := []struct {
-		name, tmpl string
-		params     map[string]any
-		want       string
-	}{
+	cases := []validationCase{
 		{"cycle", "heat_template_version: 2013-05-23\nresources:\n  a: {type: OS::Heat::None, depends_on: c}\n  b: {type: OS::Heat::None, depends_on: a}\n  c: {type: OS::Heat::None, depends_on: b}\n", nil, "a -> c -> b -> a"},
 		{"type", "heat_template_version: 2013-05-23\nresources:\n  a: {type: OS::Nova::Nope}\n", nil, `"OS::Nova::Nope"`},
 		{"function", "heat_template_version: 2013-05-23\nresources:\n  a: {type: OS::Heat::TestResource, properties: {value: {get_pram: x}}}\n", nil, `"get_pram"`},
@@ -228,6 +232,10 @@ func TestGophercloudValidationErrorsNameTheCulprit(t *testing.T) {
 		{"property", "heat_template_version: 2013-05-23\nresources:\n  a: {type: OS::Heat::RandomString, properties: {sise: 3}}\n", nil, `"sise"`},
 		{"reference", "heat_template_version: 2013-05-23\nresources:\n  a: {type: OS::Heat::TestResource, properties: {value: {get_resource: ghost}}}\n", nil, `"ghost"`},
 	}
+	cases = append(cases,
+		validationCase{"size", "heat_template_version: 2013-05-23\ndescription: " + strings.Repeat("x", 600<<10) + "\n", nil, "larger than the limit of 524288"},
+		validationCase{"nesting", "heat_template_version: 2013-05-23\nresources:\n  a: {type: OS::Heat::TestResource, properties: {value: " +
+			strings.Repeat("{list_join: [',', [", 40) + "x" + strings.Repeat("]]}", 40) + "}}\n", nil, "nested more than 64 levels"})
 	for _, tc := range cases {
 		_, err := stacks.Create(ctx, hc, stacks.CreateOpts{Name: "bad", TemplateOpts: &stacks.Template{TE: stacks.TE{Bin: []byte(tc.tmpl)}},
 			Parameters: tc.params}).Extract()
