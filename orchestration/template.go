@@ -273,6 +273,9 @@ func FromDocument(doc any, lim Limits) (*Template, error) {
 			return nil, invalid(k, "%q is not a valid template section", k)
 		}
 	}
+	if c, ok := raw["conditions"]; ok && c != nil {
+		return nil, errdefs.Wrap(errdefs.ErrUnsupported, invalid("conditions", "conditions are not supported yet"))
+	}
 	t := &Template{Version: ver, Date: date, Raw: raw, Parameters: map[string]*Parameter{},
 		Resources: map[string]*ResourceDef{}, Outputs: map[string]*OutputDef{}}
 	if d, ok := raw["description"]; ok && d != nil {
@@ -310,6 +313,9 @@ func FromDocument(doc any, lim Limits) (*Template, error) {
 			return nil, invalid("outputs."+name, "each output must be a map")
 		}
 		o := &OutputDef{Name: name, Value: m["value"]}
+		if c, ok := m["condition"]; ok && c != nil {
+			return nil, errdefs.Wrap(errdefs.ErrUnsupported, invalid("outputs."+name+".condition", "conditions are not supported yet"))
+		}
 		for k := range m {
 			if k != "value" && k != "description" && k != "condition" {
 				return nil, invalid("outputs."+name+"."+k, "%q is not a valid output key", k)
@@ -352,6 +358,11 @@ func parseResource(name string, v any) (*ResourceDef, error) {
 	for k := range m {
 		if !slices.Contains(resourceKeys, k) {
 			return nil, invalid(field+"."+k, "%q is not a valid resource key", k)
+		}
+	}
+	for _, k := range []string{"condition", "external_id"} {
+		if v, ok := m[k]; ok && v != nil {
+			return nil, errdefs.Wrap(errdefs.ErrUnsupported, invalid(field+"."+k, "%s is not supported yet", k))
 		}
 	}
 	rd := &ResourceDef{Name: name, DeletionPolicy: PolicyDelete}

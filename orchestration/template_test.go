@@ -34,8 +34,12 @@ func TestEveryTemplateVersion(t *testing.T) {
 			t.Errorf("%s: %v", bad, err)
 		}
 	}
-	if _, err := ParseTemplate([]byte("AWSTemplateFormatVersion: 2010-09-09\n"), Limits{}); !errors.Is(err, errdefs.ErrUnsupported) {
-		t.Errorf("CloudFormation: %v", err)
+	for _, unsupported := range []string{"AWSTemplateFormatVersion: 2010-09-09\n",
+		"heat_template_version: 2016-10-14\nconditions: {c: true}\n",
+		"heat_template_version: 2016-10-14\nresources: {a: {type: OS::Heat::None, condition: c}}\n"} {
+		if _, err := ParseTemplate([]byte(unsupported), Limits{}); !errors.Is(err, errdefs.ErrUnsupported) {
+			t.Errorf("%q: %v", unsupported, err)
+		}
 	}
 }
 
