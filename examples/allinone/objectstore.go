@@ -25,21 +25,22 @@ func objectStoreCatalog(cfg Config) identity.ServiceEndpoints {
 
 // objectStoreComponent builds the object store on the backend -objects
 // chose (fsobj in DATA/objects by default). It returns the backend too:
-// the image service and volume backups keep their bytes there. The
-// component's close closes the backend.
-func objectStoreComponent(cfg Config, st *store.Store, ident *identity.Service, logger *slog.Logger) (component, objectstore.Backend, error) {
+// the image service and volume backups keep their bytes there; and the
+// service, for orchestration's containers. The component's close closes
+// the backend.
+func objectStoreComponent(cfg Config, st *store.Store, ident *identity.Service, logger *slog.Logger) (component, *objectstore.Service, objectstore.Backend, error) {
 	spec, err := parseObjects(cfg.Objects, cfg.DataDir)
 	if err != nil {
-		return component{}, nil, err
+		return component{}, nil, nil, err
 	}
 	backend, loops, err := openObjects(spec, logger)
 	if err != nil {
-		return component{}, nil, err
+		return component{}, nil, nil, err
 	}
 	svc, err := objectstore.New(objectstore.Config{Store: st, Backend: backend, Logger: logger})
 	if err != nil {
 		backend.Close()
-		return component{}, nil, err
+		return component{}, nil, nil, err
 	}
 	return component{
 		name:    "objectstore",
@@ -61,7 +62,7 @@ func objectStoreComponent(cfg Config, st *store.Store, ident *identity.Service, 
 			}
 			return err
 		},
-	}, backend, nil
+	}, svc, backend, nil
 }
 
 // objectsSpec is the object backend -objects names.
