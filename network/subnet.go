@@ -428,7 +428,7 @@ func (s *Service) dhcpRemoveTxn(tx *store.Txn, network, subnet string) ([]ipRef,
 			keep = append(keep, f)
 			continue
 		}
-		r, err := releaseIPTxn(tx, f.SubnetID, f.IPAddress)
+		r, err := releaseIP(f.SubnetID, f.IPAddress)
 		if err != nil {
 			return nil, err
 		}
