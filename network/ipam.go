@@ -6,7 +6,7 @@ import (
 	"math/bits"
 	"net"
 	"net/netip"
-		"sync"
+	"sync"
 
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/store"

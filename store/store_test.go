@@ -91,3 +91,42 @@ func TestUpdateAfterUpdateInOneTransaction(t *testing.T) {
 		t.Fatalf("empty update: %v, revision %d -> %d", err, rev, st.Revision())
 	}
 }
+
+// TestEventIDsFollowCommitOrder: event ids sort as their events, so a
+// backend writes a commit's events side by side (one page, not one each).
+func TestEventIDsFollowCommitOrder(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, memstore.New(), nil, &store.Options{CompactInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for range 20 {
+		err := st.Update(ctx, func(tx *store.Txn) error {
+			for range 3 {
+				if err := tx.Emit("test.thing.create", "", "", nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := store.Events(nil, st.Snapshot(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, n := "", 0
+	for ev := range evs {
+		if ev.ID <= prev {
+			t.Fatalf("event %d id %q sorts before the previous %q", ev.Seq, ev.ID, prev)
+		}
+		prev = ev.ID
+		n++
+	}
+	if n != 60 {
+		t.Fatalf("%d events, want 60", n)
+	}
+}
