@@ -328,16 +328,22 @@ func (m *ipamSet) release(refs []ipRef) {
 // settle clears the bits of picks not among kept: addresses taken by a
 // run of a transaction function that did not commit.
 func (m *ipamSet) settle(picks []ipRef, kept []FixedIP) {
+	if len(picks) == 0 {
+		return
+	}
+	type key struct {
+		subnet string
+		addr   netip.Addr
+	}
+	keep := make(map[key]bool, len(kept))
+	for _, k := range kept {
+		if a, err := netip.ParseAddr(k.IPAddress); err == nil {
+			keep[key{k.SubnetID, a}] = true
+		}
+	}
 	var drop []ipRef
 	for _, p := range picks {
-		found := false
-		for _, k := range kept {
-			if k.SubnetID == p.subnet && k.IPAddress == p.addr.String() {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !keep[key{p.subnet, p.addr}] {
 			drop = append(drop, p)
 		}
 	}
