@@ -100,7 +100,8 @@ func ipTaken(tx *store.Txn, subnet string, ip netip.Addr, portID string, picks [
 			return true
 		}
 	}
-	return ipHolder(tx, ipKey(subnet, ip)) != nil
+	taken, err := store.Exists(tx, portTable, ipIndex, ipKey(subnet, ip))
+	return taken || err != nil
 }
 
 // ipRef names an address of a subnet; for an address a transaction

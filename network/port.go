@@ -107,8 +107,8 @@ func (portMACIndexer) FromArgs(args ...any) ([]byte, error) {
 
 // macTaken reports whether a port on network has mac.
 func macTaken(tx *store.Txn, network, mac string) bool {
-	_, err := store.First[Port](nil, tx, portTable, macIndex, network+"/"+mac)
-	return err == nil
+	taken, err := store.Exists(tx, portTable, macIndex, network+"/"+mac)
+	return taken || err != nil
 }
 
 // TapName returns the name of the port's host device: "tap" and the first

@@ -130,3 +130,37 @@ func TestEventIDsFollowCommitOrder(t *testing.T) {
 		t.Fatalf("%d events, want 60", n)
 	}
 }
+
+func TestExists(t *testing.T) {
+	st, err := store.Open(t.Context(), memstore.New(), []store.Table{flavorTable}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.Update(t.Context(), func(tx *store.Txn) error {
+		if ok, err := store.Exists(tx, "compute.flavors", "name", "m1.small"); ok || err != nil {
+			t.Errorf("before the insert: Exists = %v, %v", ok, err)
+		}
+		if err := tx.Insert("compute.flavors", &Flavor{ID: "f1", Name: "m1.small"}); err != nil {
+			return err
+		}
+		// A write transaction sees its own writes.
+		if ok, err := store.Exists(tx, "compute.flavors", "name", "m1.small"); !ok || err != nil {
+			t.Errorf("after the insert: Exists = %v, %v", ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := st.Snapshot()
+	if ok, err := store.Exists(tx, "compute.flavors", store.IDIndex, "f1"); !ok || err != nil {
+		t.Errorf("Exists(f1) = %v, %v", ok, err)
+	}
+	if ok, err := store.Exists(tx, "compute.flavors", store.IDIndex, "f2"); ok || err != nil {
+		t.Errorf("Exists(f2) = %v, %v", ok, err)
+	}
+	if _, err := store.Exists(tx, "compute.flavors", "nope", "x"); err == nil {
+		t.Error("Exists on a missing index: no error")
+	}
+}
