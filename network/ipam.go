@@ -71,17 +71,6 @@ func (portIPIndexer) PrefixFromArgs(args ...any) ([]byte, error) {
 	return []byte(k), err
 }
 
-func stringArg(args []any) (string, error) {
-	if len(args) != 1 {
-		return "", fmt.Errorf("network: index takes one argument, got %d", len(args))
-	}
-	k, ok := args[0].(string)
-	if !ok {
-		return "", fmt.Errorf("network: index argument must be a string, got %T", args[0])
-	}
-	return k, nil
-}
-
 // ipHolder returns the port holding key (ipKey) in tx, or nil.
 func ipHolder(tx *store.Txn, key string) *Port {
 	p, err := store.First[Port](nil, tx, portTable, ipIndex, key)

@@ -73,10 +73,10 @@ type Port struct {
 
 var portTableDef = store.Table{Name: portTable, New: func() store.Record { return new(Port) },
 	Indexes: []*memdb.IndexSchema{
-		{Name: projectIndex, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
-		{Name: networkIndex, Indexer: &memdb.StringFieldIndex{Field: "NetworkID"}},
-		{Name: deviceIndex, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "DeviceID"}},
-		{Name: sgIndex, AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "SecurityGroups"}},
+		{Name: projectIndex, AllowMissing: true, Indexer: strIndex[Port](func(p *Port) string { return p.ProjectID })},
+		{Name: networkIndex, Indexer: strIndex[Port](func(p *Port) string { return p.NetworkID })},
+		{Name: deviceIndex, AllowMissing: true, Indexer: strIndex[Port](func(p *Port) string { return p.DeviceID })},
+		{Name: sgIndex, AllowMissing: true, Indexer: strsIndex[Port](func(p *Port) []string { return p.SecurityGroups })},
 		{Name: ipIndex, AllowMissing: true, Indexer: portIPIndexer{}},
 		{Name: macIndex, AllowMissing: true, Indexer: portMACIndexer{}},
 	}}
