@@ -17,8 +17,8 @@ import (
 )
 
 // livePortIPs returns every fixed IP of every port on a network, failing
-// on a duplicate, and checks that the allocation records match exactly
-// (no leak, no orphan).
+// on a duplicate, and checks that the store's address index (where
+// allocations are checked) matches exactly (no leak, no orphan).
 func livePortIPs(t *testing.T, e *env, subnet string) map[string]string {
 	t.Helper()
 	tx := e.st.Snapshot()
@@ -62,7 +62,7 @@ func livePortIPs(t *testing.T, e *env, subnet string) map[string]string {
 
 // TestIPAMProperty runs random concurrent creates and deletes of ports on
 // a small subnet, with commits failing at random: no address is ever held
-// twice, every allocation record belongs to a live port and vice versa,
+// twice, every address index entry belongs to a live port and vice versa,
 // and a full pool answers IpAddressGenerationFailure promptly.
 func TestIPAMProperty(t *testing.T) {
 	for seed := range uint64(4) {
