@@ -204,7 +204,7 @@ func parseMACBase(b string) ([3]byte, error) {
 
 // allocMACTxn returns want (if given and free) or a random free MAC of the
 // base on network, for a port the caller writes in the same transaction.
-func (s *Service) allocMACTxn(tx *store.Txn, network, portID, want string) (string, error) {
+func (s *Service) allocMACTxn(tx *store.Txn, network, want string) (string, error) {
 	if want != "" {
 		hw, err := net.ParseMAC(want)
 		if err != nil || len(hw) != 6 || hw[0]&1 == 1 || hw.String() == "00:00:00:00:00:00" {
@@ -412,7 +412,7 @@ func (s *Service) createPortTxn(ctx context.Context, tx *store.Txn, c *identity.
 			return err
 		}
 	}
-	mac, err := s.allocMACTxn(tx, n.ID, p.ID, o.MACAddress)
+	mac, err := s.allocMACTxn(tx, n.ID, o.MACAddress)
 	if err != nil {
 		return err
 	}
@@ -651,7 +651,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, o UpdatePortOpts) (
 			if p.HostID != "" {
 				return fault("PortBound", errdefs.ErrConflict, "unable to change the mac address of bound port %s", p.ID)
 			}
-			mac, err := s.allocMACTxn(tx, p.NetworkID, p.ID, *o.MACAddress)
+			mac, err := s.allocMACTxn(tx, p.NetworkID, *o.MACAddress)
 			if err != nil {
 				return err
 			}

@@ -383,7 +383,7 @@ func (s *Service) dhcpAddTxn(tx *store.Txn, n *Network, sub *Subnet, picks *[]ip
 		p = &Port{Standard: newStandard(tx.Now(), n.ProjectID, "", ""), NetworkID: n.ID, DeviceOwner: OwnerDHCP,
 			DeviceID: "dhcp-" + n.ID, AdminStateUp: true, Status: StatusActive, FixedIPs: []FixedIP{},
 			SecurityGroups: []string{}, AllowedAddressPairs: []AddressPair{}, ExtraDHCPOpts: []DHCPOpt{}}
-		mac, err := s.allocMACTxn(tx, n.ID, p.ID, "")
+		mac, err := s.allocMACTxn(tx, n.ID, "")
 		if err != nil {
 			return nil, err
 		}
