@@ -93,6 +93,33 @@ func ipTaken(tx *store.Txn, subnet string, ip netip.Addr, portID string, picks [
 	return taken || err != nil
 }
 
+// allocGuard is a network's allocation guard: every transaction that
+// takes an address or a MAC on the network writes it (once per commit).
+// Within one store the committer already serialises allocations; the guard
+// is for controllers sharing a backend (etcdstore), which each commit from
+// their own replica: two commits that took addresses or MACs on the same
+// network from the same view both write the guard, and the backend's
+// compare-and-swap refuses the second, so they can never both hold one
+// address (ports have different keys; the guard's is shared).
+type allocGuard struct {
+	store.Meta
+	NetworkID string `json:"network_id"`
+}
+
+func (g *allocGuard) StoreKey() string { return g.NetworkID }
+
+var guardTableDef = store.Table{Name: guardTable, New: func() store.Record { return new(allocGuard) }}
+
+// guardTxn writes network's allocation guard, unless this commit already
+// did.
+func guardTxn(tx *store.Txn, network string) error {
+	g, err := store.Get[allocGuard](nil, tx, guardTable, network)
+	if err == nil && g.Revision == tx.Revision() {
+		return nil
+	}
+	return tx.Put(guardTable, &allocGuard{NetworkID: network})
+}
+
 // ipRef names an address of a subnet; for an address a transaction
 // function took, also the port it took it for and the run (tx).
 type ipRef struct {
@@ -367,7 +394,7 @@ func (s *Service) allocIPTxn(tx *store.Txn, sub *Subnet, portID, mac, want strin
 		}
 		a.mu.Unlock()
 		*picks = append(*picks, ipRef{sub.ID, ip, portID, tx})
-		return ip, nil
+		return ip, guardTxn(tx, sub.NetworkID)
 	}
 	if sub.IPVersion == 6 && (deref(sub.IPv6AddressMode) == ModeSLAAC || deref(sub.IPv6AddressMode) == ModeDHCPv6Stateless) {
 		ip, err := eui64(prefix, mac)
@@ -405,7 +432,7 @@ func (s *Service) allocIPTxn(tx *store.Txn, sub *Subnet, portID, mac, want strin
 			continue // taken: the hint was stale; the bit stays set
 		}
 		*picks = append(*picks, ipRef{sub.ID, ip, portID, tx})
-		return ip, nil
+		return ip, guardTxn(tx, sub.NetworkID)
 	}
 	return netip.Addr{}, &Fault{Type: "IpAddressGenerationFailure", Err: errdefs.Wrap(errdefs.ErrConflict,
 		&ipGenError{network: sub.NetworkID})}

@@ -32,6 +32,7 @@ const (
 	quotaTable   = "network.quotas"
 	usageTable   = "network.usage"
 	workTable    = "network.work"
+	guardTable   = "network.alloc_guards"
 )
 
 // Index names.
@@ -60,6 +61,7 @@ func Tables() []store.Table {
 	return []store.Table{
 		networkTableDef, segmentTableDef, subnetTableDef, portTableDef, ipTableDef, macTableDef,
 		routerTableDef, fipTableDef, sgTableDef, ruleTableDef, quotaTableDef, usageTableDef, workTableDef,
+		guardTableDef,
 	}
 }
 

@@ -213,14 +213,14 @@ func (s *Service) allocMACTxn(tx *store.Txn, network, want string) (string, erro
 		if macTaken(tx, network, hw.String()) {
 			return "", fault("MacAddressInUse", errdefs.ErrConflict, "unable to complete operation for network %s: the mac address %s is in use", network, hw)
 		}
-		return hw.String(), nil
+		return hw.String(), guardTxn(tx, network)
 	}
 	for range 32 {
 		var b [3]byte
 		_, _ = rand.Read(b[:])
 		hw := net.HardwareAddr{s.macBase[0], s.macBase[1], s.macBase[2], b[0], b[1], b[2]}
 		if mac := hw.String(); !macTaken(tx, network, mac) {
-			return mac, nil
+			return mac, guardTxn(tx, network)
 		}
 	}
 	return "", fault("MacAddressGenerationFailure", errdefs.ErrConflict, "unable to generate a unique mac on network %s", network)
