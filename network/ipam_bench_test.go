@@ -41,9 +41,11 @@ func newIPAMHarness(tb testing.TB) *ipamHarness {
 // holder is the least port record that holds ip: what an allocation
 // writes to the store (the address index entry comes with it).
 func (h *ipamHarness) holder(id int, ip netip.Addr) *Port {
-	return &Port{Standard: Standard{ID: fmt.Sprintf("p%08d", id)}, NetworkID: h.sub.NetworkID,
+	return &Port{Standard: Standard{ID: holderID(id)}, NetworkID: h.sub.NetworkID,
 		FixedIPs: []FixedIP{{SubnetID: h.sub.ID, IPAddress: ip.String()}}}
 }
+
+func holderID(id int) string { return fmt.Sprintf("p%08d", id) }
 
 // alloc allocates n addresses in batches of per transactions, each to a
 // new port record holding it, and returns the time it took.
@@ -57,7 +59,7 @@ func (h *ipamHarness) alloc(tb testing.TB, n, per int) time.Duration {
 			var picks []ipRef
 			for range k {
 				h.ports++
-				ip, err := h.s.allocIPTxn(tx, h.sub, "p", "", "", &picks)
+				ip, err := h.s.allocIPTxn(tx, h.sub, holderID(h.ports), "", "", &picks)
 				if err != nil {
 					return err
 				}
