@@ -333,8 +333,8 @@ func (s *Store) commitLoop() {
 
 // batcher is the committer's state between batches.
 type batcher struct {
-	s      *Store
-	reqs   []*request
+	s    *Store
+	reqs []*request
 	// target is how many writers to wait for: the previous batch's size,
 	// plus the writers that queued while it committed (they were not in
 	// it, and will be back together with it). Without the second term two
