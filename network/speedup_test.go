@@ -15,31 +15,34 @@ import (
 // minimal writes (one event each, 16 callers) measured right before each
 // chunk, so that both see the same disk and the same neighbours: the
 // ratio ports/writes is what this code controls, the disk sets the rest.
-// Each figure is the best of three pairs.
+// Each rate is the best of three chunks; each ratio the best of three
+// pairs of chunks.
 //
 // Asserted: a port create costs about the same near full as when empty (no
 // scan as the pool fills); 16 callers go faster than one (they share
-// commits); ports/writes is at least 0.12 (about 0.25 on an idle machine,
-// nearer 1 when fsync is slow, since then both wait on the disk); and at
-// least 1,000 creates/s. The target, 5,000/s, holds on an idle 2-core
-// machine with a local SSD (about 10,000/s measured); shared test machines
-// are held to the ratio.
+// commits); ports/writes is at least 0.12 (0.2-0.3 when the disk is
+// quiet, nearer 1 when fsync is slow, since then both wait on it); and at
+// least 1,000 creates/s. The target, 5,000/s, holds whenever the store
+// itself commits 16 writers' minimal writes at 20,000/s or more (8,000 to
+// 15,000 port creates/s measured on a 2-core machine shared with other
+// builds); when the disk is so contended that the store's own rate falls
+// to 4,000/s, no commit-per-create reaches it, and the ratio is held.
 func TestSpeedupPortCreate(t *testing.T) {
 	const chunk, writes, callers = 2000, 1000, 16
 	d := newDurable(t)
-	type pair struct{ ports, writes float64 }
-	measure := func() pair {
-		var best pair
+	// rates is the best of three chunks of each, and the best ratio of a
+	// chunk of creates to the chunk of writes just before it.
+	type rates struct{ ports, writes, ratio float64 }
+	measure := func() rates {
+		var r rates
 		for range 3 {
 			runtime.GC() // no chunk pays for the garbage of the one before
 			w := float64(writes) / d.commits(t, writes, callers).Seconds()
 			runtime.GC()
 			p := float64(chunk) / d.create(t, chunk, callers).Seconds()
-			if p/w > best.ports/max(best.writes, 1) {
-				best = pair{p, w}
-			}
+			r = rates{max(r.ports, p), max(r.writes, w), max(r.ratio, p/w)}
 		}
-		return best
+		return r
 	}
 	single := float64(200) / slices.Min([]time.Duration{d.create(t, 200, 1), d.create(t, 200, 1)}).Seconds()
 	empty := measure()
@@ -47,23 +50,23 @@ func TestSpeedupPortCreate(t *testing.T) {
 	d.fill(t, 65533*81/100-3*chunk)
 	fillTook := time.Since(start)
 	full := measure()
-	// Near full against empty, each against the store's floor of its time.
-	fullEmpty := (full.ports / full.writes) / (empty.ports / empty.writes)
-	t.Logf("durable port creates, /16: %.0f/s with 16 callers empty, %.0f/s at 81-90%% full (full/empty %.2f, %.2f against the store's rate); %.0f/s with 1 caller (group commit x%.1f); store group commit of minimal writes in the same run %.0f/s and %.0f/s (ports/writes %.2f empty, %.2f full); bulk fill of %d ports %v",
+	// Near full against empty, each against the store's rate of its time.
+	fullEmpty := full.ratio / empty.ratio
+	t.Logf("durable port creates, /16: %.0f/s with 16 callers empty, %.0f/s at 81-90%% full (full/empty %.2f, %.2f against the store's rate); %.0f/s with 1 caller (group commit x%.1f); store group commit of minimal writes in the same run %.0f/s and %.0f/s (best ports/best writes %.2f empty, %.2f full; best chunk pair %.2f and %.2f); bulk fill of %d ports %v",
 		empty.ports, full.ports, full.ports/empty.ports, fullEmpty, single, empty.ports/single, empty.writes, full.writes,
-		empty.ports/empty.writes, full.ports/full.writes, 65533*81/100, fillTook.Round(time.Millisecond))
+		empty.ports/empty.writes, full.ports/full.writes, empty.ratio, full.ratio, 65533*81/100, fillTook.Round(time.Millisecond))
 	if fullEmpty < 0.4 {
 		t.Errorf("full/empty = %.2f against the store's rate: port creates slow down as the pool fills", fullEmpty)
 	}
 	if empty.ports/single < 1.5 {
 		t.Errorf("16 callers create ports %.1fx as fast as one, want at least 1.5x (group commit)", empty.ports/single)
 	}
-	for _, p := range []pair{empty, full} {
-		if p.ports/p.writes < 0.12 {
-			t.Errorf("port creates at %.2f of the store's minimal write rate (%.0f/s against %.0f/s), want at least 0.12", p.ports/p.writes, p.ports, p.writes)
+	for _, r := range []rates{empty, full} {
+		if r.ratio < 0.12 {
+			t.Errorf("port creates at %.2f of the store's minimal write rate, want at least 0.12", r.ratio)
 		}
-		if p.ports < 1000 {
-			t.Errorf("%.0f durable port creates/s, want at least 1,000 (5,000 on an idle machine)", p.ports)
+		if r.ports < 1000 {
+			t.Errorf("%.0f durable port creates/s, want at least 1,000 (5,000 on an idle machine)", r.ports)
 		}
 	}
 }
