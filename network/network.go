@@ -247,6 +247,7 @@ var (
 // ports hold the same addresses, and the ports table indexes them now. It
 // does nothing once they are gone.
 func (s *Service) dropLegacyAllocations(ctx context.Context) error {
+	races := 0
 	for _, table := range []string{ipTable, macTable} {
 		for {
 			var keys []string
@@ -270,6 +271,13 @@ func (s *Service) dropLegacyAllocations(ctx context.Context) error {
 				}
 				return nil
 			})
+			if errors.Is(err, errdefs.ErrConflict) && races < 100 {
+				// Another controller sharing the backend is deleting them
+				// too: wait for its commit to reach this replica.
+				races++
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("drop legacy %s records: %w", table, err)
 			}
