@@ -3,6 +3,7 @@ package network_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -93,4 +94,60 @@ func TestTwoControllersNeverShareAnAddress(t *testing.T) {
 		t.Errorf("%d ports got addresses, want the 28 free ones", len(ips))
 	}
 	t.Logf("%d ports, %d commits refused for a race with the other controller", len(ips), conflicts)
+}
+
+// TestTwoControllersDropLegacyRecords: two controllers upgraded at once
+// both find the legacy allocation records and delete them; both start.
+func TestTwoControllersDropLegacyRecords(t *testing.T) {
+	cl, err := etcdtest.Start(t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Stop)
+	ctx := context.Background()
+	var sts []*store.Store
+	for range 2 {
+		b, err := etcdstore.Open(ctx, cl.Endpoints(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := store.Open(ctx, b, Tables(), &store.Options{CompactInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		sts = append(sts, st)
+	}
+	err = sts[0].Update(ctx, func(tx *store.Txn) error {
+		for i := range 2500 {
+			if err := tx.Insert(TestIPTable, &TestLegacyAlloc{Key: fmt.Sprintf("s/10.0.%d.%d", i/250, i%250), PortID: "p"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); sts[1].Revision() < sts[0].Revision(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second controller never caught up")
+		}
+	}
+	var wg sync.WaitGroup
+	for _, st := range sts {
+		wg.Go(func() {
+			if _, err := New(Config{Store: st, Backend: fakenet.New()}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	it, err := store.List[TestLegacyAlloc](nil, sts[0].Snapshot(), TestIPTable, store.IDIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := range it {
+		t.Fatalf("legacy record %s left", r.Key)
+	}
 }
