@@ -119,7 +119,7 @@ func TestTwoControllersDropLegacyRecords(t *testing.T) {
 		sts = append(sts, st)
 	}
 	err = sts[0].Update(ctx, func(tx *store.Txn) error {
-		for i := range 2500 {
+		for i := range 1200 {
 			if err := tx.Insert(TestIPTable, &TestLegacyAlloc{Key: fmt.Sprintf("s/10.0.%d.%d", i/250, i%250), PortID: "p"}); err != nil {
 				return err
 			}
