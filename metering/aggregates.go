@@ -355,4 +355,3 @@ func (s *Service) commonGranularities(ts []target, want time.Duration) ([]time.D
 	slices.SortFunc(out, func(a, b time.Duration) int { return int(b - a) })
 	return out, nil
 }
-

@@ -437,7 +437,9 @@ func (a *api) writeMeasures(w http.ResponseWriter, r *http.Request, metricID str
 	reply(w, http.StatusOK, pointsJSON(ps))
 }
 
-func (a *api) measures(w http.ResponseWriter, r *http.Request) { a.writeMeasures(w, r, r.PathValue("id")) }
+func (a *api) measures(w http.ResponseWriter, r *http.Request) {
+	a.writeMeasures(w, r, r.PathValue("id"))
+}
 
 func (a *api) resourceMeasures(w http.ResponseWriter, r *http.Request) {
 	m, err := a.svc.GetResourceMetric(r.Context(), r.PathValue("id"), r.PathValue("name"))
@@ -487,7 +489,9 @@ func (a *api) postMeasures(w http.ResponseWriter, r *http.Request, metricID stri
 	w.WriteHeader(http.StatusAccepted)
 }
 
-func (a *api) addMeasures(w http.ResponseWriter, r *http.Request) { a.postMeasures(w, r, r.PathValue("id")) }
+func (a *api) addMeasures(w http.ResponseWriter, r *http.Request) {
+	a.postMeasures(w, r, r.PathValue("id"))
+}
 
 func (a *api) addResourceMeasures(w http.ResponseWriter, r *http.Request) {
 	m, err := a.svc.GetResourceMetric(r.Context(), r.PathValue("id"), r.PathValue("name"))

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/metering/tsdb"
 	"github.com/stratuskit/stratus/store"
@@ -139,4 +138,3 @@ func (s *Service) CreateArchivePolicy(ctx context.Context, p ArchivePolicy) (*Ar
 	}
 	return s.policy(p.Name)
 }
-

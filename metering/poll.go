@@ -54,7 +54,7 @@ type DiskCounters struct {
 
 // NICCounters are one NIC's counters.
 type NICCounters struct {
-	Device, PortID                             string
+	Device, PortID                         string
 	RxBytes, TxBytes, RxPackets, TxPackets int64
 }
 

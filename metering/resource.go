@@ -27,17 +27,17 @@ const (
 // metrics measured on it, by name.
 type Resource struct {
 	store.Meta
-	ID           string            `json:"id"`
-	Type         string            `json:"type"`
-	ProjectID    string            `json:"project_id"`
-	UserID       string            `json:"user_id"`
-	StartedAt    time.Time         `json:"started_at"`
-	EndedAt      *time.Time        `json:"ended_at"`
-	RevisionAt   time.Time         `json:"revision_start"`
-	Attributes   map[string]string `json:"attributes,omitempty"`
-	Metrics      map[string]string `json:"metrics"`
-	OriginalID   string            `json:"original_resource_id"`
-	CreatorID    string            `json:"creator"`
+	ID         string            `json:"id"`
+	Type       string            `json:"type"`
+	ProjectID  string            `json:"project_id"`
+	UserID     string            `json:"user_id"`
+	StartedAt  time.Time         `json:"started_at"`
+	EndedAt    *time.Time        `json:"ended_at"`
+	RevisionAt time.Time         `json:"revision_start"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Metrics    map[string]string `json:"metrics"`
+	OriginalID string            `json:"original_resource_id"`
+	CreatorID  string            `json:"creator"`
 }
 
 // StoreKey implements store.Record.
