@@ -198,7 +198,7 @@ func (s *Service) ListEvents(ctx context.Context, opts ListEventsOpts) ([]*Event
 	for e := range it {
 		switch {
 		case !c.sees(e.ProjectID):
-		case opts.Type != "" && e.Type != opts.Type && !(strings.HasSuffix(opts.Type, ".") && strings.HasPrefix(e.Type, opts.Type)):
+		case opts.Type != "" && e.Type != opts.Type && (!strings.HasSuffix(opts.Type, ".") || !strings.HasPrefix(e.Type, opts.Type)):
 		case opts.ResourceID != "" && e.ResourceID != opts.ResourceID:
 		case !opts.Since.IsZero() && e.Generated.Before(opts.Since):
 		case !opts.Until.IsZero() && !e.Generated.Before(opts.Until):
