@@ -43,7 +43,16 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 	rt.HandleFunc("POST /v1/batch/metrics/measures", a.batchMetrics)
 	rt.HandleFunc("POST /v1/batch/resources/metrics/measures", a.batchResources)
 	rt.HandleFunc("POST /v1/aggregates", a.aggregates)
-	h := identity.Middleware(v, rt, &identity.MiddlewareOptions{ServiceType: "metric", Public: func(r *http.Request) bool {
+	// gnocchiclient asks for collections with a trailing slash
+	// (v1/archive_policy/, v1/metric/): route them as without.
+	trim := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; len(p) > 4 && strings.HasSuffix(p, "/") && p != "/v1/" {
+			r.URL.Path = strings.TrimRight(p, "/")
+			r.URL.RawPath = ""
+		}
+		rt.ServeHTTP(w, r)
+	})
+	h := identity.Middleware(v, trim, &identity.MiddlewareOptions{ServiceType: "metric", Public: func(r *http.Request) bool {
 		return r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead)
 	}})
 	return httpapi.Wrap(h, httpapi.Generic, logger)

@@ -24,6 +24,7 @@ import (
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/image"
 	"github.com/stratuskit/stratus/internal/httpapi"
+	"github.com/stratuskit/stratus/metering"
 	"github.com/stratuskit/stratus/network"
 	"github.com/stratuskit/stratus/objectstore"
 	"github.com/stratuskit/stratus/store"
@@ -69,6 +70,8 @@ type Config struct {
 	FakeSpawnDelay time.Duration
 	// Network names the network dataplane: "fake" (the default).
 	Network string
+	// Metering configures metering's pollsters and Prometheus listener.
+	Metering MeteringOptions
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -99,7 +102,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), network.Tables(), blockstore.Tables(), compute.Tables())
+	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), network.Tables(), blockstore.Tables(), compute.Tables(), metering.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -209,13 +212,14 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		imageCatalog(cfg),
 		{Type: "compute", Name: "nova", PublicURL: serviceURL(cfg, computePort, "/v2.1")},
 		networkCatalog(cfg),
+		meteringCatalog(cfg),
 	}
 	catalog = append(catalog, blockStoreCatalog(cfg)...)
 	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
 		return nil, err
 	}
-	objects, objectBackend, err := objectStoreComponent(cfg, st, identSvc, logger)
+	objects, objectBackend, objSvc, err := objectStoreComponent(cfg, st, identSvc, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +237,8 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	comp, compSvc, err := computeComponent(cfg, st, identSvc, compute.Deps{
+	hosts := &hostDrivers{}
+	comp, compSvc, err := computeComponent(cfg, st, identSvc, hosts, compute.Deps{
 		Images:  computeImages{imgSvc},
 		Ports:   computePorts{svc: netSvc, noDevices: cfg.Network == "fake"},
 		Volumes: computeVolumes{volSvc},
@@ -243,7 +248,12 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	}
 	netSvc.Use(network.Deps{Devices: computeDevices{compSvc}, Notify: computeDevices{compSvc}})
 	md.use(netSvc, compSvc)
-	return []component{ident, objects, img, netw, volumes, comp}, nil
+	meter, _, err := meteringComponent(cfg, st, identSvc, meteringSources{compute: compSvc, hosts: hosts, volumes: volSvc,
+		images: imgSvc, objects: objSvc, ident: identSvc, network: netSvc}, logger)
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, objects, img, netw, volumes, comp, meter}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

@@ -21,17 +21,18 @@ func objectStoreCatalog(cfg Config) identity.ServiceEndpoints {
 }
 
 // objectStoreComponent builds the object store on fsobj in DATA/objects.
-// It returns the backend too: the image service keeps its bytes there.
+// It returns the backend too (the image service keeps its bytes there),
+// and the service (metering reads the accounts' usage).
 // The component's close closes the backend.
-func objectStoreComponent(cfg Config, st *store.Store, ident *identity.Service, logger *slog.Logger) (component, objectstore.Backend, error) {
+func objectStoreComponent(cfg Config, st *store.Store, ident *identity.Service, logger *slog.Logger) (component, objectstore.Backend, *objectstore.Service, error) {
 	backend, err := fsobj.Open(filepath.Join(cfg.DataDir, "objects"), nil)
 	if err != nil {
-		return component{}, nil, err
+		return component{}, nil, nil, err
 	}
 	svc, err := objectstore.New(objectstore.Config{Store: st, Backend: backend, Logger: logger})
 	if err != nil {
 		backend.Close()
-		return component{}, nil, err
+		return component{}, nil, nil, err
 	}
 	return component{
 		name:    "objectstore",
@@ -45,5 +46,5 @@ func objectStoreComponent(cfg Config, st *store.Store, ident *identity.Service, 
 			}
 			return err
 		},
-	}, backend, nil
+	}, backend, svc, nil
 }
