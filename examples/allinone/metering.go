@@ -171,7 +171,9 @@ type sourceFunc[T any] func(ctx context.Context) ([]T, error)
 
 type instancesFunc sourceFunc[metering.InstanceUsage]
 
-func (f instancesFunc) Instances(ctx context.Context) ([]metering.InstanceUsage, error) { return f(ctx) }
+func (f instancesFunc) Instances(ctx context.Context) ([]metering.InstanceUsage, error) {
+	return f(ctx)
+}
 
 type volumesFunc sourceFunc[metering.VolumeUsage]
 
