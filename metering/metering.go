@@ -28,7 +28,8 @@ type Config struct {
 	// minutes (Ceilometer's). Negative: no loop, Poll is called by hand.
 	PollInterval time.Duration
 	// DefaultPolicy is the archive policy of metrics created by samples;
-	// default "ceilometer-low".
+	// default "stratus": 5-minute buckets for a day, hourly for 30 days,
+	// daily for a year, so that a month's query reads hourly rollups.
 	DefaultPolicy string
 	// Logger is optional.
 	Logger *slog.Logger
@@ -75,7 +76,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.PollInterval = 5 * time.Minute
 	}
 	if cfg.DefaultPolicy == "" {
-		cfg.DefaultPolicy = "ceilometer-low"
+		cfg.DefaultPolicy = "stratus"
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -205,6 +205,27 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 
 // buildComponents makes every service that exists, wired together.
 func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *slog.Logger) ([]component, error) {
+	b, err := buildCloud(cfg, st, cloud, logger)
+	if err != nil {
+		return nil, err
+	}
+	return b.comps, nil
+}
+
+// builtCloud is the components and the services behind them (for
+// in-process tests).
+type builtCloud struct {
+	comps    []component
+	identity *identity.Service
+	compute  *compute.Service
+	volumes  *blockstore.Service
+	images   *image.Service
+	objects  *objectstore.Service
+	metering *metering.Service
+}
+
+// buildCloud makes every service that exists, wired together.
+func buildCloud(cfg Config, st *store.Store, cloud *cloudRecord, logger *slog.Logger) (*builtCloud, error) {
 	// The catalog lists only the services that run here.
 	catalog := []identity.ServiceEndpoints{
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
@@ -248,12 +269,13 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	}
 	netSvc.Use(network.Deps{Devices: computeDevices{compSvc}, Notify: computeDevices{compSvc}})
 	md.use(netSvc, compSvc)
-	meter, _, err := meteringComponent(cfg, st, identSvc, meteringSources{compute: compSvc, hosts: hosts, volumes: volSvc,
+	meter, meterSvc, err := meteringComponent(cfg, st, identSvc, meteringSources{compute: compSvc, hosts: hosts, volumes: volSvc,
 		images: imgSvc, objects: objSvc, ident: identSvc, network: netSvc}, logger)
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident, objects, img, netw, volumes, comp, meter}, nil
+	return &builtCloud{comps: []component{ident, objects, img, netw, volumes, comp, meter}, identity: identSvc, compute: compSvc,
+		volumes: volSvc, images: imgSvc, objects: objSvc, metering: meterSvc}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {
