@@ -424,10 +424,27 @@ func measuresQuery(r *http.Request) (MeasuresQuery, error) {
 	return mq, nil
 }
 
+// pyFloat is a float encoded as Python's json does, so that clients see
+// 2.0, not 2, as Gnocchi sends.
+type pyFloat float64
+
+// MarshalJSON implements json.Marshaler.
+func (f pyFloat) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return []byte("null"), nil
+	}
+	b := strconv.AppendFloat(nil, v, 'g', -1, 64)
+	if !strings.ContainsAny(string(b), ".e") {
+		b = append(b, ".0"...)
+	}
+	return b, nil
+}
+
 func pointsJSON(ps []tsdb.Point) [][3]any {
 	out := make([][3]any, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, [3]any{wireTime(p.Time), p.Granularity.Seconds(), p.Value})
+		out = append(out, [3]any{wireTime(p.Time), pyFloat(p.Granularity.Seconds()), pyFloat(p.Value)})
 	}
 	return out
 }
