@@ -245,11 +245,15 @@ func TestMeteringSimulatedDay(t *testing.T) {
 	}
 	evs, _ := m.ListEvents(admin, metering.ListEventsOpts{Type: "compute.server."})
 	var types []string
+	stopped := false
 	for _, e := range evs {
 		types = append(types, e.Type)
+		if e.Type == "compute.server.action" && e.ResourceID == a && e.Traits["action"] == "stop" && e.Generated.Equal(day.Add(12*time.Hour)) {
+			stopped = true
+		}
 	}
-	if len(evs) < 3 || types[0] != "compute.server.create" || types[len(types)-1] != "compute.server.delete" {
-		t.Errorf("server events: %v", types)
+	if len(evs) < 4 || types[0] != "compute.server.create" || types[len(types)-1] != "compute.server.delete" || !stopped {
+		t.Errorf("server events: %v (A's stop at 12:00 seen: %v)", types, stopped)
 	}
 
 	// The same through the Gnocchi API, with a token of the admin user.
