@@ -102,7 +102,10 @@ func TestMeteringSimulatedDay(t *testing.T) {
 	}
 	boot := func(name, flavor string) string {
 		srv := must(b.compute.CreateServer(admin, compute.CreateServerOpts{Name: name, ImageRef: img.ID, FlavorRef: flavor, NetworksMode: "none"}))
-		wait(name+" active", func() bool { s, err := b.compute.GetServer(admin, srv.ID); return err == nil && s.VMState == compute.VMActive })
+		wait(name+" active", func() bool {
+			s, err := b.compute.GetServer(admin, srv.ID)
+			return err == nil && s.VMState == compute.VMActive
+		})
 		return srv.ID
 	}
 	var a, srvB, vol string
@@ -126,7 +129,10 @@ func TestMeteringSimulatedDay(t *testing.T) {
 			a = boot("a", m1.ID)
 		case 3 * time.Hour:
 			vol = must(b.volumes.CreateVolume(admin, blockstore.CreateVolumeOpts{Name: "v", SizeGiB: 1})).ID
-			wait("volume", func() bool { v, err := b.volumes.GetVolume(admin, vol); return err == nil && v.Status == blockstore.StatusAvailable })
+			wait("volume", func() bool {
+				v, err := b.volumes.GetVolume(admin, vol)
+				return err == nil && v.Status == blockstore.StatusAvailable
+			})
 		case 4 * time.Hour:
 			putObject(1000)
 		case 6 * time.Hour:
@@ -145,7 +151,10 @@ func TestMeteringSimulatedDay(t *testing.T) {
 			if err := b.compute.ServerAction(admin, a, compute.ActionStop); err != nil {
 				t.Fatal(err)
 			}
-			wait("stop", func() bool { s, err := b.compute.GetServer(admin, a); return err == nil && s.VMState == compute.VMStopped })
+			wait("stop", func() bool {
+				s, err := b.compute.GetServer(admin, a)
+				return err == nil && s.VMState == compute.VMStopped
+			})
 		case 16 * time.Hour:
 			putObject(4000)
 		case 18 * time.Hour:
