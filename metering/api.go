@@ -140,27 +140,30 @@ func (a *api) getPolicy(w http.ResponseWriter, r *http.Request) {
 // parseSpan reads a granularity or timespan: seconds, or a number with a
 // unit (s, min, h, d), or Go's duration syntax.
 func parseSpan(field, s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
+	d, ok := spanOf(strings.TrimSpace(s))
+	if !ok || d < time.Second {
+		return 0, errdefs.Invalid(field, "cannot read %q as a time span of at least a second", s)
+	}
+	return d, nil
+}
+
+func spanOf(s string) (time.Duration, bool) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f <= 0 || f > 1e10 || math.IsNaN(f) {
-			return 0, errdefs.Invalid(field, "must be a positive number of seconds")
-		}
-		return time.Duration(f * float64(time.Second)), nil
+		// 1e9 s is 31 years; the comparison also refuses NaN.
+		return time.Duration(f * float64(time.Second)), f > 0 && f <= 1e9
 	}
 	for _, u := range []struct {
 		suffix string
 		d      time.Duration
 	}{{"days", day}, {"day", day}, {"d", day}, {"hours", time.Hour}, {"hour", time.Hour}, {"min", time.Minute}, {"minutes", time.Minute}} {
 		if n, ok := strings.CutSuffix(s, u.suffix); ok {
-			if f, err := strconv.ParseFloat(strings.TrimSpace(n), 64); err == nil && f > 0 && f < 1e6 {
-				return time.Duration(f * float64(u.d)), nil
+			if f, err := strconv.ParseFloat(strings.TrimSpace(n), 64); err == nil && f > 0 && f*float64(u.d) <= 1e18 {
+				return time.Duration(f * float64(u.d)), true
 			}
 		}
 	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return d, nil
-	}
-	return 0, errdefs.Invalid(field, "cannot read %q as a time span", s)
+	d, err := time.ParseDuration(s)
+	return d, err == nil
 }
 
 func (a *api) createPolicy(w http.ResponseWriter, r *http.Request) {

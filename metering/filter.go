@@ -86,14 +86,17 @@ func ParseFilter(q string) (*Filter, error) {
 
 func splitAnd(q string) []string {
 	var out []string
-	for {
-		i := strings.Index(strings.ToLower(q), " and ")
-		if i < 0 {
-			return append(out, q)
+	start := 0
+	// Byte by byte: lowering the string first would move the offsets of
+	// invalid UTF-8.
+	for i := 0; i+5 <= len(q); i++ {
+		if q[i] == ' ' && q[i+4] == ' ' && strings.EqualFold(q[i+1:i+4], "and") {
+			out = append(out, q[start:i])
+			start = i + 5
+			i += 4
 		}
-		out = append(out, q[:i])
-		q = q[i+5:]
 	}
+	return append(out, q[start:])
 }
 
 // ParseFilterJSON reads Gnocchi's JSON search form.
