@@ -77,7 +77,11 @@ func (s *Service) consumeEvents(ctx context.Context) {
 }
 
 func (s *Service) storeEvents(ctx context.Context, evs []*store.Event) error {
+	cut := s.now().Add(-s.cfg.EventRetention)
 	return s.st.Update(ctx, func(tx *store.Txn) error {
+		if err := pruneEventsTxn(tx, cut, 256+2*len(evs)); err != nil {
+			return err
+		}
 		for _, ev := range evs {
 			e := &Event{ID: ev.ID, Seq: ev.Seq, Type: ev.Type, Generated: ev.Time.UTC(), ResourceID: ev.ResourceID,
 				ProjectID: ev.ProjectID, Traits: traits(ev)}
@@ -90,6 +94,29 @@ func (s *Service) storeEvents(ctx context.Context, evs []*store.Event) error {
 		}
 		return nil
 	})
+}
+
+// pruneEventsTxn deletes up to max stored events older than cut, oldest
+// first: each batch of new events makes room for 256 plus twice as many
+// old ones, so that the table stays within the retention.
+func pruneEventsTxn(tx *store.Txn, cut time.Time, max int) error {
+	it, err := store.List[Event](nil, tx, eventTableName, "seq")
+	if err != nil {
+		return err
+	}
+	var old []string
+	for e := range it {
+		if !e.Generated.Before(cut) || len(old) == max {
+			break
+		}
+		old = append(old, e.ID)
+	}
+	for _, id := range old {
+		if err := tx.Delete(eventTableName, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // traits flattens an event's payload into strings, one level of nesting

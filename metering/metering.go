@@ -31,6 +31,8 @@ type Config struct {
 	// default "stratus": 5-minute buckets for a day, hourly for 30 days,
 	// daily for a year, so that a month's query reads hourly rollups.
 	DefaultPolicy string
+	// EventRetention is how long stored events are kept; default 30 days.
+	EventRetention time.Duration
 	// Logger is optional.
 	Logger *slog.Logger
 }
@@ -80,6 +82,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = 30 * day
 	}
 	var names []string
 	for _, t := range Tables() {

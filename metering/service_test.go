@@ -262,6 +262,15 @@ func TestEventsStoredAndQueryable(t *testing.T) {
 	if again, _ := e.svc.ListEvents(e.admin, ListEventsOpts{}); len(again) != len(all) {
 		t.Errorf("events after a second drain: %d, want %d", len(again), len(all))
 	}
+	// Past the retention (30 days), old events make room for new ones.
+	e.clock.Set(t0.Add(31 * 24 * time.Hour))
+	emit("volume.delete.end", "vol-9", e.p1, nil)
+	if err := e.svc.DrainEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := e.svc.ListEvents(e.admin, ListEventsOpts{}); len(left) != 1 || left[0].Type != "volume.delete.end" {
+		t.Errorf("after the retention: %d events, want only the new one", len(left))
+	}
 }
 
 // TestRestart closes the DB and the service and opens them again on the
