@@ -155,7 +155,7 @@ func TestVMMeteringCounters(t *testing.T) {
 		t.Errorf("cpu samples: %v", ms)
 	}
 	var disks []map[string]any
-	get(gnocchi+"/search/resource/instance_disk?filter=instance_id%3D"+id, &disks)
+	get(gnocchi+"/resource/instance_disk?filter=instance_id%3D"+id, &disks)
 	if len(disks) == 0 {
 		t.Fatalf("no disk resource of %s", id)
 	}
@@ -166,7 +166,7 @@ func TestVMMeteringCounters(t *testing.T) {
 	nic, packets := "", 0.0
 	if linux {
 		var nics []map[string]any
-		get(gnocchi+"/search/resource/instance_network_interface?filter=instance_id%3D"+id, &nics)
+		get(gnocchi+"/resource/instance_network_interface?filter=instance_id%3D"+id, &nics)
 		if len(nics) != 1 {
 			t.Fatalf("NIC resources of %s: %v", id, nics)
 		}
