@@ -200,14 +200,18 @@ func meterInstances(src meteringSources) metering.Instances {
 			return nil, err
 		}
 		counters := map[string]*metering.InstanceCounters{}
-		for _, d := range src.hosts.all() {
+		// A host that cannot be measured costs its servers' counters, not
+		// the other samples.
+		var errs []error
+		for name, d := range src.hosts.all() {
 			r, ok := d.(compute.DomainStatsReader)
 			if !ok {
 				continue
 			}
 			stats, err := r.DomainStats(ctx)
 			if err != nil {
-				return nil, err
+				errs = append(errs, fmt.Errorf("host %s: %w", name, err))
+				continue
 			}
 			for _, s := range stats {
 				c := &metering.InstanceCounters{CPUTime: s.CPUTime, MemoryUsageMB: s.MemoryMB}
@@ -231,7 +235,7 @@ func meterInstances(src meteringSources) metering.Instances {
 				FlavorID: s.Flavor.ID, FlavorName: s.Flavor.Name, Host: s.HostID, Image: s.ImageID, Status: string(s.VMState),
 				VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAMMB, Counters: counters[s.ID]})
 		}
-		return out, nil
+		return out, errors.Join(errs...)
 	})
 }
 
