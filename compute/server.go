@@ -951,7 +951,10 @@ func (s *Service) ServerAction(ctx context.Context, id string, a Action) error {
 				rule.name, v.ID, v.VMState, cmpOrS(string(v.TaskState), "None"), errdefs.ErrConflict)
 		}
 		v.TaskState = rule.task
-		return startActionTxn(tx, v, rule.name, c.UserID)
+		if err := startActionTxn(tx, v, rule.name, c.UserID); err != nil {
+			return err
+		}
+		return tx.Emit("compute.server.action", v.ID, v.ProjectID, map[string]string{"action": rule.name})
 	})
 	return err
 }

@@ -257,7 +257,10 @@ func (s *Service) UpdateFloatingIP(ctx context.Context, id string, o UpdateFloat
 		touch(f, tx.Now())
 		out = f
 		servers = append(servers, serverOfPortTxn(tx, f.PortID))
-		return tx.Update(fipTable, f)
+		if err := tx.Update(fipTable, f); err != nil {
+			return err
+		}
+		return tx.Emit("network.floatingip.update", f.ID, f.ProjectID, map[string]string{"port_id": f.PortID, "floating_ip_address": f.FloatingIPAddress})
 	})
 	if err != nil {
 		return nil, err
