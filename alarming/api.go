@@ -1,9 +1,13 @@
 package alarming
 
 import (
+	"encoding/json"
+	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/stratuskit/stratus/errdefs"
@@ -32,8 +36,17 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 
 type api struct{ svc *Service }
 
+// fail answers an error in Aodh's body ({"error_message": {"faultstring":
+// …}}, which aodhclient prints); internal errors keep httpapi's generic
+// message.
 func fail(w http.ResponseWriter, r *http.Request, err error) {
-	httpapi.WriteError(w, r, httpapi.Generic, err)
+	var he *httpapi.HTTPError
+	status := httpapi.StatusOf(err)
+	if status >= 500 || (errdefs.Kind(err) == nil && !errors.As(err, &he)) {
+		httpapi.WriteError(w, r, httpapi.Generic, err)
+		return
+	}
+	reply(w, status, map[string]any{"error_message": map[string]any{"faultstring": err.Error(), "faultcode": "Client", "debug": nil}})
 }
 
 func reply(w http.ResponseWriter, status int, v any) { _ = httpapi.WriteJSON(w, status, v) }
@@ -55,7 +68,7 @@ func (a *api) alarmJSON(al *Alarm) map[string]any {
 	}
 	rule := map[string]any{"metric": al.Rule.Metric, "resource_type": al.Rule.ResourceType,
 		"aggregation_method": al.Rule.AggregationMethod, "granularity": al.Rule.Granularity,
-		"threshold": al.Rule.Threshold, "comparison_operator": al.Rule.ComparisonOperator,
+		"threshold": pyFloat(al.Rule.Threshold), "comparison_operator": al.Rule.ComparisonOperator,
 		"evaluation_periods": al.Rule.EvaluationPeriods}
 	if al.Type == TypeResourcesThreshold {
 		rule["resource_id"] = al.Rule.ResourceID
@@ -90,15 +103,15 @@ type wireAlarm struct {
 }
 
 type wireRule struct {
-	Metric             string   `json:"metric"`
-	ResourceType       string   `json:"resource_type"`
-	ResourceID         string   `json:"resource_id"`
-	Query              string   `json:"query"`
-	AggregationMethod  string   `json:"aggregation_method"`
-	Granularity        *float64 `json:"granularity"`
-	Threshold          *float64 `json:"threshold"`
-	ComparisonOperator string   `json:"comparison_operator"`
-	EvaluationPeriods  int      `json:"evaluation_periods"`
+	Metric             string      `json:"metric"`
+	ResourceType       string      `json:"resource_type"`
+	ResourceID         string      `json:"resource_id"`
+	Query              string      `json:"query"`
+	AggregationMethod  string      `json:"aggregation_method"`
+	Granularity        *flexNumber `json:"granularity"`
+	Threshold          *float64    `json:"threshold"`
+	ComparisonOperator string      `json:"comparison_operator"`
+	EvaluationPeriods  int         `json:"evaluation_periods"`
 }
 
 func (wa *wireAlarm) alarm() (Alarm, error) {
@@ -123,13 +136,45 @@ func (wa *wireAlarm) alarm() (Alarm, error) {
 		AggregationMethod: wr.AggregationMethod, Threshold: *wr.Threshold, ComparisonOperator: wr.ComparisonOperator,
 		EvaluationPeriods: wr.EvaluationPeriods}
 	if wr.Granularity != nil {
-		g := *wr.Granularity
+		g := float64(*wr.Granularity)
 		if g != float64(int(g)) || g < 1 || g > 366*86400 {
 			return al, errdefs.Invalid(wa.Type+"_rule.granularity", "must be a whole number of seconds, at most a year")
 		}
 		al.Rule.Granularity = int(g)
 	}
 	return al, nil
+}
+
+// pyFloat marshals as Python prints a float (1.0, not 1), as Aodh does.
+type pyFloat float64
+
+func (f pyFloat) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return []byte("null"), nil
+	}
+	b := strconv.AppendFloat(nil, v, 'g', -1, 64)
+	if !strings.ContainsAny(string(b), ".e") {
+		b = append(b, ".0"...)
+	}
+	return b, nil
+}
+
+// flexNumber is a number sent as a JSON number or a string (aodhclient
+// sends the granularity as a string).
+type flexNumber float64
+
+func (f *flexNumber) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		b = []byte(s)
+	}
+	var v float64
+	if err := json.Unmarshal(b, &v); err != nil {
+		return errdefs.Invalid("granularity", "must be a number of seconds")
+	}
+	*f = flexNumber(v)
+	return nil
 }
 
 func (a *api) capabilities(w http.ResponseWriter, _ *http.Request) {

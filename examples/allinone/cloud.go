@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/stratuskit/stratus/alarming"
 	"github.com/stratuskit/stratus/blockstore"
 	"github.com/stratuskit/stratus/compute"
 	"github.com/stratuskit/stratus/errdefs"
@@ -78,6 +79,8 @@ type Config struct {
 	Objects string
 	// Metering configures metering's pollsters and Prometheus listener.
 	Metering MeteringOptions
+	// Alarming configures alarm evaluation and webhooks.
+	Alarming AlarmingOptions
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -108,7 +111,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), network.Tables(), blockstore.Tables(), compute.Tables(), orchestration.Tables(), metering.Tables())
+	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), network.Tables(), blockstore.Tables(), compute.Tables(), orchestration.Tables(), metering.Tables(), alarming.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -241,6 +244,7 @@ func buildCloud(cfg Config, st *store.Store, cloud *cloudRecord, logger *slog.Lo
 		networkCatalog(cfg),
 		orchestrationCatalog(cfg),
 		meteringCatalog(cfg),
+		alarmingCatalog(cfg),
 	}
 	catalog = append(catalog, blockStoreCatalog(cfg)...)
 	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
@@ -282,7 +286,7 @@ func buildCloud(cfg Config, st *store.Store, cloud *cloudRecord, logger *slog.Lo
 		return nil, err
 	}
 	meter, meterSvc, err := meteringComponent(cfg, st, identSvc, meteringSources{compute: compSvc, hosts: hosts, volumes: volSvc,
-		images: imgSvc, objects: objSvc, ident: identSvc, network: netSvc}, logger)
+		images: imgSvc, objects: objSvc, ident: identSvc, network: netSvc}, cloud.AdminPassword, logger)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,8 @@ func identityComponent(cfg Config, st *store.Store, password string, logger *slo
 		if err := svc.Start(ctx); err != nil {
 			return err
 		}
-		if err := svc.Bootstrap(ctx, identity.BootstrapOptions{AdminPassword: password, Services: catalog}); err != nil {
+		if err := svc.Bootstrap(ctx, identity.BootstrapOptions{AdminPassword: password, Services: catalog,
+			ServiceUsers: alarmingServiceUsers(password)}); err != nil {
 			return err
 		}
 		return writeOpenRC(cfg, password)

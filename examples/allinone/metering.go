@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/stratuskit/stratus/alarming"
 	"github.com/stratuskit/stratus/blockstore"
 	"github.com/stratuskit/stratus/compute"
 	"github.com/stratuskit/stratus/identity"
@@ -66,12 +67,17 @@ type meteringSources struct {
 // meteringComponent builds metering: its measures in DATA/metering (a
 // time-series store of its own), the Gnocchi API, and the Prometheus
 // listener started and stopped with it.
-func meteringComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, src meteringSources, logger *slog.Logger) (component, *metering.Service, error) {
+func meteringComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, src meteringSources, adminPassword string, logger *slog.Logger) (component, *metering.Service, error) {
 	db, err := tsdb.Open(filepath.Join(cfg.DataDir, "metering"), &tsdb.Options{Logger: logger})
 	if err != nil {
 		return component{}, nil, err
 	}
 	svc, err := metering.New(metering.Config{Store: st, DB: db, Clock: cfg.Metering.Clock, PollInterval: cfg.Metering.Interval, Logger: logger})
+	if err != nil {
+		db.Close()
+		return component{}, nil, err
+	}
+	alarms, err := newAlarming(cfg, st, svc, src.ident, adminPassword, logger)
 	if err != nil {
 		db.Close()
 		return component{}, nil, err
@@ -82,6 +88,9 @@ func meteringComponent(cfg Config, st *store.Store, tokens identity.TokenValidat
 	var promWG sync.WaitGroup
 	start := func(ctx context.Context) error {
 		if err := svc.Start(ctx); err != nil {
+			return err
+		}
+		if err := alarms.Start(ctx); err != nil {
 			return err
 		}
 		addr, err := offsetAddr(metricsAddr(cfg), cfg.PortOffset)
@@ -103,9 +112,9 @@ func meteringComponent(cfg Config, st *store.Store, tokens identity.TokenValidat
 			err = prom.Close()
 			promWG.Wait()
 		}
-		return errors.Join(err, svc.Close(), db.Close())
+		return errors.Join(err, alarms.Close(), svc.Close(), db.Close())
 	}
-	return component{name: "metering", port: meteringPort, handler: metering.NewHandler(svc, tokens, logger), start: start, close: closeAll}, svc, nil
+	return component{name: "metering", port: meteringPort, handler: meteringMux(metering.NewHandler(svc, tokens, logger), alarming.NewHandler(alarms, tokens, logger)), start: start, close: closeAll}, svc, nil
 }
 
 // metricsAddr resolves -metrics-listen's "auto".
