@@ -300,7 +300,7 @@ func (s *Service) CreateVolume(ctx context.Context, opts CreateVolumeOpts) (*Vol
 		if err := tx.Insert(volumeTable, v); err != nil {
 			return err
 		}
-		return tx.Emit("volume.create.start", v.ID, v.ProjectID, nil)
+		return tx.Emit("volume.create.start", v.ID, v.ProjectID, map[string]int{"size": v.SizeGiB})
 	})
 	if err != nil {
 		return nil, err
@@ -778,7 +778,7 @@ func (s *Service) ExtendVolume(ctx context.Context, id string, newSize int) erro
 		if err := tx.Update(volumeTable, v); err != nil {
 			return err
 		}
-		return tx.Emit("volume.resize.start", v.ID, v.ProjectID, nil)
+		return tx.Emit("volume.resize.start", v.ID, v.ProjectID, map[string]int{"size": newSize})
 	})
 	if err != nil {
 		return err
