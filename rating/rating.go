@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -323,7 +324,7 @@ func ratString(r *big.Rat) string {
 	if r.IsInt() {
 		return r.Num().String()
 	}
-	return r.FloatString(9)
+	return strings.TrimRight(strings.TrimRight(r.FloatString(9), "0"), ".")
 }
 
 // roundHalfUp rounds a non-negative amount to whole minor units, halves

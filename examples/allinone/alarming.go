@@ -5,17 +5,22 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/stratuskit/stratus/alarming"
+	"github.com/stratuskit/stratus/compute"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/metering"
+	"github.com/stratuskit/stratus/rating"
 	"github.com/stratuskit/stratus/store"
 )
 
@@ -26,11 +31,15 @@ type AlarmingOptions struct {
 	// AllowedHosts are the hosts webhooks may call besides loopback,
 	// comma-separated.
 	AllowedHosts string
+	// Prices is a JSON price book file (rating.PriceBook); empty: the
+	// default book.
+	Prices string
 }
 
 func alarmingFlags(fs *flag.FlagSet, o *AlarmingOptions) {
 	fs.DurationVar(&o.Interval, "alarm-interval", time.Minute, "how often alarms are evaluated")
 	fs.StringVar(&o.AllowedHosts, "alarm-allowed-hosts", "", "comma-separated hosts alarm webhooks may call besides loopback")
+	fs.StringVar(&o.Prices, "rating-prices", "", "JSON price book for rating reports (currency, entries with effective dates and rates); default: illustrative EUR rates")
 }
 
 // alarmingCatalog is Aodh's catalog entry: the metering port, where
@@ -72,10 +81,12 @@ func newAlarming(cfg Config, st *store.Store, meter *metering.Service, ids *iden
 		AllowedHosts: hosts, Logger: logger})
 }
 
-// meteringMux serves Aodh's /v2 beside Gnocchi on the metering port.
-func meteringMux(gnocchi, aodh http.Handler) http.Handler {
+// meteringMux serves Aodh's /v2 and rating's /v1/rating beside Gnocchi on
+// the metering port.
+func meteringMux(gnocchi, aodh, rate http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v2/", aodh)
+	mux.Handle("/v1/rating/", rate)
 	mux.Handle("/", gnocchi)
 	return mux
 }
@@ -142,4 +153,39 @@ func (t *identityTrusts) Token(ctx context.Context, trustID string) (string, err
 
 func (t *identityTrusts) Revoke(ctx context.Context, trustID string) error {
 	return t.ids.DeleteTrust(identity.WithCredentials(ctx, identity.SystemAdmin()), trustID)
+}
+
+// defaultPrices is the all-in-one's price book unless -rating-prices names
+// one: illustrative euro-cent rates.
+func defaultPrices() rating.PriceBook {
+	return rating.PriceBook{Currency: "EUR", Entries: []rating.Prices{{Effective: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		VCPUHour: "1.2", RAMGiBHour: "0.4", VolumeGiBMonth: "8", ObjectGiBMonth: "2", ImageGiBMonth: "2", FloatingIPHour: "0.5"}}}
+}
+
+// loadPrices reads the price book: the JSON file -rating-prices names, or
+// the default.
+func loadPrices(path string) (rating.PriceBook, error) {
+	if path == "" {
+		return defaultPrices(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return rating.PriceBook{}, err
+	}
+	var book rating.PriceBook
+	if err := json.Unmarshal(b, &book); err != nil {
+		return rating.PriceBook{}, fmt.Errorf("-rating-prices %s: %w", path, err)
+	}
+	return book, nil
+}
+
+// ratingFlavors reads flavors from compute.
+type ratingFlavors struct{ compute *compute.Service }
+
+func (f ratingFlavors) Flavor(ctx context.Context, id string) (rating.Flavor, error) {
+	fl, err := f.compute.GetFlavor(system(ctx), id)
+	if err != nil {
+		return rating.Flavor{}, err
+	}
+	return rating.Flavor{ID: fl.ID, Name: fl.Name, VCPUs: fl.VCPUs, RAMMB: fl.RAMMB}, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/stratuskit/stratus/metering/tsdb"
 	"github.com/stratuskit/stratus/network"
 	"github.com/stratuskit/stratus/objectstore"
+	"github.com/stratuskit/stratus/rating"
 	"github.com/stratuskit/stratus/store"
 )
 
@@ -82,6 +83,16 @@ func meteringComponent(cfg Config, st *store.Store, tokens identity.TokenValidat
 		db.Close()
 		return component{}, nil, err
 	}
+	book, err := loadPrices(cfg.Alarming.Prices)
+	if err != nil {
+		db.Close()
+		return component{}, nil, err
+	}
+	rater, err := rating.New(rating.Config{Usage: svc, Flavors: ratingFlavors{src.compute}, Prices: book, Clock: cfg.Metering.Clock})
+	if err != nil {
+		db.Close()
+		return component{}, nil, err
+	}
 	svc.Use(metering.Sources{Instances: meterInstances(src), Volumes: meterVolumes(src), Images: meterImages(src),
 		Accounts: meterAccounts(src), FloatingIPs: meterFIPs(src)})
 	var prom *http.Server
@@ -114,7 +125,8 @@ func meteringComponent(cfg Config, st *store.Store, tokens identity.TokenValidat
 		}
 		return errors.Join(err, alarms.Close(), svc.Close(), db.Close())
 	}
-	return component{name: "metering", port: meteringPort, handler: meteringMux(metering.NewHandler(svc, tokens, logger), alarming.NewHandler(alarms, tokens, logger)), start: start, close: closeAll}, svc, nil
+	return component{name: "metering", port: meteringPort, handler: meteringMux(metering.NewHandler(svc, tokens, logger), alarming.NewHandler(alarms, tokens, logger),
+		rating.NewHandler(rater, tokens, logger)), start: start, close: closeAll}, svc, nil
 }
 
 // metricsAddr resolves -metrics-listen's "auto".

@@ -70,6 +70,18 @@ want = hmac.new(secret.encode(), parts["t"].encode() + b"." + body, hashlib.sha2
 n = json.loads(body)
 print(n["current"], n["alarm_name"], "ok" if hmac.compare_digest(want, parts["v1"]) else "BAD")' "$show" "$tmp/hook"
 
+# Rating: the server's vCPUs and RAM, rated since its creation.
+token=$(os token issue -f value -c id)
+project=$(os project show admin -f value -c id)
+rate="http://$listen:8777/v1/rating/report?project_id=$project"
+expect "rating report (json)" "EUR instance vcpu 2 ram 0.25" bash -c "curl -sf -H 'X-Auth-Token: $token' '$rate' | python3 -c '
+import json,sys; r=json.load(sys.stdin); p=r[\"projects\"][0]
+s=[x for x in p[\"resources\"] if x[\"resource_id\"]==\"$server\"][0]; l={x[\"item\"]: x for x in s[\"lines\"]}
+assert r[\"total\"] == sum(x[\"amount\"] for x in p[\"resources\"]) >= 0
+print(r[\"currency\"], s[\"resource_type\"], \"vcpu\", l[\"vcpu\"][\"quantity\"], \"ram\", l[\"ram\"][\"quantity\"])'"
+expect "rating report (csv)" "grand total,EUR" bash -c "curl -sf -H 'X-Auth-Token: $token' '$rate&format=csv' | tail -1 | cut -d, -f4,12"
+expect "rating report without a token" "401" curl -s -o /dev/null -w '%{http_code}' "$rate"
+
 os alarm state set --state ok "$id" >/dev/null
 os alarm delete "$id"
 expect_fail "alarm show after delete" os alarm show "$id"
