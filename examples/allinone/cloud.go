@@ -231,6 +231,7 @@ type builtCloud struct {
 	images   *image.Service
 	objects  *objectstore.Service
 	metering *metering.Service
+	alarms   *alarming.Service
 }
 
 // buildCloud makes every service that exists, wired together.
@@ -285,13 +286,13 @@ func buildCloud(cfg Config, st *store.Store, cloud *cloudRecord, logger *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	meter, meterSvc, err := meteringComponent(cfg, st, identSvc, meteringSources{compute: compSvc, hosts: hosts, volumes: volSvc,
+	meter, meterSvc, alarmSvc, err := meteringComponent(cfg, st, identSvc, meteringSources{compute: compSvc, hosts: hosts, volumes: volSvc,
 		images: imgSvc, objects: objSvc, ident: identSvc, network: netSvc}, cloud.AdminPassword, logger)
 	if err != nil {
 		return nil, err
 	}
 	return &builtCloud{comps: []component{ident, objects, img, netw, volumes, comp, heat, meter}, identity: identSvc, compute: compSvc,
-		volumes: volSvc, images: imgSvc, objects: objSvc, metering: meterSvc}, nil
+		volumes: volSvc, images: imgSvc, objects: objSvc, metering: meterSvc, alarms: alarmSvc}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

@@ -68,30 +68,30 @@ type meteringSources struct {
 // meteringComponent builds metering: its measures in DATA/metering (a
 // time-series store of its own), the Gnocchi API, and the Prometheus
 // listener started and stopped with it.
-func meteringComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, src meteringSources, adminPassword string, logger *slog.Logger) (component, *metering.Service, error) {
+func meteringComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, src meteringSources, adminPassword string, logger *slog.Logger) (component, *metering.Service, *alarming.Service, error) {
 	db, err := tsdb.Open(filepath.Join(cfg.DataDir, "metering"), &tsdb.Options{Logger: logger})
 	if err != nil {
-		return component{}, nil, err
+		return component{}, nil, nil, err
 	}
 	svc, err := metering.New(metering.Config{Store: st, DB: db, Clock: cfg.Metering.Clock, PollInterval: cfg.Metering.Interval, Logger: logger})
 	if err != nil {
 		db.Close()
-		return component{}, nil, err
+		return component{}, nil, nil, err
 	}
 	alarms, err := newAlarming(cfg, st, svc, src.ident, adminPassword, logger)
 	if err != nil {
 		db.Close()
-		return component{}, nil, err
+		return component{}, nil, nil, err
 	}
 	book, err := loadPrices(cfg.Alarming.Prices)
 	if err != nil {
 		db.Close()
-		return component{}, nil, err
+		return component{}, nil, nil, err
 	}
 	rater, err := rating.New(rating.Config{Usage: svc, Flavors: ratingFlavors{src.compute}, Prices: book, Clock: cfg.Metering.Clock})
 	if err != nil {
 		db.Close()
-		return component{}, nil, err
+		return component{}, nil, nil, err
 	}
 	svc.Use(metering.Sources{Instances: meterInstances(src), Volumes: meterVolumes(src), Images: meterImages(src),
 		Accounts: meterAccounts(src), FloatingIPs: meterFIPs(src)})
@@ -126,7 +126,7 @@ func meteringComponent(cfg Config, st *store.Store, tokens identity.TokenValidat
 		return errors.Join(err, alarms.Close(), svc.Close(), db.Close())
 	}
 	return component{name: "metering", port: meteringPort, handler: meteringMux(metering.NewHandler(svc, tokens, logger), alarming.NewHandler(alarms, tokens, logger),
-		rating.NewHandler(rater, tokens, logger)), start: start, close: closeAll}, svc, nil
+		rating.NewHandler(rater, tokens, logger)), start: start, close: closeAll}, svc, alarms, nil
 }
 
 // metricsAddr resolves -metrics-listen's "auto".
