@@ -417,7 +417,7 @@ func (s *Service) serverSpans(ctx context.Context, r *metering.Resource, evs []*
 		if !at.After(from) {
 			return nil
 		}
-		if !(stopped && s.cfg.NoBillStopped) && flavorID != "" {
+		if (!stopped || !s.cfg.NoBillStopped) && flavorID != "" {
 			f, err := s.flavor(ctx, flavorID, cache)
 			if err != nil {
 				return err

@@ -97,10 +97,8 @@ type identityTrusts struct {
 	ids      *identity.Service
 	password string
 
-	mu      sync.Mutex
-	creds   *identity.Credentials // aodh's own, until they expire
-	aodhID  string
-	project string
+	mu    sync.Mutex
+	creds *identity.Credentials // aodh's own, until they expire
 }
 
 // login returns aodh's own credentials, logging in again when they expire.
@@ -117,7 +115,6 @@ func (t *identityTrusts) login(ctx context.Context) (*identity.Credentials, erro
 		return nil, err
 	}
 	t.creds = tok.Credentials()
-	t.aodhID = t.creds.UserID
 	return t.creds, nil
 }
 
