@@ -497,3 +497,51 @@ func BenchmarkEvaluate(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100, "ns/alarm")
 }
+
+// TestLeaderFailover: two evaluators share a store; the first to campaign
+// evaluates; when it stops, the second takes over from the state in the
+// store.
+func TestLeaderFailover(t *testing.T) {
+	e := newEnv(t)
+	u1 := member("u1", "p1")
+	al := memAlarm("mem")
+	al.Rule.EvaluationPeriods = 1
+	a := must(e.svc.CreateAlarm(u1, al))
+	mk := func() *Service {
+		s, err := New(Config{Store: e.st, Metrics: e.meter, Clock: e.clock.Now, EvaluationInterval: 5 * time.Millisecond, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first, second := mk(), mk()
+	waitState := func(want string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for must(e.svc.GetAlarm(u1, a.ID)).State != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("state never became %s", want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitState(StateInsufficientData)
+	e.memory("vm-1", t0, 500)
+	e.clock.Set(t0.Add(5 * time.Minute))
+	waitState(StateAlarm) // the first evaluates
+	if err := second.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	first.Close() // resigns: the second campaigns and wins
+	e.memory("vm-1", t0.Add(5*time.Minute), 10)
+	e.clock.Set(t0.Add(10 * time.Minute))
+	waitState(StateOK) // the second evaluates
+	hs := must(e.svc.History(u1, a.ID))
+	if len(hs) != 3 { // creation, alarm, ok: each transition once
+		t.Fatalf("history: %d entries", len(hs))
+	}
+}
