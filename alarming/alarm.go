@@ -337,6 +337,17 @@ func (s *Service) CreateAlarm(ctx context.Context, a Alarm) (*Alarm, error) {
 		}
 	}
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
+		it, err := store.List[Alarm](nil, tx, alarmTableName, "project", a.ProjectID)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for range it {
+			n++
+		}
+		if n >= s.cfg.MaxAlarmsPerProject {
+			return fmt.Errorf("alarming: project %s has %d alarms, the most allowed: %w", a.ProjectID, n, errdefs.ErrQuotaExceeded)
+		}
 		if err := tx.Insert(alarmTableName, &a); err != nil {
 			return err
 		}

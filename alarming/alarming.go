@@ -72,6 +72,9 @@ type Config struct {
 	// backoff doubling from RetryBackoff (default 3 and 500 ms).
 	Retries      int
 	RetryBackoff time.Duration
+	// MaxAlarmsPerProject bounds each project's alarms, so that one
+	// tenant cannot swamp the evaluator; default 200.
+	MaxAlarmsPerProject int
 	// Logger is optional.
 	Logger *slog.Logger
 }
@@ -129,6 +132,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 500 * time.Millisecond
+	}
+	if cfg.MaxAlarmsPerProject <= 0 {
+		cfg.MaxAlarmsPerProject = 200
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -275,6 +275,15 @@ func TestValidation(t *testing.T) {
 			t.Errorf("%s: %v", tc.field, err)
 		}
 	}
+	// The project's cap.
+	e.svc.cfg.MaxAlarmsPerProject = 1
+	if _, err := e.svc.CreateAlarm(u1, memAlarm("one")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.CreateAlarm(u1, memAlarm("two")); !errors.Is(err, errdefs.ErrQuotaExceeded) {
+		t.Fatalf("over the cap: %v", err)
+	}
+	e.svc.cfg.MaxAlarmsPerProject = 200
 	// Allowed: loopback, the allow-listed host, trust actions.
 	a := memAlarm("ok", "http://127.0.0.1:9/x", "https://hooks.example.net/h", "trust+http://[::1]:8004/signal")
 	if _, err := e.svc.CreateAlarm(u1, a); err != nil {

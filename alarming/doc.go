@@ -44,6 +44,10 @@
 // alarm's project's credentials, so an alarm sees only its project's
 // resources.
 //
+// Each project has at most Config.MaxAlarmsPerProject alarms (200).
+// Actions in flight are not durable: a controller that dies while retrying
+// a webhook loses that notification (the state change itself is stored).
+//
 // Not done: event and composite alarms, the query API (POST
-// /v2/query/alarms), quotas on alarms.
+// /v2/query/alarms), per-alarm webhook secrets chosen by the user.
 package alarming
