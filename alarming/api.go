@@ -3,6 +3,7 @@ package alarming
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -30,6 +31,7 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 	rt.HandleFunc("GET /v2/alarms/{id}/state", a.getState)
 	rt.HandleFunc("PUT /v2/alarms/{id}/state", a.putState)
 	rt.HandleFunc("GET /v2/alarms/{id}/history", a.history)
+	rt.HandleFunc("POST /v2/query/alarms", a.query)
 	h := identity.Middleware(v, rt, &identity.MiddlewareOptions{ServiceType: "alarming"})
 	return httpapi.Wrap(h, httpapi.Generic, logger)
 }
@@ -97,9 +99,19 @@ type wireAlarm struct {
 	AlarmActions            []string         `json:"alarm_actions"`
 	OKActions               []string         `json:"ok_actions"`
 	InsufficientDataActions []string         `json:"insufficient_data_actions"`
-	TimeConstraints         []TimeConstraint `json:"time_constraints"`
+	TimeConstraints         []wireConstraint `json:"time_constraints"`
 	ResourcesRule           *wireRule        `json:"gnocchi_resources_threshold_rule"`
 	AggregationRule         *wireRule        `json:"gnocchi_aggregation_by_resources_threshold_rule"`
+}
+
+// wireConstraint is a time constraint as clients send it (aodhclient
+// sends the duration as a string).
+type wireConstraint struct {
+	Name        string     `json:"name"`
+	Description string     `json:"description"`
+	Start       string     `json:"start"`
+	Duration    flexNumber `json:"duration"`
+	Timezone    string     `json:"timezone"`
 }
 
 type wireRule struct {
@@ -117,8 +129,15 @@ type wireRule struct {
 func (wa *wireAlarm) alarm() (Alarm, error) {
 	al := Alarm{Name: wa.Name, Description: wa.Description, Type: wa.Type, ProjectID: wa.ProjectID, UserID: wa.UserID,
 		Enabled: wa.Enabled == nil || *wa.Enabled, State: wa.State, Severity: wa.Severity, RepeatActions: wa.RepeatActions,
-		AlarmActions: wa.AlarmActions, OKActions: wa.OKActions, InsufficientDataActions: wa.InsufficientDataActions,
-		TimeConstraints: wa.TimeConstraints}
+		AlarmActions: wa.AlarmActions, OKActions: wa.OKActions, InsufficientDataActions: wa.InsufficientDataActions}
+	for _, tc := range wa.TimeConstraints {
+		d := float64(tc.Duration)
+		if d != float64(int(d)) || d < 1 || d > 7*86400 {
+			return al, errdefs.Invalid("time_constraints", "%s: duration must be 1 second to 7 days", tc.Name)
+		}
+		al.TimeConstraints = append(al.TimeConstraints, TimeConstraint{Name: tc.Name, Description: tc.Description,
+			Start: tc.Start, Duration: int(d), Timezone: tc.Timezone})
+	}
 	wr := wa.ResourcesRule
 	if wa.Type == TypeAggregationByResourcesThresho {
 		wr = wa.AggregationRule
@@ -171,7 +190,7 @@ func (f *flexNumber) UnmarshalJSON(b []byte) error {
 	}
 	var v float64
 	if err := json.Unmarshal(b, &v); err != nil {
-		return errdefs.Invalid("granularity", "must be a number of seconds")
+		return errors.New("must be a number")
 	}
 	*f = flexNumber(v)
 	return nil
@@ -197,29 +216,8 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 			fail(w, r, errdefs.Invalid("q.op", "only eq is supported"))
 			return
 		}
-		v := values[i]
-		switch f {
-		case "name":
-			o.Name = v
-		case "type":
-			o.Type = v
-		case "state":
-			o.State = v
-		case "severity":
-			o.Severity = v
-		case "project_id", "project":
-			o.ProjectID = v
-		case "user_id", "user":
-			o.UserID = v
-		case "enabled":
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				fail(w, r, errdefs.Invalid("q.value", "enabled must be true or false"))
-				return
-			}
-			o.Enabled = &b
-		default:
-			fail(w, r, errdefs.Invalid("q.field", "unknown field %q", f))
+		if err := o.set("q", f, values[i]); err != nil {
+			fail(w, r, err)
 			return
 		}
 	}
@@ -248,6 +246,84 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		if n < len(als) {
 			als = als[:n]
 		}
+	}
+	out := []map[string]any{}
+	for _, al := range als {
+		out = append(out, a.alarmJSON(al))
+	}
+	reply(w, http.StatusOK, out)
+}
+
+// set sets one equality filter.
+func (o *ListAlarmsOpts) set(field, k, v string) error {
+	switch k {
+	case "name":
+		o.Name = v
+	case "type":
+		o.Type = v
+	case "state":
+		o.State = v
+	case "severity":
+		o.Severity = v
+	case "project_id", "project":
+		o.ProjectID = v
+	case "user_id", "user":
+		o.UserID = v
+	case "enabled":
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errdefs.Invalid(field, "enabled must be true or false")
+		}
+		o.Enabled = &b
+	default:
+		return errdefs.Invalid(field, "unknown field %q", k)
+	}
+	return nil
+}
+
+// query answers POST /v2/query/alarms for equality filters, alone or
+// joined with "and" ({"and": [{"=": {"name": "x"}}, …]}), as aodhclient
+// uses to find an alarm by name.
+func (a *api) query(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Filter string `json:"filter"`
+	}
+	if err := httpapi.DecodeJSON(w, r, &body, httpapi.DecodeOptions{MaxBytes: 16 << 10}); err != nil {
+		fail(w, r, err)
+		return
+	}
+	var o ListAlarmsOpts
+	if body.Filter != "" {
+		var f map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(body.Filter), &f); err != nil || len(f) != 1 {
+			fail(w, r, errdefs.Invalid("filter", "must be a JSON object with one operator"))
+			return
+		}
+		conds := []json.RawMessage{[]byte(body.Filter)}
+		if and, ok := f["and"]; ok {
+			if err := json.Unmarshal(and, &conds); err != nil || len(conds) > 16 {
+				fail(w, r, errdefs.Invalid("filter", "and takes a list of at most 16 conditions"))
+				return
+			}
+		}
+		for _, c := range conds {
+			var eq map[string]map[string]any
+			if err := json.Unmarshal(c, &eq); err != nil || len(eq) != 1 || eq["="] == nil {
+				fail(w, r, errdefs.Invalid("filter", "only = conditions (and their and) are supported"))
+				return
+			}
+			for k, v := range eq["="] {
+				if err := o.set("filter", k, fmt.Sprint(v)); err != nil {
+					fail(w, r, err)
+					return
+				}
+			}
+		}
+	}
+	als, err := a.svc.ListAlarms(r.Context(), o)
+	if err != nil {
+		fail(w, r, err)
+		return
 	}
 	out := []map[string]any{}
 	for _, al := range als {
