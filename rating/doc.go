@@ -13,7 +13,10 @@
 // A report ([Service.Report], GET /v1/rating/report as JSON or CSV)
 // rates each resource's life to the second:
 //
-//   - servers from compute's events: created, stopped and started
+//   - servers from compute's events: billed from when they first become
+//     active (compute.server.active, Nova's launched_at; from creation
+//     when that event is missing; a server that failed to build is free),
+//     stopped and started
 //     (compute.server.action), resized (an event carrying the new
 //     "flavor": compute.server.resize or .resize.confirm — compute does
 //     not resize yet) and deleted. A stopped (or suspended, shelved)

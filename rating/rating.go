@@ -411,8 +411,25 @@ func (s *Service) serverSpans(ctx context.Context, r *metering.Resource, evs []*
 			flavorID = e.Traits["flavor"]
 		}
 	}
-	var out []span
+	// Billing starts when the server first became active (Nova's
+	// launched_at); a server that failed to build and never did is free.
 	from, stopped := r.StartedAt, false
+	var active, failed bool
+	for _, e := range evs {
+		switch e.Type {
+		case "compute.server.active":
+			if !active {
+				from = maxT(e.Generated, r.StartedAt)
+			}
+			active = true
+		case "compute.server.error":
+			failed = failed || !active
+		}
+	}
+	if failed && !active {
+		return nil, nil
+	}
+	var out []span
 	cut := func(at time.Time) error {
 		if !at.After(from) {
 			return nil
@@ -430,6 +447,9 @@ func (s *Service) serverSpans(ctx context.Context, r *metering.Resource, evs []*
 	for _, e := range evs {
 		if !e.Generated.Before(end) {
 			break
+		}
+		if e.Generated.Before(from) {
+			continue
 		}
 		switch {
 		case e.Type == "compute.server.action":

@@ -101,8 +101,13 @@ func simulateMonth(t *testing.T, noBillStopped bool) (*Service, *metering.Servic
 	}
 	emit(time.Date(2026, 10, 20, 9, 0, 0, 0, time.UTC), "compute.server.create", "srv-a", "p1", map[string]any{"flavor": "f1"})
 	objects(nov(1, 0, 0, 0), 1)
-	emit(nov(2, 0, 0, 0), "compute.server.create", "srv-b", "p2", map[string]any{"flavor": "f1"})
+	emit(nov(1, 23, 58, 0), "compute.server.create", "srv-b", "p2", map[string]any{"flavor": "f1"})
+	emit(nov(2, 0, 0, 0), "compute.server.active", "srv-b", "p2", map[string]any{"host": "h1"}) // billed from here
 	emit(nov(3, 2, 0, 0), "compute.server.delete", "srv-b", "p2", nil)
+	// srv-e never builds: free.
+	emit(nov(4, 0, 0, 0), "compute.server.create", "srv-e", "p2", map[string]any{"flavor": "f1"})
+	emit(nov(4, 0, 1, 0), "compute.server.error", "srv-e", "p2", map[string]any{"fault": "no host"})
+	emit(nov(4, 1, 0, 0), "compute.server.delete", "srv-e", "p2", nil)
 	emit(nov(3, 8, 0, 0), "volume.create.start", "vol-v", "p1", map[string]int{"size": 10})
 	emit(nov(5, 0, 0, 0), "network.floatingip.create", "fip-f", "p1", nil)
 	emit(nov(10, 12, 0, 0), "compute.server.action", "srv-a", "p1", map[string]string{"action": "stop"})
@@ -164,7 +169,8 @@ func totals(rep *Report) map[string]int64 {
 // 230×1209600/2592000 = 107.3 → 107, 230×3×86400/2592000 = 23,
 // 230×3×1296000/2592000 = 345: 475.
 //
-// srv-b (p2, m1, 26 hours): 52 + 78 + 26 = 156.
+// srv-b (p2, m1, 26 hours from becoming active): 52 + 78 + 26 = 156.
+// srv-e (p2) failed to build: nothing.
 func TestMonth(t *testing.T) {
 	svc, _ := simulateMonth(t, false)
 	start, end := nov(1, 0, 0, 0), time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
@@ -173,7 +179,7 @@ func TestMonth(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]int64{"srv-a": 4193, "vol-v": 116, "fip-f": 374, "project:p1": 4193 + 116 + 374 + 475,
-		"srv-b": 156, "project:p2": 156, "total": 4193 + 116 + 374 + 475 + 156}
+		"srv-b": 156, "srv-e": 0, "project:p2": 156, "total": 4193 + 116 + 374 + 475 + 156}
 	got := totals(rep)
 	for k, v := range want {
 		if got[k] != v {
