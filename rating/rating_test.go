@@ -51,10 +51,10 @@ func nov(day, h, m, s int) time.Time { return time.Date(2026, 11, day, h, m, s, 
 
 var book = PriceBook{Currency: "EUR", Entries: []Prices{
 	{Effective: time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), FlavorHour: map[string]Rate{"m1": "2"}, VCPUHour: "1.5",
-		RAMGiBHour: "0.5", VolumeGiBMonth: "10", ObjectGiBMonth: "230", FloatingIPHour: "0.6"},
+		RAMGiBHour: "0.5", VolumeGiBMonth: "10", ObjectGiBMonth: "230", ImageGiBMonth: "50", FloatingIPHour: "0.6"},
 	// Mid-month, vCPUs cost more.
 	{Effective: nov(16, 0, 0, 0), FlavorHour: map[string]Rate{"m1": "2"}, VCPUHour: "2",
-		RAMGiBHour: "0.5", VolumeGiBMonth: "10", ObjectGiBMonth: "230", FloatingIPHour: "0.6"},
+		RAMGiBHour: "0.5", VolumeGiBMonth: "10", ObjectGiBMonth: "230", ImageGiBMonth: "50", FloatingIPHour: "0.6"},
 }}
 
 // simulateMonth simulates November 2026 through metering: events at their times
@@ -113,6 +113,12 @@ func simulateMonth(t *testing.T, noBillStopped bool) (*Service, *metering.Servic
 	emit(nov(10, 12, 0, 0), "compute.server.action", "srv-a", "p1", map[string]string{"action": "stop"})
 	emit(nov(12, 12, 0, 0), "compute.server.action", "srv-a", "p1", map[string]string{"action": "start"})
 	objects(nov(15, 0, 0, 0), 3)
+	clk.Set(nov(10, 0, 0, 0))
+	if err := m.Record(ctx, []metering.Sample{{Meter: "image.size", ResourceID: "img-i", ProjectID: "p1", Time: nov(10, 0, 0, 0),
+		Value: 2 << 30}}); err != nil {
+		t.Fatal(err)
+	}
+	emit(nov(20, 0, 0, 0), "image.image.delete", "img-i", "p1", nil)
 	emit(nov(18, 0, 0, 0), "volume.resize.start", "vol-v", "p1", map[string]int{"size": 20})
 	emit(nov(20, 6, 30, 15), "compute.server.resize.confirm", "srv-a", "p1", map[string]string{"flavor": "f2"})
 	emit(nov(25, 18, 0, 0), "compute.server.delete", "srv-a", "p1", nil)
@@ -169,6 +175,9 @@ func totals(rep *Report) map[string]int64 {
 // 230×1209600/2592000 = 107.3 → 107, 230×3×86400/2592000 = 23,
 // 230×3×1296000/2592000 = 345: 475.
 //
+// img-i (2 GiB from the 10th, deleted the 20th; 50 per GiB-month):
+// 50×2×518400/2592000 = 20, 50×2×345600/2592000 = 13.3 → 13: 33.
+//
 // srv-b (p2, m1, 26 hours from becoming active): 52 + 78 + 26 = 156.
 // srv-e (p2) failed to build: nothing.
 func TestMonth(t *testing.T) {
@@ -178,8 +187,8 @@ func TestMonth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int64{"srv-a": 4193, "vol-v": 116, "fip-f": 374, "project:p1": 4193 + 116 + 374 + 475,
-		"srv-b": 156, "srv-e": 0, "project:p2": 156, "total": 4193 + 116 + 374 + 475 + 156}
+	want := map[string]int64{"srv-a": 4193, "vol-v": 116, "fip-f": 374, "img-i": 33, "project:p1": 4193 + 116 + 374 + 475 + 33,
+		"srv-b": 156, "srv-e": 0, "project:p2": 156, "total": 4193 + 116 + 374 + 475 + 33 + 156}
 	got := totals(rep)
 	for k, v := range want {
 		if got[k] != v {
@@ -204,7 +213,7 @@ func TestMonth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := totals(rep2); g["srv-a"] != 3905 || g["total"] != 3905+116+374+475 || len(rep2.Projects) != 1 {
+	if g := totals(rep2); g["srv-a"] != 3905 || g["total"] != 3905+116+374+475+33 || len(rep2.Projects) != 1 {
 		t.Errorf("stopped time free: %v", g)
 	}
 	// A period inside the month: the 20th to the 21st, the resize cuts it.
@@ -265,7 +274,7 @@ func TestIsolationAndAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := rows[len(rows)-1]
-	if last[3] != "grand total" || last[10] != "5158" || last[11] != "EUR" {
+	if last[3] != "grand total" || last[10] != "5191" || last[11] != "EUR" {
 		t.Fatalf("csv total row: %v", last)
 	}
 	code, body = get("t2", period)
