@@ -554,3 +554,24 @@ func TestLeaderFailover(t *testing.T) {
 		t.Fatalf("history: %d entries", len(hs))
 	}
 }
+
+// TestRuleSeesOwnProject: an alarm reads metering as its project; another
+// project's server is unknown to it however hot it runs.
+func TestRuleSeesOwnProject(t *testing.T) {
+	e := newEnv(t)
+	al := memAlarm("spy")
+	al.Rule.EvaluationPeriods = 1
+	spy := must(e.svc.CreateAlarm(member("u2", "p2"), al)) // vm-1 is p1's
+	own := must(e.svc.CreateAlarm(member("u1", "p1"), al))
+	e.memory("vm-1", t0, 500)
+	e.clock.Set(t0.Add(5 * time.Minute))
+	if err := e.svc.Evaluate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := must(e.svc.GetAlarm(member("u2", "p2"), spy.ID)).State; s != StateInsufficientData {
+		t.Fatalf("p2's alarm on p1's server: %s", s)
+	}
+	if s := must(e.svc.GetAlarm(member("u1", "p1"), own.ID)).State; s != StateAlarm {
+		t.Fatalf("p1's own alarm: %s", s)
+	}
+}
