@@ -148,11 +148,12 @@ func templateBytes(raw json.RawMessage, tmplURL string) ([]byte, error) {
 	return raw, nil
 }
 
-// environmentParams merges the parameters and parameter_defaults of an
-// environment under the request's parameters.
-func environmentParams(raw json.RawMessage, params map[string]any) (map[string]any, error) {
+// parseEnvironment decodes a request's environment: a JSON object with
+// parameters, parameter_defaults and resource_registry (type to type or
+// to a template of the files map).
+func parseEnvironment(raw json.RawMessage) (*Environment, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return params, nil
+		return nil, nil
 	}
 	var env struct {
 		Parameters        map[string]any `json:"parameters"`
@@ -164,17 +165,33 @@ func environmentParams(raw json.RawMessage, params map[string]any) (map[string]a
 		if strings.TrimSpace(s) != "" {
 			return nil, errdefs.Invalid("environment", "send the environment as a JSON object")
 		}
-	} else if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, nil
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
 		return nil, errdefs.Invalid("environment", "the environment must be a map")
 	}
-	if len(env.ResourceRegistry) > 0 {
-		return nil, errdefs.Wrap(errdefs.ErrUnsupported, errdefs.Invalid("environment.resource_registry", "resource_registry is not supported yet"))
+	out := &Environment{Parameters: env.Parameters, ParameterDefaults: env.ParameterDefaults}
+	if len(env.ResourceRegistry) > 200 {
+		return nil, errdefs.Invalid("environment.resource_registry", "at most 200 entries")
 	}
-	out := map[string]any{}
-	for _, m := range []map[string]any{env.ParameterDefaults, env.Parameters, params} {
-		for k, v := range m {
-			out[k] = v
+	for k, v := range env.ResourceRegistry {
+		switch t := v.(type) {
+		case string:
+			if out.ResourceRegistry == nil {
+				out.ResourceRegistry = map[string]string{}
+			}
+			out.ResourceRegistry[k] = t
+		case map[string]any:
+			if k == "resources" && len(t) == 0 {
+				continue
+			}
+			return nil, errdefs.Wrap(errdefs.ErrUnsupported, errdefs.Invalid("environment.resource_registry."+k, "per-resource registry entries are not supported"))
+		default:
+			return nil, errdefs.Invalid("environment.resource_registry."+k, "must map a type to a type or a template file")
 		}
+	}
+	if len(out.Parameters) == 0 && len(out.ParameterDefaults) == 0 && len(out.ResourceRegistry) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }
@@ -190,12 +207,12 @@ func (a *api) createStack(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	params, err := environmentParams(req.Environment, req.Parameters)
+	env, err := parseEnvironment(req.Environment)
 	if err != nil {
 		fail(w, r, err)
 		return
 	}
-	o := CreateStackOpts{Name: req.StackName, Template: tmpl, Files: req.Files, Parameters: params}
+	o := CreateStackOpts{Name: req.StackName, Template: tmpl, Files: req.Files, Parameters: req.Parameters, Environment: env}
 	if req.DisableRollback != nil {
 		o.DisableRollback = *req.DisableRollback
 	}
@@ -230,6 +247,10 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 		st, err := a.svc.FindStack(ctx, seg[0])
 		if err != nil {
 			fail(w, r, err)
+			return
+		}
+		if (r.Method == http.MethodPut || r.Method == http.MethodPatch) && len(seg) == 1 {
+			a.updateStack(w, r, st, false)
 			return
 		}
 		if r.Method == http.MethodDelete && len(seg) == 1 {
@@ -270,7 +291,9 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	case key == "PUT " || key == "PATCH ":
-		fail(w, r, errdefs.Wrap(errdefs.ErrUnsupported, errdefs.Invalid("stack", "stack update is not supported yet")))
+		a.updateStack(w, r, st, false)
+	case key == "PUT /preview" || key == "PATCH /preview":
+		a.updateStack(w, r, st, true)
 	case key == "GET /template":
 		t, err := a.svc.TemplateOf(ctx, st)
 		if err != nil {
@@ -279,8 +302,19 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = httpapi.WriteJSON(w, http.StatusOK, t)
 	case key == "GET /environment":
-		_ = httpapi.WriteJSON(w, http.StatusOK, map[string]any{"parameters": st.Parameters, "parameter_defaults": map[string]any{},
-			"resource_registry": map[string]any{"resources": map[string]any{}}, "event_sinks": []any{}, "encrypted_param_names": []any{}})
+		env := map[string]any{"parameters": st.Parameters, "parameter_defaults": map[string]any{},
+			"resource_registry": map[string]any{"resources": map[string]any{}}, "event_sinks": []any{}, "encrypted_param_names": []any{}}
+		if e := st.Environment; e != nil {
+			if e.ParameterDefaults != nil {
+				env["parameter_defaults"] = e.ParameterDefaults
+			}
+			reg := map[string]any{"resources": map[string]any{}}
+			for k, v := range e.ResourceRegistry {
+				reg[k] = v
+			}
+			env["resource_registry"] = reg
+		}
+		_ = httpapi.WriteJSON(w, http.StatusOK, env)
 	case key == "GET /files":
 		files := st.Files
 		if files == nil {
@@ -319,6 +353,67 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 	default:
 		fail(w, r, httpapi.Errorf(http.StatusNotFound, "The resource could not be found."))
 	}
+}
+
+type updateRequest struct {
+	createRequest
+	ClearParameters []string `json:"clear_parameters"`
+	Existing        bool     `json:"existing"`
+}
+
+// updateStack is PUT (or PATCH, existing) /stacks/{name}/{id}, and with
+// preview its /preview.
+func (a *api) updateStack(w http.ResponseWriter, r *http.Request, st *Stack, preview bool) {
+	var req updateRequest
+	if err := httpapi.DecodeJSON(w, r, &req, httpapi.DecodeOptions{MaxBytes: int64(8 * a.svc.limits.MaxTemplateBytes)}); err != nil {
+		fail(w, r, err)
+		return
+	}
+	o := UpdateStackOpts{Existing: r.Method == http.MethodPatch || req.Existing, Files: req.Files, Parameters: req.Parameters,
+		ClearParameters: req.ClearParameters, DisableRollback: req.DisableRollback}
+	if len(req.Template) > 0 && string(req.Template) != "null" || !o.Existing {
+		tmpl, err := templateBytes(req.Template, req.TemplateURL)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		o.Template = tmpl
+	}
+	env, err := parseEnvironment(req.Environment)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	o.Environment = env
+	if req.TimeoutMins != nil {
+		o.TimeoutMins = *req.TimeoutMins
+	}
+	if req.Tags != "" {
+		o.Tags = strings.Split(req.Tags, ",")
+	}
+	if preview {
+		ch, err := a.svc.PreviewUpdate(r.Context(), st.ID, o)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		list := func(l []*StackResource) []any {
+			out := []any{}
+			for _, res := range l {
+				out = append(out, a.resourceJSON(r, st, res, nil))
+			}
+			return out
+		}
+		_ = httpapi.WriteJSON(w, http.StatusOK, map[string]any{"resource_changes": map[string]any{
+			"added": list(ch.Added), "updated": list(ch.Updated), "replaced": list(ch.Replaced),
+			"deleted": list(ch.Deleted), "unchanged": list(ch.Unchanged)}})
+		return
+	}
+	if _, err := a.svc.UpdateStack(r.Context(), st.ID, o); err != nil {
+		fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 func (a *api) showStack(w http.ResponseWriter, r *http.Request, st *Stack) {
@@ -516,12 +611,21 @@ func (a *api) validate(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	params, err := environmentParams(req.Environment, req.Parameters)
+	env, err := parseEnvironment(req.Environment)
 	if err != nil {
 		fail(w, r, err)
 		return
 	}
-	o := ValidateOpts{Template: tmpl, Files: req.Files}
+	var params map[string]any
+	if env != nil || req.Parameters != nil {
+		t, err := ParseTemplate(tmpl, a.svc.limits)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		params = envParams(env, req.Parameters, t)
+	}
+	o := ValidateOpts{Template: tmpl, Files: req.Files, Environment: env}
 	if len(params) > 0 {
 		o.Parameters = params
 	}

@@ -17,7 +17,7 @@ func FuzzTemplate(f *testing.F) {
 		if err != nil {
 			return
 		}
-		p, err := analyze(context.Background(), tm, nil, plugins, Limits{MaxDepth: 32}, nil)
+		p, err := analyze(context.Background(), tm, nil, nil, plugins, Limits{MaxDepth: 32}, nil)
 		if err != nil {
 			return
 		}

@@ -133,9 +133,11 @@ func (s *Service) Use(d Deps) {
 // builtins are the resource types that need no other service.
 func (s *Service) builtins() map[string]Plugin {
 	return map[string]Plugin{
-		"OS::Heat::RandomString": randomString{},
-		"OS::Heat::None":         nonePlugin{},
-		"OS::Heat::TestResource": testResource{},
+		"OS::Heat::RandomString":  randomString{},
+		"OS::Heat::None":          nonePlugin{},
+		"OS::Heat::TestResource":  testResource{},
+		"OS::Heat::Stack":         stackPlugin{nested{s}},
+		"OS::Heat::ResourceGroup": groupPlugin{nested{s}},
 	}
 }
 
@@ -145,7 +147,7 @@ func DefaultPolicy() identity.Policy {
 	read := identity.AnyOf(identity.Admin, identity.ProjectRole(identity.RoleReader))
 	write := identity.AnyOf(identity.Admin, identity.ProjectRole(identity.RoleMember))
 	return identity.Policy{
-		"stacks:get": read, "stacks:create": write, "stacks:delete": write,
+		"stacks:get": read, "stacks:create": write, "stacks:delete": write, "stacks:update": write,
 		"stacks:validate_template": write, "resource_types:get": read,
 	}
 }

@@ -1,0 +1,215 @@
+package orchestration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"testing"
+)
+
+// thing is a plugin whose size changes in place and whose zone needs a
+// replacement; it records what is live.
+type thing struct {
+	mu      sync.Mutex
+	n       int
+	live    map[string]map[string]any // physical id -> properties
+	updates int
+}
+
+func newThing() *thing { return &thing{live: map[string]map[string]any{}} }
+
+func (p *thing) Schema() *TypeSchema {
+	return &TypeSchema{Properties: map[string]*PropSchema{
+		"size": {Type: PropInteger, Default: 1, UpdateAllowed: true},
+		"zone": {Type: PropString, Default: "a"},
+		"ref":  {Type: PropString},
+		"fail": {Type: PropBoolean, UpdateAllowed: true},
+	}, Attributes: map[string]string{"size": "s"}}
+}
+
+func (p *thing) Create(_ context.Context, r *Resource) (string, error) {
+	if r.Bool("fail") {
+		return "", errors.New("asked to fail")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.n++
+	id := fmt.Sprintf("%s-%d", r.Name, p.n)
+	p.live[id] = maps.Clone(r.Properties)
+	return id, nil
+}
+
+func (p *thing) Update(_ context.Context, r *Resource, _ map[string]any) error {
+	if r.Bool("fail") {
+		return errors.New("asked to fail")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.live[r.PhysicalID] == nil {
+		return errors.New("updating a resource that is not there")
+	}
+	p.updates++
+	p.live[r.PhysicalID] = maps.Clone(r.Properties)
+	return nil
+}
+
+func (p *thing) Delete(_ context.Context, r *Resource) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.live, r.PhysicalID)
+	return nil
+}
+
+func (p *thing) Attribute(_ context.Context, r *Resource, _ string) (any, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.live[r.PhysicalID]["size"], nil
+}
+
+func (p *thing) liveIDs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Sorted(maps.Keys(p.live))
+}
+
+func physIDs(t *testing.T, s *Service, ctx context.Context, id string) map[string]string {
+	t.Helper()
+	rs, err := s.ListResources(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, r := range rs {
+		out[r.Name] = r.PhysicalID
+	}
+	return out
+}
+
+const thingTmpl = `
+heat_template_version: 2016-10-14
+parameters:
+  size: {type: number, default: 1}
+  zone: {type: string, default: a}
+  extra: {type: boolean, default: false}
+conditions:
+  want_extra: {equals: [{get_param: extra}, true]}
+resources:
+  a: {type: Test::Thing, properties: {size: {get_param: size}}}
+  b: {type: Test::Thing, properties: {zone: {get_param: zone}}}
+  c: {type: Test::Thing, properties: {ref: {get_resource: b}}}
+  d: {type: Test::Thing}
+  e: {type: Test::Thing, condition: want_extra, properties: {size: {if: [want_extra, 7, 1]}}}
+outputs:
+  a_size: {value: {get_attr: [a, size]}}
+`
+
+func TestUpdateInPlaceReplaceAddDeleteAndRollback(t *testing.T) {
+	th := newThing()
+	s := newService(t, Config{Plugins: map[string]Plugin{"Test::Thing": th}})
+	ctx := member("p1")
+	st, err := s.CreateStack(ctx, CreateStackOpts{Name: "u", Template: []byte(thingTmpl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "CREATE_COMPLETE" {
+		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+	}
+	before := physIDs(t, s, ctx, st.ID)
+	if _, ok := before["e"]; ok || len(th.liveIDs()) != 4 {
+		t.Fatalf("condition false yet e made: %v", before)
+	}
+
+	// Preview: a is updated in place, b replaced (and c with it, as its
+	// ref changes), e added, d unchanged.
+	o := UpdateStackOpts{Existing: true, Parameters: map[string]any{"size": "3", "zone": "b", "extra": "true"}}
+	ch, err := s.PreviewUpdate(ctx, st.ID, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(l []*StackResource) string {
+		var n []string
+		for _, r := range l {
+			n = append(n, r.Name)
+		}
+		return fmt.Sprint(n)
+	}
+	if names(ch.Updated) != "[a]" || names(ch.Replaced) != "[b c]" || names(ch.Added) != "[e]" || names(ch.Unchanged) != "[d]" {
+		t.Fatalf("preview: updated %s replaced %s added %s unchanged %s", names(ch.Updated), names(ch.Replaced), names(ch.Added), names(ch.Unchanged))
+	}
+	if _, err := s.UpdateStack(ctx, st.ID, o); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "UPDATE_COMPLETE" {
+		evs, _ := s.ListEvents(ctx, st.ID, "")
+		for _, e := range evs {
+			t.Log(e.ResourceName, e.Status, e.Reason)
+		}
+		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+	}
+	after := physIDs(t, s, ctx, st.ID)
+	if after["a"] != before["a"] || after["d"] != before["d"] || after["b"] == before["b"] || after["c"] == before["c"] || after["e"] == "" {
+		t.Fatalf("before %v after %v", before, after)
+	}
+	if got := th.liveIDs(); !slices.Equal(got, slices.Sorted(maps.Values(after))) {
+		t.Fatalf("live %v, stack %v", got, after)
+	}
+	if th.live[after["a"]]["size"] != 3 || th.live[after["e"]]["size"] != 7 {
+		t.Fatalf("a %v e %v", th.live[after["a"]], th.live[after["e"]])
+	}
+	st2, _ := s.GetStack(ctx, st.ID)
+	outs, _ := s.Outputs(ctx, st2)
+	if outs[0].Value != 3 {
+		t.Fatalf("outputs %+v", outs)
+	}
+
+	// A failing update (a new resource fails, a changes size, b is
+	// replaced) rolls back: the same physical resources as before it.
+	badTmpl := []byte(thingTmpl[:len(thingTmpl)-len("outputs:\n  a_size: {value: {get_attr: [a, size]}}\n")] +
+		"  f: {type: Test::Thing, depends_on: [a, b], properties: {fail: true}}\n")
+	mid := physIDs(t, s, ctx, st.ID)
+	if _, err := s.UpdateStack(ctx, st.ID, UpdateStackOpts{Existing: true, Template: badTmpl,
+		Parameters: map[string]any{"size": "5", "zone": "c"}}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitStack(t, s, ctx, st.ID)
+	if got.StackStatus() != "ROLLBACK_COMPLETE" {
+		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+	}
+	if now := physIDs(t, s, ctx, st.ID); !maps.Equal(now, mid) {
+		t.Fatalf("after rollback %v, before the update %v", now, mid)
+	}
+	if live := th.liveIDs(); !slices.Equal(live, slices.Sorted(maps.Values(mid))) {
+		t.Fatalf("live %v, want %v", live, mid)
+	}
+	if th.live[mid["a"]]["size"] != 3 || got.Parameters["zone"] != "b" || got.Prev != nil {
+		t.Fatalf("a %v params %v", th.live[mid["a"]], got.Parameters)
+	}
+	evs, _ := s.ListEvents(ctx, st.ID, "u")
+	var seq []string
+	for _, e := range evs {
+		seq = append(seq, e.Status)
+	}
+	if !slices.Contains(seq, "UPDATE_FAILED") || seq[len(seq)-1] != "ROLLBACK_COMPLETE" {
+		t.Fatalf("stack events %v", seq)
+	}
+
+	// Removing resources deletes them; the stack deletes cleanly.
+	if _, err := s.UpdateStack(ctx, st.ID, UpdateStackOpts{Template: []byte("heat_template_version: 2016-10-14\nresources:\n  d: {type: Test::Thing}\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "UPDATE_COMPLETE" {
+		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+	}
+	if live := th.liveIDs(); !slices.Equal(live, []string{mid["d"]}) {
+		t.Fatalf("live %v", live)
+	}
+	if err := s.DeleteStack(ctx, st.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "DELETE_COMPLETE" || len(th.liveIDs()) != 0 {
+		t.Fatalf("%s, live %v", got.StackStatus(), th.liveIDs())
+	}
+}
