@@ -35,7 +35,10 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 	rt.HandleFunc("GET "+p+"/resource_types", a.scoped(a.resourceTypes))
 	rt.HandleFunc("GET "+p+"/resource_types/{type}", a.scoped(a.resourceType))
 	rt.HandleFunc("GET "+p+"/template_versions", a.scoped(a.templateVersions))
-	public := func(r *http.Request) bool { return r.URL.Path == "/" }
+	rt.HandleFunc("POST /signal/{stack}/{resource}/{secret}", a.signal)
+	// The root, and pre-signed signal URLs (their secret is the
+	// credential), need no token.
+	public := func(r *http.Request) bool { return r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/signal/") }
 	h := identity.Middleware(v, rt, &identity.MiddlewareOptions{ServiceType: "orchestration", Public: public})
 	return httpapi.Wrap(h, httpapi.Heat, logger)
 }
@@ -62,6 +65,26 @@ func (a *api) scoped(f http.HandlerFunc) http.HandlerFunc {
 		}
 		f(w, r)
 	}
+}
+
+// signal is POST /signal/{stack}/{resource}/{secret}: a pre-signed
+// signal (a scaling policy's alarm_url, a wait condition handle's
+// endpoint), with an optional JSON body.
+func (a *api) signal(w http.ResponseWriter, r *http.Request) {
+	var data map[string]any
+	if r.ContentLength != 0 {
+		var raw any
+		if err := httpapi.DecodeJSON(w, r, &raw, httpapi.DecodeOptions{MaxBytes: 128 << 10}); err != nil && r.ContentLength > 0 {
+			fail(w, r, err)
+			return
+		}
+		data, _ = raw.(map[string]any)
+	}
+	if err := a.svc.Signal(r.Context(), r.PathValue("stack"), r.PathValue("resource"), r.PathValue("secret"), data); err != nil {
+		fail(w, r, err)
+		return
+	}
+	_ = httpapi.WriteJSON(w, http.StatusOK, nil)
 }
 
 func (a *api) versions(w http.ResponseWriter, r *http.Request) {

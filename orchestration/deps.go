@@ -17,6 +17,10 @@ type Deps struct {
 	Attacher VolumeAttacher
 	// Containers backs OS::Swift::Container.
 	Containers Containers
+	// Trusts, if set, gives every stack a trust from its owner, with
+	// which signals (a scaling policy's alarm_url) act long after the
+	// owner's token expired.
+	Trusts Trusts
 	// Checker checks custom constraints (nova.flavor, glance.image,
 	// neutron.network ...); nil refuses templates that use them.
 	Checker Checker
@@ -83,6 +87,15 @@ type Compute interface {
 	CreateServerGroup(ctx context.Context, name string, policies []string) (string, error)
 	// DeleteServerGroup deletes a server group; nil if already gone.
 	DeleteServerGroup(ctx context.Context, id string) error
+}
+
+// ServerResizer is a Compute that can resize a server: with it a flavor
+// change of OS::Nova::Server is an update in place (same server id);
+// without it the server is replaced.
+type ServerResizer interface {
+	// ResizeServer moves the server to the flavor (an id or a name) and
+	// returns once the resize is confirmed and the server is ACTIVE.
+	ResizeServer(ctx context.Context, id, flavor string) error
 }
 
 // FlavorSpec is what OS::Nova::Flavor asks for.

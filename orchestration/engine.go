@@ -658,6 +658,11 @@ func (s *Service) delete(ctx context.Context, st *Stack, p *plan) {
 		return
 	}
 	if s.finish(ctx, st.ID, action, StatusComplete, "Stack DELETE completed successfully") {
+		if s.deps.Trusts != nil && st.TrustID != "" && st.ParentID == "" {
+			if err := s.deps.Trusts.Revoke(s.engineCtx(ctx, st), st.TrustID); err != nil {
+				s.log.Warn("orchestration: cannot revoke a deleted stack's trust", "stack", st.ID, "err", err)
+			}
+		}
 		_ = s.st.Update(context.Background(), func(tx *store.Txn) error {
 			for _, r := range recs {
 				if err := tx.Delete(resourceTable, r.StoreKey()); err != nil && !errdefs.IsNotFound(err) {

@@ -27,7 +27,7 @@ var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
 // made a valid stack name.
 func childName(r *Resource) string {
 	n := unsafeName.ReplaceAllString(r.PhysicalName, "-")
-	if n == "" || !(n[0] >= 'a' && n[0] <= 'z' || n[0] >= 'A' && n[0] <= 'Z') {
+	if n == "" || (n[0] < 'a' || n[0] > 'z') && (n[0] < 'A' || n[0] > 'Z') {
 		n = "s" + n
 	}
 	if len(n) > 255 {
@@ -59,7 +59,7 @@ func (n nested) create(ctx context.Context, r *Resource, tmpl []byte, params map
 	}
 	st, err := n.s.CreateStack(ctx, CreateStackOpts{Name: childName(r), Template: tmpl, Files: p.Files, Parameters: params,
 		Environment: childEnv(p), DisableRollback: true, TimeoutMins: p.TimeoutMins,
-		parentID: p.ID, parentResource: r.Name, depth: p.Depth + 1})
+		parentID: p.ID, parentResource: r.Name, depth: p.Depth + 1, trustID: p.TrustID})
 	if err != nil {
 		return "", err
 	}

@@ -40,6 +40,10 @@ type Config struct {
 	// readable (by id, for clients that wait on a delete) before they are
 	// purged (default 1h).
 	DeletedRetention time.Duration
+	// PublicURL is the service's public base URL (scheme://host:port),
+	// from which pre-signed signal URLs (alarm_url, a wait condition
+	// handle's endpoint) are made.
+	PublicURL string
 }
 
 // Service is the orchestration service: stacks of resources made from
@@ -133,11 +137,15 @@ func (s *Service) Use(d Deps) {
 // builtins are the resource types that need no other service.
 func (s *Service) builtins() map[string]Plugin {
 	return map[string]Plugin{
-		"OS::Heat::RandomString":  randomString{},
-		"OS::Heat::None":          nonePlugin{},
-		"OS::Heat::TestResource":  testResource{},
-		"OS::Heat::Stack":         stackPlugin{nested{s}},
-		"OS::Heat::ResourceGroup": groupPlugin{nested{s}},
+		"OS::Heat::RandomString":        randomString{},
+		"OS::Heat::None":                nonePlugin{},
+		"OS::Heat::TestResource":        testResource{},
+		"OS::Heat::Stack":               stackPlugin{nested{s}},
+		"OS::Heat::ResourceGroup":       groupPlugin{nested{s}},
+		"OS::Heat::AutoScalingGroup":    asgPlugin{groupPlugin{nested{s}}},
+		"OS::Heat::ScalingPolicy":       policyPlugin{s},
+		"OS::Heat::WaitConditionHandle": handlePlugin{s},
+		"OS::Heat::WaitCondition":       waitPlugin{s},
 	}
 }
 

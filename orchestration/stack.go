@@ -75,6 +75,8 @@ type Stack struct {
 	Prev *Prior `json:"prev,omitempty"`
 	// ParentID and ParentResource name the stack and resource a nested
 	// stack belongs to; Depth is its nesting depth (0 at the top).
+	// TrustID is the trust from the owner with which signals act.
+	TrustID        string `json:"trust_id,omitempty"`
 	ParentID       string `json:"parent,omitempty"`
 	ParentResource string `json:"parent_resource,omitempty"`
 	Depth          int    `json:"depth,omitempty"`
@@ -178,8 +180,8 @@ type CreateStackOpts struct {
 	// Parameters) and the resource registry.
 	Environment *Environment
 
-	parentID, parentResource string
-	depth                    int
+	parentID, parentResource, trustID string
+	depth                             int
 }
 
 var stackNamePattern = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.-]{0,254}$`)
@@ -228,8 +230,14 @@ func (s *Service) CreateStack(ctx context.Context, o CreateStackOpts) (*Stack, e
 	if err != nil {
 		return nil, err
 	}
+	trustID := o.trustID
+	if s.deps.Trusts != nil && o.parentID == "" {
+		if trustID, err = s.deps.Trusts.Delegate(ctx); err != nil {
+			return nil, fmt.Errorf("orchestration: cannot create the stack's trust: %w", err)
+		}
+	}
 	now := s.st.Now().UTC()
-	st := &Stack{ID: newUUID(), Name: o.Name, ProjectID: c.ProjectID, UserID: c.UserID, Roles: slices.Clone(c.Roles),
+	st := &Stack{ID: newUUID(), TrustID: trustID, Name: o.Name, ProjectID: c.ProjectID, UserID: c.UserID, Roles: slices.Clone(c.Roles),
 		AdminProject: c.IsAdminProject, ProjectDomainID: c.ProjectDomainID,
 		Description: t.Description, Template: string(o.Template), Files: o.Files, Parameters: params,
 		Action: ActionCreate, Status: StatusInProgress, StatusReason: "Stack CREATE started",
@@ -258,6 +266,9 @@ func (s *Service) CreateStack(ctx context.Context, o CreateStackOpts) (*Stack, e
 		return s.stackEventTxn(tx, st)
 	})
 	if err != nil {
+		if trustID != "" && o.parentID == "" {
+			_ = s.deps.Trusts.Revoke(ctx, trustID)
+		}
 		return nil, err
 	}
 	s.mu.Lock()

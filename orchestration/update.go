@@ -489,7 +489,7 @@ func (s *Service) settleAll(ctx context.Context, st *Stack, p *plan, rollback bo
 			r := state[name]
 			props, perr := s.resolveProps(ctx, st, p, name, current)
 			kind := ""
-			if perr == nil && r != nil && r.PhysicalID != "" && !(rollback && r.Old != nil) && r.Old == nil {
+			if perr == nil && r != nil && r.PhysicalID != "" && r.Old == nil {
 				kind = s.decide(ctx, st, p, r, props)
 			}
 			go func() {
