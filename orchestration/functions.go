@@ -24,6 +24,7 @@ var funcSince = map[string]string{
 	"get_file": "2013-05-23", "str_replace": "2013-05-23", "list_join": "2013-05-23",
 	"digest": "2015-04-30", "repeat": "2015-04-30", "str_split": "2015-10-15",
 	"map_merge": "2016-04-08", "if": "2016-10-14",
+	"Fn::Select": "2013-05-23", "Fn::Base64": "2013-05-23", "Fn::FindInMap": "2013-05-23",
 }
 
 // notYet are Heat functions that this package does not implement yet:
@@ -457,6 +458,8 @@ func (e *evaluator) call(field, name string, rawArg any, depth int) (any, error)
 		return hex.EncodeToString(h.Sum(nil)), nil
 	case "repeat":
 		return e.repeat(field, rawArg, depth)
+	case "Fn::Select", "Fn::Base64", "Fn::FindInMap":
+		return e.cfnCall(field, name, arg)
 	}
 	return fail("is not implemented")
 }

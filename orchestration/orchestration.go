@@ -117,9 +117,11 @@ func (s *Service) Use(d Deps) {
 		p["OS::Nova::KeyPair"] = keypairPlugin{d.Compute}
 		p["OS::Nova::Flavor"] = flavorPlugin{d.Compute}
 		p["OS::Nova::ServerGroup"] = serverGroupPlugin{d.Compute}
+		p["AWS::EC2::Instance"] = ec2Instance{serverPlugin{d.Compute}, d.Network}
 	}
 	if d.Network != nil {
 		maps.Copy(p, neutronPlugins(d.Network))
+		p["AWS::EC2::SecurityGroup"] = ec2SecurityGroup{d.Network}
 	}
 	if d.Volumes != nil {
 		p["OS::Cinder::Volume"] = volumePlugin{d.Volumes}

@@ -93,6 +93,8 @@ type Template struct {
 	Outputs map[string]*OutputDef
 	// Conditions are the conditions section's expressions by name.
 	Conditions map[string]any
+	// Mappings are a CloudFormation template's Mappings (Fn::FindInMap).
+	Mappings map[string]any
 	// Raw is the whole document, as template show returns it.
 	Raw map[string]any
 }
@@ -275,8 +277,16 @@ func FromDocument(doc any, lim Limits) (*Template, error) {
 	if !ok {
 		return nil, invalid("template", "the template must be a map")
 	}
+	orig := raw
+	var mappings map[string]any
 	if _, ok := raw["AWSTemplateFormatVersion"]; ok {
-		return nil, errdefs.Wrap(errdefs.ErrUnsupported, invalid("AWSTemplateFormatVersion", "CloudFormation templates are not supported yet"))
+		hot, err := fromCFN(raw)
+		if err != nil {
+			return nil, err
+		}
+		mappings, _ = hot["mappings"].(map[string]any)
+		delete(hot, "mappings")
+		raw = hot
 	}
 	ver, ok := raw["heat_template_version"].(string)
 	if !ok {
@@ -295,7 +305,7 @@ func FromDocument(doc any, lim Limits) (*Template, error) {
 			return nil, invalid(k, "%q is not a valid template section", k)
 		}
 	}
-	t := &Template{Version: ver, Date: date, Raw: raw, Parameters: map[string]*Parameter{},
+	t := &Template{Version: ver, Date: date, Raw: orig, Mappings: mappings, Parameters: map[string]*Parameter{},
 		Resources: map[string]*ResourceDef{}, Outputs: map[string]*OutputDef{}}
 	conds, err := section(raw, "conditions")
 	if err != nil {

@@ -34,11 +34,6 @@ func TestEveryTemplateVersion(t *testing.T) {
 			t.Errorf("%s: %v", bad, err)
 		}
 	}
-	for _, unsupported := range []string{"AWSTemplateFormatVersion: 2010-09-09\n"} {
-		if _, err := ParseTemplate([]byte(unsupported), Limits{}); !errors.Is(err, errdefs.ErrUnsupported) {
-			t.Errorf("%q: %v", unsupported, err)
-		}
-	}
 }
 
 func TestLimitsBoundHostileTemplates(t *testing.T) {
