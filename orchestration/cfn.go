@@ -408,9 +408,13 @@ func (p ec2Instance) Update(ctx context.Context, r *Resource, old map[string]any
 	return p.server.Update(ctx, sr, map[string]any{"flavor": old["InstanceType"]})
 }
 
-func (p ec2Instance) Find(ctx context.Context, r *Resource) (string, error) { return p.server.Find(ctx, r) }
+func (p ec2Instance) Find(ctx context.Context, r *Resource) (string, error) {
+	return p.server.Find(ctx, r)
+}
 
-func (p ec2Instance) Ready(ctx context.Context, r *Resource) (bool, error) { return p.server.Ready(ctx, r) }
+func (p ec2Instance) Ready(ctx context.Context, r *Resource) (bool, error) {
+	return p.server.Ready(ctx, r)
+}
 
 func (p ec2Instance) Delete(ctx context.Context, r *Resource) error { return p.server.Delete(ctx, r) }
 
