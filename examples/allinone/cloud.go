@@ -249,7 +249,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	}
 	netSvc.Use(network.Deps{Devices: computeDevices{compSvc}, Notify: computeDevices{compSvc}})
 	md.use(netSvc, compSvc)
-	heat, _, err := orchestrationComponent(cfg, st, identSvc, heatServices{cfg: cfg, compute: compSvc, network: netSvc,
+	heat, _, err := orchestrationComponent(cfg, st, identSvc, heatServices{adminPassword: cloud.AdminPassword, cfg: cfg, compute: compSvc, network: netSvc,
 		volumes: volSvc, images: imgSvc, objects: objSvc}, logger)
 	if err != nil {
 		return nil, err
