@@ -176,14 +176,18 @@ type templatePlugin struct {
 var paramPropTypes = map[string]string{TypeString: PropString, TypeNumber: PropNumber, TypeJSON: PropAny,
 	TypeList: PropList, TypeBoolean: PropBoolean}
 
-func (s *Service) templatePlugin(file, body string) (*templatePlugin, error) {
+// templatePlugin makes the type of a template resource; its properties
+// are required when their parameter has no default, in the template or in
+// the environment's parameter_defaults.
+func (s *Service) templatePlugin(file, body string, defaults map[string]any) (*templatePlugin, error) {
 	t, err := ParseTemplate([]byte(body), s.limits)
 	if err != nil {
 		return nil, invalid("files."+file, "the template resource %s: %s", file, errText(err))
 	}
 	sch := &TypeSchema{Description: "The template " + file + ".", Properties: map[string]*PropSchema{}, Attributes: map[string]string{}}
 	for name, p := range t.Parameters {
-		sch.Properties[name] = &PropSchema{Type: paramPropTypes[p.Type], Description: p.Description, Required: !p.HasDefault, UpdateAllowed: true}
+		_, dflt := defaults[name]
+		sch.Properties[name] = &PropSchema{Type: paramPropTypes[p.Type], Description: p.Description, Required: !p.HasDefault && !dflt, UpdateAllowed: true}
 	}
 	for name, o := range t.Outputs {
 		sch.Attributes[name] = o.Description

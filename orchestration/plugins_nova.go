@@ -98,6 +98,20 @@ func (p serverPlugin) Update(ctx context.Context, r *Resource, old map[string]an
 	return rz.ResizeServer(ctx, r.PhysicalID, r.Str("flavor"))
 }
 
+// DeleteBeforeReplace: a server on a port of the stack must leave it
+// before its replacement can take it.
+func (serverPlugin) DeleteBeforeReplace(old *Resource) bool {
+	for _, n := range old.List("networks") {
+		if m, ok := n.(map[string]any); ok && textOf(m["port"]) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// DeleteBeforeReplace: a key pair's name is its id.
+func (keypairPlugin) DeleteBeforeReplace(*Resource) bool { return true }
+
 func (p serverPlugin) Find(ctx context.Context, r *Resource) (string, error) {
 	return p.c.FindServer(ctx, nameOf(r))
 }

@@ -28,7 +28,7 @@ func (s *Service) pluginsFor(env *Environment, files map[string]string) (map[str
 		if !ok {
 			return nil, invalid(field, "%q maps to %q, which is neither a resource type nor a template in the files map", typ, to)
 		}
-		tp, err := s.templatePlugin(to, body)
+		tp, err := s.templatePlugin(to, body, env.ParameterDefaults)
 		if err != nil {
 			return nil, err
 		}

@@ -634,17 +634,21 @@ func (s *Service) updateInPlace(ctx context.Context, st *Stack, p *plan, r *Stac
 }
 
 // DeleteBeforeReplace is implemented by plugins whose resources cannot
-// exist twice (a fixed name): the old one is deleted before its
-// replacement is created, and a rollback cannot bring it back.
+// always exist twice (a fixed name, a port only one server may hold):
+// when it says so for the resource (with its old properties), the old one
+// is deleted before its replacement is created, and a rollback cannot
+// bring it back.
 type DeleteBeforeReplace interface {
-	DeleteBeforeReplace() bool
+	DeleteBeforeReplace(old *Resource) bool
 }
 
 // replace makes a new physical resource for r, keeping the old one in
 // r.Old until the update ends (or deleting it first if the type says so).
 func (s *Service) replace(ctx context.Context, st *Stack, p *plan, r *StackResource, props map[string]any) error {
 	oldPl := p.plugins[r.Type]
-	if d, ok := oldPl.(DeleteBeforeReplace); ok && d.DeleteBeforeReplace() || oldPl == nil {
+	oldRes := toPlugin(st, r)
+	oldRes.Properties = r.Properties
+	if d, ok := oldPl.(DeleteBeforeReplace); ok && d.DeleteBeforeReplace(oldRes) || oldPl == nil {
 		if oldPl != nil {
 			if err := oldPl.Delete(s.engineCtx(ctx, st), toPlugin(st, r)); err != nil && !errdefs.IsNotFound(err) {
 				return err
