@@ -8,6 +8,9 @@ import (
 	"slices"
 	"sync"
 	"testing"
+
+	"github.com/stratuskit/stratus/store"
+	"github.com/stratuskit/stratus/store/memstore"
 )
 
 // thing is a plugin whose size changes in place and whose zone needs a
@@ -17,6 +20,9 @@ type thing struct {
 	n       int
 	live    map[string]map[string]any // physical id -> properties
 	updates int
+	// hang, while true, makes Update wait for its context to end.
+	hang    bool
+	started chan struct{}
 }
 
 func newThing() *thing { return &thing{live: map[string]map[string]any{}} }
@@ -42,11 +48,17 @@ func (p *thing) Create(_ context.Context, r *Resource) (string, error) {
 	return id, nil
 }
 
-func (p *thing) Update(_ context.Context, r *Resource, _ map[string]any) error {
+func (p *thing) Update(ctx context.Context, r *Resource, _ map[string]any) error {
 	if r.Bool("fail") {
 		return errors.New("asked to fail")
 	}
 	p.mu.Lock()
+	if p.hang {
+		p.mu.Unlock()
+		p.started <- struct{}{}
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	defer p.mu.Unlock()
 	if p.live[r.PhysicalID] == nil {
 		return errors.New("updating a resource that is not there")
@@ -211,5 +223,55 @@ func TestUpdateInPlaceReplaceAddDeleteAndRollback(t *testing.T) {
 	}
 	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "DELETE_COMPLETE" || len(th.liveIDs()) != 0 {
 		t.Fatalf("%s, live %v", got.StackStatus(), th.liveIDs())
+	}
+}
+
+// TestUpdateResumesAfterACrash stops the engine in the middle of an update
+// (an in-place update hangs): another engine on the same store finishes
+// it, with nothing leaked or made twice.
+func TestUpdateResumesAfterACrash(t *testing.T) {
+	st, err := store.Open(context.Background(), memstore.New(), Tables(), &store.Options{CompactInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	th := newThing()
+	th.started = make(chan struct{}, 10)
+	s1, _ := New(Config{Store: st, Plugins: map[string]Plugin{"Test::Thing": th}})
+	if err := s1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := member("p1")
+	stk, err := s1.CreateStack(ctx, CreateStackOpts{Name: "crash", Template: []byte(thingTmpl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStack(t, s1, ctx, stk.ID)
+	before := physIDs(t, s1, ctx, stk.ID)
+	th.mu.Lock()
+	th.hang = true
+	th.mu.Unlock()
+	if _, err := s1.UpdateStack(ctx, stk.ID, UpdateStackOpts{Existing: true, Parameters: map[string]any{"size": 2, "zone": "z", "extra": true}}); err != nil {
+		t.Fatal(err)
+	}
+	<-th.started
+	s1.Close() // the crash, mid-update
+	th.mu.Lock()
+	th.hang = false
+	th.mu.Unlock()
+	s2, _ := New(Config{Store: st, Plugins: map[string]Plugin{"Test::Thing": th}})
+	if err := s2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := waitStack(t, s2, ctx, stk.ID); got.StackStatus() != "UPDATE_COMPLETE" {
+		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+	}
+	after := physIDs(t, s2, ctx, stk.ID)
+	if after["a"] != before["a"] || after["b"] == before["b"] || th.live[after["a"]]["size"] != 2 || th.live[after["b"]]["zone"] != "z" {
+		t.Fatalf("before %v after %v live %v", before, after, th.live)
+	}
+	if live := th.liveIDs(); !slices.Equal(live, slices.Sorted(maps.Values(after))) {
+		t.Fatalf("live %v, stack %v", live, after)
 	}
 }
