@@ -17,6 +17,8 @@ type Deps struct {
 	Attacher VolumeAttacher
 	// Containers backs OS::Swift::Container.
 	Containers Containers
+	// Images backs OS::Glance::WebImage.
+	Images Images
 	// Trusts, if set, gives every stack a trust from its owner, with
 	// which signals (a scaling policy's alarm_url) act long after the
 	// owner's token expired.
@@ -240,4 +242,35 @@ type Containers interface {
 	DeleteContainer(ctx context.Context, name string, purge bool) error
 	// ContainerURL is the container's URL.
 	ContainerURL(ctx context.Context, name string) (string, error)
+}
+
+// WebImageSpec is what OS::Glance::WebImage asks for.
+type WebImageSpec struct {
+	Name, Location, DiskFormat, ContainerFormat, Visibility string
+	MinDiskGB, MinRAMMB                                     int
+	Protected                                               bool
+	Tags                                                    []string
+}
+
+// ImageInfo is an image as OS::Glance::WebImage shows it.
+type ImageInfo struct {
+	ID, Name, Status string
+	// FailedImport says why the last import failed, if it did.
+	FailedImport string
+	// Show is the image as the image API shows it.
+	Show map[string]any
+}
+
+// Images is what OS::Glance::WebImage needs of the image service.
+type Images interface {
+	// CreateWebImage creates an image and starts its web-download import
+	// of spec.Location, which the image service's allow-list must accept
+	// (the image is deleted again if it does not); it returns the id.
+	CreateWebImage(ctx context.Context, spec WebImageSpec) (string, error)
+	// GetImage returns an image; errdefs.ErrNotFound once deleted.
+	GetImage(ctx context.Context, id string) (*ImageInfo, error)
+	// FindImage returns the id of the caller's image with this name, or "".
+	FindImage(ctx context.Context, name string) (string, error)
+	// DeleteImage deletes an image; nil if it is already gone.
+	DeleteImage(ctx context.Context, id string) error
 }

@@ -129,6 +129,9 @@ func (s *Service) Use(d Deps) {
 	if d.Attacher != nil {
 		p["OS::Cinder::VolumeAttachment"] = attachmentPlugin{d.Attacher}
 	}
+	if d.Images != nil {
+		p["OS::Glance::WebImage"] = webImagePlugin{d.Images}
+	}
 	if d.Containers != nil {
 		p["OS::Swift::Container"] = containerPlugin{d.Containers}
 	}

@@ -46,7 +46,7 @@ func orchestrationComponent(cfg Config, st *store.Store, ident *identity.Service
 		comp = heatResizer{heatCompute{h}, rz}
 	}
 	svc.Use(orchestration.Deps{Compute: comp, Network: heatNetwork{h}, Volumes: heatVolumes{h},
-		Attacher: heatAttacher{h}, Containers: heatContainers{h}, Checker: heatChecker{h},
+		Attacher: heatAttacher{h}, Containers: heatContainers{h}, Images: heatImages{h}, Checker: heatChecker{h},
 		Trusts: &heatTrusts{ident: ident, password: servicePassword(h.adminPassword, heatUser)}})
 	return component{name: "orchestration", port: orchestrationPort, handler: orchestration.NewHandler(svc, ident, logger),
 		start: svc.Start, close: svc.Close}, svc, nil
@@ -824,4 +824,43 @@ func (a heatChecker) CheckConstraint(ctx context.Context, constraint, value stri
 		return fmt.Errorf("constraint %q: %w", constraint, errdefs.ErrUnsupported)
 	}
 	return err
+}
+
+// heatImages is orchestration.Images over the image service.
+type heatImages struct{ h heatServices }
+
+func (a heatImages) CreateWebImage(ctx context.Context, spec orchestration.WebImageSpec) (string, error) {
+	img, err := a.h.images.CreateImage(ctx, image.CreateImageOpts{Name: spec.Name, Visibility: image.Visibility(spec.Visibility),
+		Protected: spec.Protected, DiskFormat: spec.DiskFormat, ContainerFormat: spec.ContainerFormat,
+		MinDisk: int64(spec.MinDiskGB), MinRAM: int64(spec.MinRAMMB), Tags: spec.Tags})
+	if err != nil {
+		return "", err
+	}
+	if err := a.h.images.ImportImage(ctx, img.ID, image.ImportOpts{Method: image.ImportWebDownload, URI: spec.Location}); err != nil {
+		if derr := a.h.images.DeleteImage(ctx, img.ID); derr != nil {
+			return img.ID, errors.Join(err, derr)
+		}
+		return "", err
+	}
+	return img.ID, nil
+}
+
+func (a heatImages) GetImage(ctx context.Context, id string) (*orchestration.ImageInfo, error) {
+	img, err := a.h.images.GetImage(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &orchestration.ImageInfo{ID: img.ID, Name: img.Name, Status: string(img.Status), FailedImport: img.FailedImport, Show: asMap(img)}, nil
+}
+
+func (a heatImages) FindImage(ctx context.Context, name string) (string, error) {
+	imgs, _, err := a.h.images.ListImages(ctx, image.ListImagesOpts{Name: name})
+	if err != nil || len(imgs) == 0 {
+		return "", err
+	}
+	return imgs[0].ID, nil
+}
+
+func (a heatImages) DeleteImage(ctx context.Context, id string) error {
+	return ignoreNotFound(a.h.images.DeleteImage(ctx, id))
 }
