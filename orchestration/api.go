@@ -119,8 +119,34 @@ func (a *api) stackJSON(r *http.Request, st *Stack) map[string]any {
 	return map[string]any{"id": st.ID, "stack_name": st.Name, "description": st.Description,
 		"creation_time": tstr(st.Created), "updated_time": tstr(st.Updated), "deletion_time": deleted,
 		"stack_status": st.StackStatus(), "stack_status_reason": st.StatusReason, "stack_owner": nil,
-		"stack_user_project_id": st.ProjectID, "project": st.ProjectID, "parent": nil, "tags": tags,
+		"stack_user_project_id": st.ProjectID, "project": st.ProjectID, "parent": parentOf(st), "tags": tags,
 		"links": []any{map[string]any{"href": a.stackURL(r, st), "rel": "self"}}}
+}
+
+func parentOf(st *Stack) any {
+	if st.ParentID == "" {
+		return nil
+	}
+	return st.ParentID
+}
+
+// signalResource is POST …/resources/{name}/signal with a token
+// (openstack stack resource signal).
+func (a *api) signalResource(w http.ResponseWriter, r *http.Request, st *Stack, name string) {
+	var data map[string]any
+	if r.ContentLength != 0 {
+		var raw any
+		if err := httpapi.DecodeJSON(w, r, &raw, httpapi.DecodeOptions{MaxBytes: 128 << 10}); err != nil && r.ContentLength > 0 {
+			fail(w, r, err)
+			return
+		}
+		data, _ = raw.(map[string]any)
+	}
+	if err := a.svc.SignalResource(r.Context(), st.ID, name, data); err != nil {
+		fail(w, r, err)
+		return
+	}
+	_ = httpapi.WriteJSON(w, http.StatusOK, nil)
 }
 
 func (a *api) listStacks(w http.ResponseWriter, r *http.Request) {
@@ -363,6 +389,8 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 			md = p.t.Resources[res.Name].Metadata
 		}
 		_ = httpapi.WriteJSON(w, http.StatusOK, map[string]any{"metadata": md})
+	case len(rest) == 3 && key == "POST /resources/"+rest[1]+"/signal":
+		a.signalResource(w, r, st, rest[1])
 	case key == "GET /events":
 		a.events(w, r, st, "")
 	case len(rest) == 3 && key == "GET /resources/"+rest[1]+"/events":

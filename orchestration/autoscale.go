@@ -89,6 +89,33 @@ func (s *Service) Signal(ctx context.Context, stackID, resource, secret string, 
 	return sg.Signal(actx, res, data)
 }
 
+// SignalResource signals a resource as the caller (stack resource
+// signal): the caller must be allowed to update the stack.
+func (s *Service) SignalResource(ctx context.Context, stackID, resource string, data map[string]any) error {
+	st, err := s.GetStack(ctx, stackID)
+	if err != nil {
+		return err
+	}
+	if _, err := s.caller(ctx, "stacks:update", st.ProjectID); err != nil {
+		return err
+	}
+	rec, err := s.GetResource(ctx, stackID, resource)
+	if err != nil {
+		return err
+	}
+	p, err := s.planOf(ctx, st)
+	if err != nil {
+		return err
+	}
+	sg, ok := p.plugins[rec.Type].(Signaler)
+	if !ok {
+		return errdefs.Invalid("resource", "the resource %s (%s) takes no signals", resource, rec.Type)
+	}
+	res := toPlugin(st, rec)
+	res.Properties = rec.Properties
+	return sg.Signal(ctx, res, data)
+}
+
 // asgPlugin is OS::Heat::AutoScalingGroup: a group of resource copies
 // whose size scaling policies change between min_size and max_size.
 type asgPlugin struct{ groupPlugin }

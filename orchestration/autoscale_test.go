@@ -194,10 +194,20 @@ outputs:
 		}
 		time.Sleep(time.Millisecond)
 	}
-	for i, d := range []string{"one", "two"} {
-		if err := s.Signal(context.Background(), st.ID, "h", sec, map[string]any{"status": "SUCCESS", "data": d, "id": d}); err != nil {
-			t.Fatal(i, err)
-		}
+	if err := s.Signal(context.Background(), st.ID, "h", sec, map[string]any{"status": "SUCCESS", "data": "one", "id": "one"}); err != nil {
+		t.Fatal(err)
+	}
+	// With a token: another project's stack is not found; a reader may
+	// not signal; a member may.
+	if err := s.SignalResource(member("p2"), st.ID, "h", nil); !errdefs.IsNotFound(err) {
+		t.Fatalf("other project: %v", err)
+	}
+	reader := identity.WithCredentials(context.Background(), &identity.Credentials{UserID: "r", ProjectID: "p1", Roles: []string{identity.RoleReader}})
+	if err := s.SignalResource(reader, st.ID, "h", nil); !errors.Is(err, errdefs.ErrForbidden) {
+		t.Fatalf("reader: %v", err)
+	}
+	if err := s.SignalResource(ctx, st.ID, "h", map[string]any{"data": "two", "id": "two"}); err != nil {
+		t.Fatal(err)
 	}
 	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "CREATE_COMPLETE" {
 		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
