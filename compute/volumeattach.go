@@ -28,6 +28,9 @@ import (
 const (
 	volumeOpAttach = "attach"
 	volumeOpDetach = "detach"
+	// volumeOpRollback undoes a failed attach: unplug, delete the
+	// attachment, then drop the mapping.
+	volumeOpRollback = "rollback"
 )
 
 // volumeOpsIndex indexes the servers with a pending volume operation, for
@@ -105,7 +108,7 @@ var devicePath = regexp.MustCompile(`^/dev/[a-z]{2,4}[0-9]{0,3}$`)
 func attachmentOf(v *Server, bd *BlockDevice) VolumeAttachment {
 	st := "attached"
 	switch bd.Pending {
-	case volumeOpAttach:
+	case volumeOpAttach, volumeOpRollback:
 		st = "attaching"
 	case volumeOpDetach:
 		st = "detaching"
@@ -277,19 +280,51 @@ func (s *Service) AttachVolume(ctx context.Context, serverID string, o AttachVol
 		return nil, err
 	}
 	// Reserve now, as Nova does, so that a volume another server holds is
-	// refused here; the conductor repeats it (idempotent per server).
+	// refused here. The conductor reserves too (idempotent per server);
+	// when the mapping was rolled back or its server is being deleted
+	// meanwhile, this reservation is undone.
 	att, err := s.deps.Volumes.ReserveAttachment(ctx, srv.ProjectID, o.VolumeID, serverID)
 	if err != nil {
 		if !fatal(err) {
 			s.log.Warn("volume reservation deferred to the conductor", "server", serverID, "volume", o.VolumeID, "err", err)
-		} else {
-			_ = s.finishVolumeOp(context.WithoutCancel(ctx), serverID, bd.BDMID, "compute_reserve_volume", err, nil)
-			if errdefs.IsNotFound(err) {
-				return nil, volumeNotFound(o.VolumeID)
-			}
-			if errdefs.IsConflict(err) || errors.Is(err, errdefs.ErrInvalid) {
-				return nil, errdefs.Wrap(errdefs.ErrInvalid, fmt.Errorf("Invalid volume: %w", err)) //nolint:staticcheck // Nova's wording
-			}
+			out := attachmentOf(v, &bd)
+			return &out, nil
+		}
+		_ = s.finishVolumeOp(context.WithoutCancel(ctx), serverID, bd.BDMID, "compute_reserve_volume", err, func(b *BlockDevice) {
+			b.Pending = volumeOpRollback
+		})
+		if errdefs.IsNotFound(err) {
+			return nil, volumeNotFound(o.VolumeID)
+		}
+		if errdefs.IsConflict(err) || errors.Is(err, errdefs.ErrInvalid) {
+			return nil, errdefs.Wrap(errdefs.ErrInvalid, fmt.Errorf("Invalid volume: %w", err)) //nolint:staticcheck // Nova's wording
+		}
+		return nil, err
+	}
+	undo := false
+	_, err = s.mutateServer(context.WithoutCancel(ctx), serverID, func(_ *store.Txn, v *Server) error {
+		i := slices.IndexFunc(v.BlockDevices, func(b BlockDevice) bool { return b.BDMID == bd.BDMID })
+		if i < 0 || v.TaskState == TaskDeleting || v.BlockDevices[i].Pending == volumeOpRollback {
+			undo = true
+			return errNoChange
+		}
+		if v.BlockDevices[i].AttachmentID != "" {
+			return errNoChange
+		}
+		bds := slices.Clone(v.BlockDevices)
+		bds[i].AttachmentID = att.ID
+		v.BlockDevices = bds
+		return nil
+	})
+	if errdefs.IsNotFound(err) {
+		undo = true
+	} else if err != nil && !errors.Is(err, errNoChange) {
+		return nil, err
+	}
+	if undo {
+		// The attach failed (or the server went) already; as in Nova the
+		// failure is the action's to report, not this answer's.
+		if err := s.deps.Volumes.DeleteAttachment(context.WithoutCancel(ctx), att.ID); err != nil && !errdefs.IsNotFound(err) {
 			return nil, err
 		}
 	} else {
@@ -387,6 +422,9 @@ func (s *Service) finishVolumeOp(ctx context.Context, serverID, bdmID, event str
 			fn(&bds[i])
 		}
 		v.BlockDevices = bds
+		if event == "" {
+			return nil
+		}
 		ev := *v
 		ev.ActionID = action
 		return eventTxn(tx, &ev, event, v.HostID, cause)
@@ -406,6 +444,8 @@ func (s *Service) doVolumeOps(ctx context.Context, srv *Server) error {
 			err = s.attachStep(ctx, srv, bd)
 		case volumeOpDetach:
 			err = s.detachStep(ctx, srv, bd)
+		case volumeOpRollback:
+			err = s.rollbackStep(ctx, srv, bd)
 		}
 		if err != nil {
 			return err
@@ -446,20 +486,42 @@ func (s *Service) attachStep(ctx context.Context, srv *Server, bd BlockDevice) e
 		if !fatal(err) {
 			return err // transient: retried with backoff
 		}
-		// Roll back what the attach made, then drop the mapping.
-		if derr := d.DetachVolume(ctx, srv.ID, bd.UUID); derr != nil && !errdefs.IsNotFound(derr) && !fatal(derr) {
-			return derr
-		}
-		if att != nil {
-			if derr := s.deps.Volumes.DeleteAttachment(ctx, att.ID); derr != nil && !errdefs.IsNotFound(derr) {
-				return derr
-			}
-		}
-		return s.finishVolumeOp(ctx, srv.ID, bd.BDMID, "compute_attach_volume", fmt.Errorf("volume %s: %w", bd.UUID, err), nil)
+		// Roll back (rollbackStep runs next).
+		return s.finishVolumeOp(ctx, srv.ID, bd.BDMID, "compute_attach_volume", fmt.Errorf("volume %s: %w", bd.UUID, err), func(b *BlockDevice) {
+			b.Pending = volumeOpRollback
+		})
 	}
 	return s.finishVolumeOp(ctx, srv.ID, bd.BDMID, "compute_attach_volume", nil, func(b *BlockDevice) {
 		b.Pending, b.AttachmentID, b.Connection = "", att.ID, att.Connection
 	})
+}
+
+// rollbackStep undoes a failed attach: the disk is unplugged, the
+// attachment (found again by volume and server, so that one an API call
+// reserved late is found too) deleted, and only then the mapping dropped.
+func (s *Service) rollbackStep(ctx context.Context, srv *Server, bd BlockDevice) error {
+	if d, err := s.driver(srv.HostID); err == nil {
+		if err := d.DetachVolume(ctx, srv.ID, bd.UUID); err != nil && !errdefs.IsNotFound(err) && !fatal(err) {
+			return err
+		}
+	}
+	ids := []string{}
+	if bd.AttachmentID != "" {
+		ids = append(ids, bd.AttachmentID)
+	}
+	a, err := s.deps.Volumes.ReserveAttachment(ctx, srv.ProjectID, bd.UUID, srv.ID)
+	switch {
+	case err == nil:
+		ids = append(ids, a.ID)
+	case !fatal(err):
+		return err
+	}
+	for _, id := range ids {
+		if err := s.deps.Volumes.DeleteAttachment(ctx, id); err != nil && !errdefs.IsNotFound(err) {
+			return err
+		}
+	}
+	return s.finishVolumeOp(ctx, srv.ID, bd.BDMID, "", nil, nil)
 }
 
 func (s *Service) detachStep(ctx context.Context, srv *Server, bd BlockDevice) error {
@@ -503,7 +565,7 @@ func (s *Service) releaseVolumes(ctx context.Context, srv *Server) error {
 		if bd.SourceType != "volume" {
 			continue
 		}
-		if bd.AttachmentID == "" && bd.Pending == volumeOpAttach {
+		if bd.AttachmentID == "" && (bd.Pending == volumeOpAttach || bd.Pending == volumeOpRollback) {
 			if a, err := s.deps.Volumes.ReserveAttachment(ctx, srv.ProjectID, bd.UUID, srv.ID); err == nil {
 				if err := s.deps.Volumes.DeleteAttachment(ctx, a.ID); err != nil && !errdefs.IsNotFound(err) {
 					return err
