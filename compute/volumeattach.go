@@ -457,6 +457,11 @@ func (s *Service) doVolumeOps(ctx context.Context, srv *Server) error {
 func (s *Service) attachStep(ctx context.Context, srv *Server, bd BlockDevice) error {
 	d, err := s.driver(srv.HostID)
 	if err != nil {
+		if s.hostGoneOrDown(srv.HostID) {
+			return s.finishVolumeOp(ctx, srv.ID, bd.BDMID, "compute_attach_volume", fmt.Errorf("volume %s: host %s: %w", bd.UUID, srv.HostID, err), func(b *BlockDevice) {
+				b.Pending = volumeOpRollback
+			})
+		}
 		return err
 	}
 	var att *Attachment
