@@ -33,11 +33,15 @@ BENCH_IMAGE_MB ?= 1024
 
 # The end-to-end scripts make e2e runs (lib.sh is their shared part).
 # network-linux.sh is what network.sh runs as root.
-E2E ?= $(filter-out scripts/e2e/network-linux.sh,$(wildcard scripts/e2e/*.sh))
+E2E ?= $(filter-out scripts/e2e/network-linux.sh scripts/e2e/lib.sh scripts/e2e/run.sh,$(wildcard scripts/e2e/*.sh))
 
-# How long each fuzz target runs in make test (23 targets: 10 s each keeps
-# make test under 25 minutes on 2 cores; run longer with make fuzz FUZZTIME=60s).
-FUZZTIME ?= 10s
+# How long each fuzz target runs, and how many run at once (one fuzzing
+# worker each); run longer with make fuzz FUZZTIME=60s.
+FUZZTIME  ?= 15s
+FUZZ_JOBS ?= 2
+# How many end-to-end scripts run at once (those marked "# e2e: exclusive",
+# which hold the host's dataplane or libvirt, run alone after the others).
+E2E_JOBS  ?= 2
 
 .PHONY: all run test unit benchcheck fuzz e2e guest guestcheck vmtest libvirtd lint bench deps-run deps-test deps-guest clean
 
@@ -50,7 +54,14 @@ run: deps-run guest libvirtd
 
 ## test: the whole suite: vet, unit and integration tests with -race,
 ## then every benchmark once and the performance checks without -race.
-test: deps-test unit benchcheck fuzz guestcheck vmtest e2e
+## Each phase prints how long it took.
+TEST_PHASES := unit benchcheck fuzz guestcheck vmtest e2e
+test: deps-test
+	@for p in $(TEST_PHASES); do \
+		s=$$(date +%s); \
+		$(MAKE) --no-print-directory $$p || { echo "== make $$p FAILED after $$(( $$(date +%s) - s )) s"; exit 1; }; \
+		echo "== make $$p: $$(( $$(date +%s) - s )) s"; \
+	done
 
 unit:
 	$(GO) vet ./...
@@ -59,22 +70,13 @@ unit:
 benchcheck:
 	STRATUS_BENCH_RELOAD=$(TEST_RELOAD) $(GO) test -p 1 -count=1 -run 'Speedup' -bench . -benchtime=1x ./...
 
-## fuzz: every Fuzz target in the module, FUZZTIME each.
+## fuzz: every Fuzz target in the module, FUZZTIME each, FUZZ_JOBS at once.
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-		done; \
-	done
+	@scripts/fuzz.sh $(FUZZTIME) $(FUZZ_JOBS)
 
 ## e2e: the end-to-end scripts that drive real clients against the all-in-one.
 e2e:
-	@for s in $(E2E); do \
-		[ -e "$$s" ] && [ "$${s##*/}" != lib.sh ] || continue; \
-		echo "e2e $$s"; \
-		bash "$$s" || exit 1; \
-	done
+	@E2E_JOBS=$(E2E_JOBS) scripts/e2e/run.sh $(E2E)
 
 ## guest: the tiny Linux guest from Debian packages (kernel, initramfs, root
 ## disk) in $(GUEST); does nothing when it is up to date.

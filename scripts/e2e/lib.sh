@@ -15,7 +15,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 command -v openstack >/dev/null || { echo "e2e: openstack CLI missing: apt-get install -y python3-openstackclient" >&2; exit 1; }
 
 tmp=$(mktemp -d)
-listen="127.0.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))"
+# The process id keeps scripts run side by side (run.sh) apart.
+listen="127.0.$(($$ % 250 + 1)).$((RANDOM % 250 + 1))"
 server=""
 passed=0
 failed=0

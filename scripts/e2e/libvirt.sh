@@ -8,6 +8,7 @@
 #                             and the guest: make guest)
 #
 # Outside CI it skips when libvirtd does not answer or the guest is not built.
+# e2e: exclusive (it boots real guests on the host's libvirtd)
 set -euo pipefail
 
 # shellcheck source=lib.sh

@@ -17,4 +17,13 @@ if [[ -z ${STRATUS_E2E_NETNS:-} ]]; then
 fi
 mount -t tmpfs stratus-e2e /run
 ip link set lo up
-E2E_NETWORK=linux exec bash "$(dirname "$0")/network.sh"
+# The all-in-one leaves its dataplane (namespaces, dnsmasq) when it stops, as
+# a real one must; end every process in the namespaces this run made, so
+# nothing outlives the test.
+cleanup() {
+	for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+	done
+}
+trap cleanup EXIT
+E2E_NETWORK=linux bash "$(dirname "$0")/network.sh"
