@@ -8,6 +8,10 @@ BIN           := $(CURDIR)/.cache/bin
 # Pinned tools.
 GOLANGCI_LINT_VERSION := v2.15.0
 GOLANGCI_LINT         := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+# The real S3 server objectstore/s3obj's tests, benchmarks and
+# scripts/e2e/objectstore-s3.sh start on loopback (posix backend).
+VERSITYGW_VERSION     := v1.8.0
+VERSITYGW             := $(BIN)/versitygw-$(VERSITYGW_VERSION)
 
 # Debian packages each target needs (installed when root, named otherwise).
 # Real servers: libvirt's daemon and QEMU (compute/libvirtvm), qemu-img for
@@ -19,7 +23,7 @@ GUEST_DEPS := cpio e2fsprogs gzip
 # compute/libvirtvm builds with cgo against libvirt-dev; network/linuxnet's
 # tests use dnsmasq, ping and busybox's udhcpc/arping in test-made
 # namespaces, nft and ip for the benchmarks' shell baselines.
-TEST_DEPS  := util-linux python3-openstackclient python3-swiftclient curl $(GUEST_DEPS) $(VM_DEPS) libvirt-dev \
+TEST_DEPS  := util-linux python3-openstackclient python3-swiftclient python3-heatclient curl $(GUEST_DEPS) $(VM_DEPS) libvirt-dev \
 	dnsmasq-base nftables iproute2 iputils-ping busybox-static
 
 # Records the reload benchmark loads: make test runs benchmarks once on a
@@ -30,6 +34,9 @@ BENCH_RELOAD ?= 1000000
 # default (64 MiB); make bench measures 1 GiB uploads and downloads and the
 # peak memory of a 1 GiB upload.
 BENCH_IMAGE_MB ?= 1024
+# Large-object size (MiB) of objectstore/s3obj's benchmarks: make test
+# runs them on 8 MiB; make bench on the 64 MiB the target is set for.
+BENCH_S3_MB ?= 64
 
 # The end-to-end scripts make e2e runs (lib.sh is their shared part).
 # network-linux.sh is what network.sh runs as root.
@@ -43,7 +50,7 @@ FUZZ_JOBS ?= 2
 # which hold the host's dataplane or libvirt, run alone after the others).
 E2E_JOBS  ?= 2
 
-.PHONY: all run test unit benchcheck fuzz e2e guest guestcheck vmtest libvirtd lint bench deps-run deps-test deps-guest clean
+.PHONY: all run test unit benchcheck fuzz e2e guest guestcheck vmtest libvirtd lint bench versitygw deps-run deps-test deps-guest clean
 
 all: test
 
@@ -63,20 +70,20 @@ test: deps-test
 		echo "== make $$p: $$(( $$(date +%s) - s )) s"; \
 	done
 
-unit:
+unit: versitygw
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./...
+	STRATUS_S3_SERVER=$(VERSITYGW) $(GO) test -race -count=1 ./...
 
-benchcheck:
-	STRATUS_BENCH_RELOAD=$(TEST_RELOAD) $(GO) test -p 1 -count=1 -run 'Speedup' -bench . -benchtime=1x ./...
+benchcheck: versitygw
+	STRATUS_S3_SERVER=$(VERSITYGW) STRATUS_BENCH_RELOAD=$(TEST_RELOAD) $(GO) test -p 1 -count=1 -run 'Speedup' -bench . -benchtime=1x ./...
 
 ## fuzz: every Fuzz target in the module, FUZZTIME each, FUZZ_JOBS at once.
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME) $(FUZZ_JOBS)
 
 ## e2e: the end-to-end scripts that drive real clients against the all-in-one.
-e2e:
-	@E2E_JOBS=$(E2E_JOBS) scripts/e2e/run.sh $(E2E)
+e2e: versitygw
+	@STRATUS_S3_SERVER=$(VERSITYGW) E2E_JOBS=$(E2E_JOBS) scripts/e2e/run.sh $(E2E)
 
 ## guest: the tiny Linux guest from Debian packages (kernel, initramfs, root
 ## disk) in $(GUEST); does nothing when it is up to date.
@@ -109,9 +116,17 @@ $(GOLANGCI_LINT):
 	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/golangci-lint $@
 
+## versitygw: the pinned S3 server (Versity S3 Gateway) in .cache/bin.
+versitygw: $(VERSITYGW)
+
+$(VERSITYGW):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	mv $(BIN)/versitygw $@
+
 ## bench: measure for real (ratios against peers in the same run).
-bench:
-	STRATUS_BENCH_RELOAD=$(BENCH_RELOAD) STRATUS_BENCH_IMAGE_MB=$(BENCH_IMAGE_MB) $(GO) test -count=1 -run '^$$' -bench . -benchmem ./...
+bench: versitygw
+	STRATUS_S3_SERVER=$(VERSITYGW) STRATUS_S3_BENCH_MB=$(BENCH_S3_MB) STRATUS_BENCH_RELOAD=$(BENCH_RELOAD) STRATUS_BENCH_IMAGE_MB=$(BENCH_IMAGE_MB) $(GO) test -count=1 -run '^$$' -bench . -benchmem ./...
 
 deps-run:
 	@scripts/deps.sh $(RUN_DEPS)

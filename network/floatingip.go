@@ -97,7 +97,7 @@ func (s *Service) CreateFloatingIP(ctx context.Context, o CreateFloatingIPOpts) 
 		p := &Port{Standard: newStandard(tx.Now(), "", "", ""), NetworkID: n.ID, DeviceID: nf.ID, DeviceOwner: OwnerFloatingIP,
 			AdminStateUp: true, Status: StatusActive, VIFType: VIFTypeUnbound, VIFDetails: map[string]any{}, Profile: map[string]any{},
 			SecurityGroups: []string{}, AllowedAddressPairs: []AddressPair{}, ExtraDHCPOpts: []DHCPOpt{}}
-		if p.MACAddress, err = s.allocMACTxn(tx, n.ID, p.ID, ""); err != nil {
+		if p.MACAddress, err = s.allocMACTxn(tx, n.ID, ""); err != nil {
 			return err
 		}
 		var req []FixedIP

@@ -48,5 +48,6 @@
 // container's listing and usage live in the Backend, which keeps them in
 // its own index: the store never holds per-object records. memobj is an
 // in-memory Backend for tests; fsobj keeps objects on a local directory
-// with per-chunk checksums; both pass objectstore/drivertest.
+// with per-chunk checksums; s3obj keeps them in one bucket of an S3
+// server (MinIO, Ceph RGW, AWS); all pass objectstore/drivertest.
 package objectstore

@@ -19,7 +19,7 @@ import (
 // version or wholly its new one, and a listing never shows an object whose
 // bytes are missing.
 //
-// memobj and fsobj implement it; both pass objectstore/drivertest. A
+// memobj, fsobj and s3obj implement it; all pass objectstore/drivertest. A
 // program that only needs to keep blobs (image) uses Put, Get and Delete
 // on a container it created with CreateContainer.
 type Backend interface {
@@ -58,6 +58,16 @@ type Backend interface {
 	ReapExpired(ctx context.Context, now time.Time, limit int) ([]ObjectKey, error)
 	// Close releases the backend.
 	Close() error
+}
+
+// SizedReader is a Put body whose length the client declared: a Backend
+// that can stream a known length in one request (s3obj) looks for it.
+// The reader fails if the body turns out longer or shorter.
+type SizedReader interface {
+	io.Reader
+	// ContentLength returns the declared length, or -1 if there is none
+	// (a chunked upload).
+	ContentLength() int64
 }
 
 // ObjectKey names an object: account ("AUTH_<project id>"), container and

@@ -183,6 +183,9 @@ type limitReader struct {
 	n        int64
 }
 
+// ContentLength implements SizedReader.
+func (l *limitReader) ContentLength() int64 { return l.declared }
+
 func (l *limitReader) Read(p []byte) (int, error) {
 	n, err := l.r.Read(p)
 	l.n += int64(n)

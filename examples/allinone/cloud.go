@@ -26,6 +26,7 @@ import (
 	"github.com/stratuskit/stratus/internal/httpapi"
 	"github.com/stratuskit/stratus/network"
 	"github.com/stratuskit/stratus/objectstore"
+	"github.com/stratuskit/stratus/orchestration"
 	"github.com/stratuskit/stratus/store"
 	"github.com/stratuskit/stratus/store/boltstore"
 	"github.com/stratuskit/stratus/store/etcdstore"
@@ -69,6 +70,11 @@ type Config struct {
 	FakeSpawnDelay time.Duration
 	// Network names the network dataplane: "fake" (the default).
 	Network string
+	// Objects chooses the object store's backend (image data follows it):
+	// empty for fsobj in DATA/objects, fs:DIR[,DIR...] for fsobj in the
+	// given directories (several: replicated across them), or s3://… for
+	// an S3 bucket (see s3Objects).
+	Objects string
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -99,7 +105,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), network.Tables(), blockstore.Tables(), compute.Tables())
+	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), network.Tables(), blockstore.Tables(), compute.Tables(), orchestration.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -209,13 +215,14 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		imageCatalog(cfg),
 		{Type: "compute", Name: "nova", PublicURL: serviceURL(cfg, computePort, "/v2.1")},
 		networkCatalog(cfg),
+		orchestrationCatalog(cfg),
 	}
 	catalog = append(catalog, blockStoreCatalog(cfg)...)
 	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
 	if err != nil {
 		return nil, err
 	}
-	objects, objectBackend, err := objectStoreComponent(cfg, st, identSvc, logger)
+	objects, objSvc, objectBackend, err := objectStoreComponent(cfg, st, identSvc, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +250,12 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	}
 	netSvc.Use(network.Deps{Devices: computeDevices{compSvc}, Notify: computeDevices{compSvc}})
 	md.use(netSvc, compSvc)
-	return []component{ident, objects, img, netw, volumes, comp}, nil
+	heat, _, err := orchestrationComponent(cfg, st, identSvc, heatServices{cfg: cfg, compute: compSvc, network: netSvc,
+		volumes: volSvc, images: imgSvc, objects: objSvc}, logger)
+	if err != nil {
+		return nil, err
+	}
+	return []component{ident, objects, img, netw, volumes, comp, heat}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

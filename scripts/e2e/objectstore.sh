@@ -4,12 +4,15 @@
 # loopback address.
 #
 #   scripts/e2e/objectstore.sh   (needs: go, python3-openstackclient, python3-swiftclient, curl)
+#
+# STRATUS_E2E_OBJECTS, if set, is the all-in-one's -objects (the backend
+# under test; objectstore-s3.sh sets it to an S3 bucket).
 set -euo pipefail
 
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 command -v swift >/dev/null || { echo "e2e: swift CLI missing: apt-get install -y python3-swiftclient" >&2; exit 1; }
-e2e_start
+e2e_start ${STRATUS_E2E_OBJECTS:+-objects "$STRATUS_E2E_OBJECTS"}
 
 cd "$tmp"
 storage=$(swift auth | sed -n 's/^export OS_STORAGE_URL=//p')
