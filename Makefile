@@ -23,7 +23,7 @@ GUEST_DEPS := cpio e2fsprogs gzip
 # compute/libvirtvm builds with cgo against libvirt-dev; network/linuxnet's
 # tests use dnsmasq, ping and busybox's udhcpc/arping in test-made
 # namespaces, nft and ip for the benchmarks' shell baselines.
-TEST_DEPS  := util-linux python3-openstackclient python3-swiftclient python3-heatclient curl $(GUEST_DEPS) $(VM_DEPS) libvirt-dev \
+TEST_DEPS  := util-linux python3-openstackclient python3-swiftclient python3-heatclient python3-gnocchiclient curl $(GUEST_DEPS) $(VM_DEPS) libvirt-dev \
 	dnsmasq-base nftables iproute2 iputils-ping busybox-static
 
 # Records the reload benchmark loads: make test runs benchmarks once on a

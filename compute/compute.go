@@ -47,6 +47,7 @@ func Tables() []store.Table {
 			strIndex("project", "ProjectID", false),
 			strIndex("host", "HostID", true),
 			strIndex("task", "TaskState", true),
+			volumeOpsIndexSchema(),
 		}},
 		{Name: hostTable, New: func() store.Record { return new(Host) }, Indexes: []*memdb.IndexSchema{
 			{Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},

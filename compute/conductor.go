@@ -38,6 +38,15 @@ func (c *conductor) Pending(ws memdb.WatchSet, tx *store.Txn) ([]reconcile.Item,
 			out = append(out, reconcile.Item{Key: v.ID, Revision: v.Revision})
 		}
 	}
+	vols, err := pendingVolumeOps(ws, tx)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range vols {
+		if !slices.ContainsFunc(out, func(o reconcile.Item) bool { return o.Key == it.Key }) {
+			out = append(out, it)
+		}
+	}
 	return out, nil
 }
 
@@ -48,6 +57,12 @@ func (c *conductor) Reconcile(ctx context.Context, id string) error {
 		srv, err := store.Get[Server](nil, s.st.Snapshot(), serverTable, id)
 		if err != nil {
 			return nil //nolint:nilerr // deleted: nothing to do
+		}
+		if hasVolumeOps(srv) && srv.TaskState != TaskDeleting {
+			if err := s.doVolumeOps(ctx, srv); err != nil {
+				return err
+			}
+			continue
 		}
 		switch srv.TaskState {
 		case TaskNone:
@@ -411,7 +426,7 @@ func (s *Service) doVolumes(ctx context.Context, srv *Server) error {
 			continue
 		}
 		a, err := s.deps.Volumes.ReserveAttachment(ctx, srv.ProjectID, bd.UUID, srv.ID)
-		if err == nil {
+		if err == nil && a.Connection == nil { // connected already before a restart
 			a, err = s.deps.Volumes.ConnectAttachment(ctx, a.ID, HostConnector{Host: srv.HostID, Platform: "x86_64", OSType: "linux"})
 		}
 		if err == nil {
@@ -589,6 +604,9 @@ func (s *Service) doPower(ctx context.Context, srv *Server) error {
 
 func (s *Service) doDelete(ctx context.Context, srv *Server) error {
 	if err := s.cleanupHost(ctx, srv); err != nil {
+		return err
+	}
+	if err := s.releaseVolumes(ctx, srv); err != nil {
 		return err
 	}
 	if err := s.releasePorts(ctx, srv); err != nil {

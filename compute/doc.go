@@ -22,6 +22,11 @@
 // host's agent heartbeats, keeps power states true to the driver (and to
 // its events) and sweeps Stratus domains that belong to no server.
 //
+// Volume attachments (os-volume_attachments, [Service.AttachVolume]) are
+// intents on the server's block device mapping that the conductor drives
+// through [Volumes]' attachment flow and the driver's hot-plug, without a
+// task state (as in Nova); see volumeattach.go.
+//
 // Hypervisors implement [Hypervisor] (compute/fakevm in memory;
 // compute/libvirtvm later); compute/drivertest is their conformance suite.
 // What compute needs of the image, network and block storage services is
@@ -29,6 +34,6 @@
 // [Service.Use]; compute/standin has temporary in-memory ones.
 //
 // Not yet: resize, rebuild, migrate, evacuate, snapshots, rescue, shelve,
-// volume and interface hot-plug through the API (compute II); the
-// Hypervisor seam already has the hooks.
+// interface hot-plug through the API (compute II); the Hypervisor seam
+// already has the hooks.
 package compute

@@ -81,6 +81,15 @@ type BlockDevice struct {
 	DeviceName          string `json:"device_name,omitempty"`
 	AttachmentID        string `json:"attachment_id,omitempty"`
 	Connection          *ConnectionInfo
+	// Tag is the device role tag of an attach (2.49).
+	Tag string `json:"tag,omitempty"`
+	// BDMID is the mapping's uuid (bdm_uuid); set for hot-plugged volumes
+	// and on the first detach of the others.
+	BDMID string `json:"bdm_id,omitempty"`
+	// Pending is a volume operation under way: "attach" or "detach"
+	// (see volumeattach.go); ActionID is the instance action it belongs to.
+	Pending  string `json:"pending,omitempty"`
+	ActionID string `json:"action_id,omitempty"`
 }
 
 // SchedulerHints are a create's os:scheduler_hints.
@@ -951,7 +960,10 @@ func (s *Service) ServerAction(ctx context.Context, id string, a Action) error {
 				rule.name, v.ID, v.VMState, cmpOrS(string(v.TaskState), "None"), errdefs.ErrConflict)
 		}
 		v.TaskState = rule.task
-		return startActionTxn(tx, v, rule.name, c.UserID)
+		if err := startActionTxn(tx, v, rule.name, c.UserID); err != nil {
+			return err
+		}
+		return tx.Emit("compute.server.action", v.ID, v.ProjectID, map[string]string{"action": rule.name})
 	})
 	return err
 }

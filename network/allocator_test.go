@@ -2,7 +2,9 @@ package network
 
 import (
 	"net/netip"
+	"regexp"
 	"testing"
+	"time"
 )
 
 func TestAllocatorNext(t *testing.T) {
@@ -32,5 +34,31 @@ func TestAllocatorNext(t *testing.T) {
 	a.clear(50)
 	if off, ok := a.next(); !ok || off != 50 {
 		t.Fatalf("next after clear = %d %v", off, ok)
+	}
+}
+
+func TestUUID7(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	base := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	prev := ""
+	seen := map[string]bool{}
+	for i := range 5000 {
+		id := uuid7(base.Add(time.Duration(i) * 300 * time.Nanosecond))
+		if !re.MatchString(id) {
+			t.Fatalf("%q is not a version 7 UUID", id)
+		}
+		// 300 ns apart: each id falls in a later 1/4096 ms step or the
+		// same one; ids of later steps sort after.
+		if id[:18] < prev[:min(len(prev), 18)] {
+			t.Fatalf("%s sorts before the earlier %s", id, prev)
+		}
+		if seen[id] {
+			t.Fatalf("%s made twice", id)
+		}
+		seen[id] = true
+		prev = id
+	}
+	if got := uuid7(base)[:13]; got != "01a217ba-1200" {
+		t.Fatalf("time prefix %s, want the Unix milliseconds of %v", got, base)
 	}
 }

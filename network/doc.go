@@ -14,8 +14,9 @@
 //     allocation pools, DNS servers, host routes and DHCP; every subnet
 //     with DHCP gets an address on the network's network:dhcp port.
 //   - IPAM: requested or automatic fixed IPs, never a duplicate (the
-//     store's allocation records are the truth, checked in the same
-//     transaction), constant cost per allocation as a /16 fills (a bitmap
+//     ports' fixed IPs, indexed in the store, are the truth, checked in
+//     the same transaction; a port is one record, its addresses and MAC
+//     indexes on it), constant cost per allocation as a /16 fills (a bitmap
 //     hint with a next-free cursor), EUI-64 addresses for SLAAC, and
 //     IpAddressGenerationFailure (409) when a pool is full.
 //   - Ports with MACs unique per network from a configurable base, device

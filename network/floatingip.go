@@ -97,7 +97,7 @@ func (s *Service) CreateFloatingIP(ctx context.Context, o CreateFloatingIPOpts) 
 		p := &Port{Standard: newStandard(tx.Now(), "", "", ""), NetworkID: n.ID, DeviceID: nf.ID, DeviceOwner: OwnerFloatingIP,
 			AdminStateUp: true, Status: StatusActive, VIFType: VIFTypeUnbound, VIFDetails: map[string]any{}, Profile: map[string]any{},
 			SecurityGroups: []string{}, AllowedAddressPairs: []AddressPair{}, ExtraDHCPOpts: []DHCPOpt{}}
-		if p.MACAddress, err = s.allocMACTxn(tx, n.ID, p.ID, ""); err != nil {
+		if p.MACAddress, err = s.allocMACTxn(tx, n.ID, ""); err != nil {
 			return err
 		}
 		var req []FixedIP
@@ -257,7 +257,10 @@ func (s *Service) UpdateFloatingIP(ctx context.Context, id string, o UpdateFloat
 		touch(f, tx.Now())
 		out = f
 		servers = append(servers, serverOfPortTxn(tx, f.PortID))
-		return tx.Update(fipTable, f)
+		if err := tx.Update(fipTable, f); err != nil {
+			return err
+		}
+		return tx.Emit("network.floatingip.update", f.ID, f.ProjectID, map[string]string{"port_id": f.PortID, "floating_ip_address": f.FloatingIPAddress})
 	})
 	if err != nil {
 		return nil, err

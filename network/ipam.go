@@ -2,21 +2,26 @@ package network
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math/bits"
 	"net"
 	"net/netip"
-	"strings"
 	"sync"
 
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/store"
 )
 
-// IPAM. The store is the truth: every allocated address is a record of
-// the ip_allocations table keyed "<subnet>/<address>", inserted in the same
-// transaction as the port that holds it, so two ports can never commit the
-// same address (the second Insert fails inside the committer, which runs
-// transaction functions one at a time).
+// IPAM. The store is the truth: every allocated address is a fixed IP of
+// a port record, and the ports table indexes them ("ip": "<subnet>/<ip>"),
+// so an address is taken exactly when a committed port holds it. An
+// allocation checks that index (and the addresses the same port took earlier
+// in the same transaction function) inside the committer, which runs
+// transaction functions one at a time, so two ports can never commit the
+// same address; releasing an address is writing the port without it.
+// Keeping no record per address makes a port one record in the store, not
+// three (port, address, MAC): a durable port create writes a third of the
+// records.
 //
 // To find a free address without scanning the pool, each subnet has an
 // in-memory allocator: a bitmap of the pool with a next-free cursor. It is
@@ -30,23 +35,98 @@ import (
 // "exhausted" answer: exhaustion is reported only when the store says so.
 // After a restart the allocators are rebuilt from the store on first use.
 
-// ipAlloc records one allocated address.
-type ipAlloc struct {
-	store.Meta
-	Key    string `json:"key"`
-	PortID string `json:"port_id"`
-}
-
-func (a *ipAlloc) StoreKey() string { return a.Key }
-
-var ipTableDef = store.Table{Name: ipTable, New: func() store.Record { return new(ipAlloc) }}
-
 func ipKey(subnet string, a netip.Addr) string { return subnet + "/" + a.String() }
 
-// ipRef names an address of a subnet.
+// portIPIndexer indexes a port by each of its fixed IPs, as
+// "<subnet>/<ip>", the key ipKey makes. "ip_prefix" with "<subnet>/" lists
+// the holders of a subnet's addresses.
+type portIPIndexer struct{}
+
+func (portIPIndexer) FromObject(obj any) (bool, [][]byte, error) {
+	p, ok := obj.(*Port)
+	if !ok {
+		return false, nil, fmt.Errorf("network: ip index: %T is not a port", obj)
+	}
+	if len(p.FixedIPs) == 0 {
+		return false, nil, nil
+	}
+	vals := make([][]byte, len(p.FixedIPs))
+	for i, f := range p.FixedIPs {
+		v := make([]byte, 0, len(f.SubnetID)+len(f.IPAddress)+2)
+		v = append(v, f.SubnetID...)
+		v = append(v, '/')
+		v = append(v, f.IPAddress...)
+		vals[i] = append(v, 0)
+	}
+	return true, vals, nil
+}
+
+func (portIPIndexer) FromArgs(args ...any) ([]byte, error) {
+	k, err := stringArg(args)
+	return append([]byte(k), 0), err
+}
+
+func (portIPIndexer) PrefixFromArgs(args ...any) ([]byte, error) {
+	k, err := stringArg(args)
+	return []byte(k), err
+}
+
+// ipHolder returns the port holding key (ipKey) in tx, or nil.
+func ipHolder(tx *store.Txn, key string) *Port {
+	p, err := store.First[Port](nil, tx, portTable, ipIndex, key)
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// ipTaken reports whether ip of subnet is held by a committed port or was
+// taken for portID earlier in this run of the transaction function (its
+// port is not written yet).
+func ipTaken(tx *store.Txn, subnet string, ip netip.Addr, portID string, picks []ipRef) bool {
+	for i := len(picks) - 1; i >= 0 && picks[i].tx == tx && picks[i].port == portID; i-- {
+		if picks[i].subnet == subnet && picks[i].addr == ip {
+			return true
+		}
+	}
+	taken, err := store.Exists(tx, portTable, ipIndex, ipKey(subnet, ip))
+	return taken || err != nil
+}
+
+// allocGuard is a network's allocation guard: every transaction that
+// takes an address or a MAC on the network writes it (once per commit).
+// Within one store the committer already serialises allocations; the guard
+// is for controllers sharing a backend (etcdstore), which each commit from
+// their own replica: two commits that took addresses or MACs on the same
+// network from the same view both write the guard, and the backend's
+// compare-and-swap refuses the second, so they can never both hold one
+// address (ports have different keys; the guard's is shared).
+type allocGuard struct {
+	store.Meta
+	NetworkID string `json:"network_id"`
+}
+
+func (g *allocGuard) StoreKey() string { return g.NetworkID }
+
+var guardTableDef = store.Table{Name: guardTable, New: func() store.Record { return new(allocGuard) }}
+
+// guardTxn writes network's allocation guard, unless this commit already
+// did.
+func guardTxn(tx *store.Txn, network string) error {
+	g, err := store.Get[allocGuard](nil, tx, guardTable, network)
+	if err == nil && g.Revision == tx.Revision() {
+		return nil
+	}
+	return tx.Put(guardTable, &allocGuard{NetworkID: network})
+}
+
+// ipRef names an address of a subnet; for an address a transaction
+// function took, also the port it took it for and the run (tx).
 type ipRef struct {
 	subnet string
 	addr   netip.Addr
+	port   string
+	tx     *store.Txn
 }
 
 // sparseThreshold is the pool size above which an allocator keeps no
@@ -208,17 +288,20 @@ func (a *allocator) load(tx *store.Txn, subnet string) error {
 	}
 	clear(a.words)
 	a.free = a.total
-	it, err := store.List[ipAlloc](nil, tx, ipTable, store.IDIndex+"_prefix", subnet+"/")
+	it, err := store.List[Port](nil, tx, portTable, ipIndex+"_prefix", subnet+"/")
 	if err != nil {
 		return err
 	}
-	for r := range it {
-		ip, err := netip.ParseAddr(r.Key[strings.LastIndexByte(r.Key, '/')+1:])
-		if err != nil {
-			continue
-		}
-		if off, ok := a.offset(ip); ok {
-			a.set(off)
+	for p := range it {
+		for _, f := range p.FixedIPs {
+			if f.SubnetID != subnet {
+				continue
+			}
+			if ip, err := netip.ParseAddr(f.IPAddress); err == nil {
+				if off, ok := a.offset(ip); ok {
+					a.set(off)
+				}
+			}
 		}
 	}
 	return nil
@@ -262,16 +345,22 @@ func (m *ipamSet) release(refs []ipRef) {
 // settle clears the bits of picks not among kept: addresses taken by a
 // run of a transaction function that did not commit.
 func (m *ipamSet) settle(picks []ipRef, kept []FixedIP) {
+	if len(picks) == 0 {
+		return
+	}
+	type key struct {
+		subnet string
+		addr   netip.Addr
+	}
+	keep := make(map[key]bool, len(kept))
+	for _, k := range kept {
+		if a, err := netip.ParseAddr(k.IPAddress); err == nil {
+			keep[key{k.SubnetID, a}] = true
+		}
+	}
 	var drop []ipRef
 	for _, p := range picks {
-		found := false
-		for _, k := range kept {
-			if k.SubnetID == p.subnet && k.IPAddress == p.addr.String() {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !keep[key{p.subnet, p.addr}] {
 			drop = append(drop, p)
 		}
 	}
@@ -291,13 +380,9 @@ func (s *Service) allocIPTxn(tx *store.Txn, sub *Subnet, portID, mac, want strin
 		if ip == prefix.Masked().Addr() || (ip.Is4() && ip == lastAddr(prefix) && prefix.Bits() < 31) {
 			return netip.Addr{}, errdefs.Invalid("fixed_ips", "IP address %s is the network or broadcast address of subnet %s", want, sub.ID)
 		}
-		key := ipKey(sub.ID, ip)
-		if _, err := store.Get[ipAlloc](nil, tx, ipTable, key); err == nil {
+		if ipTaken(tx, sub.ID, ip, portID, *picks) {
 			return netip.Addr{}, fault("IpAddressAlreadyAllocated", errdefs.ErrConflict,
 				"IP address %s already allocated in subnet %s", ip, sub.ID)
-		}
-		if err := tx.Insert(ipTable, &ipAlloc{Key: key, PortID: portID}); err != nil {
-			return netip.Addr{}, err
 		}
 		a, err := s.ipam.get(tx, sub)
 		if err != nil {
@@ -308,8 +393,8 @@ func (s *Service) allocIPTxn(tx *store.Txn, sub *Subnet, portID, mac, want strin
 			a.set(off)
 		}
 		a.mu.Unlock()
-		*picks = append(*picks, ipRef{sub.ID, ip})
-		return ip, nil
+		*picks = append(*picks, ipRef{sub.ID, ip, portID, tx})
+		return ip, guardTxn(tx, sub.NetworkID)
 	}
 	if sub.IPVersion == 6 && (deref(sub.IPv6AddressMode) == ModeSLAAC || deref(sub.IPv6AddressMode) == ModeDHCPv6Stateless) {
 		ip, err := eui64(prefix, mac)
@@ -343,15 +428,11 @@ func (s *Service) allocIPTxn(tx *store.Txn, sub *Subnet, portID, mac, want strin
 			continue
 		}
 		ip := a.addr(off)
-		key := ipKey(sub.ID, ip)
-		if _, err := store.Get[ipAlloc](nil, tx, ipTable, key); err == nil {
+		if ipTaken(tx, sub.ID, ip, portID, *picks) {
 			continue // taken: the hint was stale; the bit stays set
 		}
-		if err := tx.Insert(ipTable, &ipAlloc{Key: key, PortID: portID}); err != nil {
-			return netip.Addr{}, err
-		}
-		*picks = append(*picks, ipRef{sub.ID, ip})
-		return ip, nil
+		*picks = append(*picks, ipRef{sub.ID, ip, portID, tx})
+		return ip, guardTxn(tx, sub.NetworkID)
 	}
 	return netip.Addr{}, &Fault{Type: "IpAddressGenerationFailure", Err: errdefs.Wrap(errdefs.ErrConflict,
 		&ipGenError{network: sub.NetworkID})}
@@ -365,16 +446,14 @@ func (e *ipGenError) Error() string {
 
 func (e *ipGenError) Is(target error) bool { return target == ErrIPAddressGenerationFailure }
 
-// releaseIPTxn deletes the allocation of ip in subnet.
-func releaseIPTxn(tx *store.Txn, subnet, ip string) (ipRef, error) {
+// releaseIP returns the ref of ip in subnet, which the port being written
+// without it releases.
+func releaseIP(subnet, ip string) (ipRef, error) {
 	addr, err := netip.ParseAddr(ip)
 	if err != nil {
 		return ipRef{}, err
 	}
-	if err := tx.Delete(ipTable, ipKey(subnet, addr)); err != nil && !errdefs.IsNotFound(err) {
-		return ipRef{}, err
-	}
-	return ipRef{subnet, addr}, nil
+	return ipRef{subnet: subnet, addr: addr}, nil
 }
 
 // eui64 returns the SLAAC address of mac in a /64 prefix.

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -13,9 +14,10 @@ import (
 // ipamHarness is a store with one /16 subnet, for measuring the allocator
 // alone (no HTTP, no durable commit).
 type ipamHarness struct {
-	s   *Service
-	st  *store.Store
-	sub *Subnet
+	s     *Service
+	st    *store.Store
+	sub   *Subnet
+	ports int // port records made so far, for their ids
 }
 
 type nopBackend struct{ Backend }
@@ -36,8 +38,17 @@ func newIPAMHarness(tb testing.TB) *ipamHarness {
 	return &ipamHarness{s: s, st: st, sub: sub}
 }
 
-// alloc allocates n addresses in batches of per transactions and returns
-// the time it took.
+// holder is the least port record that holds ip: what an allocation
+// writes to the store (the address index entry comes with it).
+func (h *ipamHarness) holder(id int, ip netip.Addr) *Port {
+	return &Port{Standard: Standard{ID: holderID(id)}, NetworkID: h.sub.NetworkID,
+		FixedIPs: []FixedIP{{SubnetID: h.sub.ID, IPAddress: ip.String()}}}
+}
+
+func holderID(id int) string { return fmt.Sprintf("p%08d", id) }
+
+// alloc allocates n addresses in batches of per transactions, each to a
+// new port record holding it, and returns the time it took.
 func (h *ipamHarness) alloc(tb testing.TB, n, per int) time.Duration {
 	tb.Helper()
 	start := time.Now()
@@ -47,7 +58,12 @@ func (h *ipamHarness) alloc(tb testing.TB, n, per int) time.Duration {
 		err := h.st.Update(context.Background(), func(tx *store.Txn) error {
 			var picks []ipRef
 			for range k {
-				if _, err := h.s.allocIPTxn(tx, h.sub, "p", "", "", &picks); err != nil {
+				h.ports++
+				ip, err := h.s.allocIPTxn(tx, h.sub, holderID(h.ports), "", "", &picks)
+				if err != nil {
+					return err
+				}
+				if err := tx.Insert(portTable, h.holder(h.ports, ip)); err != nil {
 					return err
 				}
 			}
@@ -101,7 +117,7 @@ func BenchmarkIPAMExhaust(b *testing.B) {
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/exhaust")
 }
 
-// rawInsert writes allocation records for the pool's addresses from..n
+// rawInsert writes port records holding the pool's addresses from..n
 // directly, with no allocator: the floor any IPAM pays in the store.
 func (h *ipamHarness) rawInsert(tb testing.TB, from, n, per int) time.Duration {
 	tb.Helper()
@@ -111,7 +127,8 @@ func (h *ipamHarness) rawInsert(tb testing.TB, from, n, per int) time.Duration {
 		k := min(n, per)
 		err := h.st.Update(context.Background(), func(tx *store.Txn) error {
 			for i := range k {
-				if err := tx.Insert(ipTable, &ipAlloc{Key: ipKey(h.sub.ID, addrAdd(first, uint64(from+i))), PortID: "p"}); err != nil {
+				h.ports++
+				if err := tx.Insert(portTable, h.holder(h.ports, addrAdd(first, uint64(from+i)))); err != nil {
 					return err
 				}
 			}

@@ -48,12 +48,12 @@ func (s *Service) ipAvailTx(tx *store.Txn, n *Network) (*IPAvailability, error) 
 				sa.TotalIPs = 1 << 63
 			}
 		}
-		it, err := store.List[ipAlloc](nil, tx, ipTable, store.IDIndex+"_prefix", sub.ID+"/")
+		it, err := store.List[Port](nil, tx, portTable, ipIndex+"_prefix", sub.ID+"/")
 		if err != nil {
 			return nil, err
 		}
 		for range it {
-			sa.UsedIPs++
+			sa.UsedIPs++ // one entry per address held
 		}
 		av.TotalIPs += sa.TotalIPs
 		av.UsedIPs += sa.UsedIPs

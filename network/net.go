@@ -385,6 +385,9 @@ func (s *Service) DeleteNetwork(ctx context.Context, id string, ifRevision *int)
 		}
 		markTxn(tx, workNetwork, n.ID)
 		markTxn(tx, workDHCP, n.ID)
+		if err := tx.Delete(guardTable, n.ID); err != nil && !errdefs.IsNotFound(err) {
+			return err
+		}
 		if err := tx.Delete(networkTable, n.ID); err != nil {
 			return err
 		}

@@ -32,6 +32,7 @@ const (
 	quotaTable   = "network.quotas"
 	usageTable   = "network.usage"
 	workTable    = "network.work"
+	guardTable   = "network.alloc_guards"
 )
 
 // Index names.
@@ -42,6 +43,8 @@ const (
 	sgIndex      = "security_group"
 	remoteIndex  = "remote_group"
 	portIndex    = "port"
+	ipIndex      = "ip"
+	macIndex     = "mac"
 )
 
 // Device owners Neutron uses for the ports it creates itself.
@@ -58,6 +61,7 @@ func Tables() []store.Table {
 	return []store.Table{
 		networkTableDef, segmentTableDef, subnetTableDef, portTableDef, ipTableDef, macTableDef,
 		routerTableDef, fipTableDef, sgTableDef, ruleTableDef, quotaTableDef, usageTableDef, workTableDef,
+		guardTableDef,
 	}
 }
 
@@ -215,7 +219,71 @@ func New(cfg Config) (*Service, error) {
 		quota: cfg.DefaultQuota.withDefaults(),
 	}
 	s.ipam.m = map[string]*allocator{}
+	if err := s.dropLegacyAllocations(context.Background()); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
 	return s, nil
+}
+
+// legacyAlloc is a record of the tables ip_allocations ("<subnet>/<ip>")
+// and mac_allocations ("<network>/<mac>"), where earlier versions kept one
+// record per address beside each port. The tables stay declared so that an
+// existing data directory opens; New deletes their records.
+type legacyAlloc struct {
+	store.Meta
+	Key    string `json:"key"`
+	PortID string `json:"port_id"`
+}
+
+func (a *legacyAlloc) StoreKey() string { return a.Key }
+
+var (
+	ipTableDef  = store.Table{Name: ipTable, New: func() store.Record { return new(legacyAlloc) }}
+	macTableDef = store.Table{Name: macTable, New: func() store.Record { return new(legacyAlloc) }}
+)
+
+// dropLegacyAllocations deletes the records of the ip_allocations and
+// mac_allocations tables that earlier versions kept beside each port: the
+// ports hold the same addresses, and the ports table indexes them now. It
+// does nothing once they are gone.
+func (s *Service) dropLegacyAllocations(ctx context.Context) error {
+	races := 0
+	for _, table := range []string{ipTable, macTable} {
+		for {
+			var keys []string
+			it, err := store.List[legacyAlloc](nil, s.st.Snapshot(), table, store.IDIndex)
+			if err != nil {
+				return err
+			}
+			for r := range it {
+				if keys = append(keys, r.Key); len(keys) == 1000 {
+					break
+				}
+			}
+			if len(keys) == 0 {
+				break
+			}
+			err = s.st.Update(ctx, func(tx *store.Txn) error {
+				for _, k := range keys {
+					if err := tx.Delete(table, k); err != nil && !errdefs.IsNotFound(err) {
+						return err
+					}
+				}
+				return nil
+			})
+			if errors.Is(err, errdefs.ErrConflict) && races < 100 {
+				// Another controller sharing the backend is deleting them
+				// too: wait for its commit to reach this replica.
+				races++
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("drop legacy %s records: %w", table, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Use sets the service's dependencies. Call it before Start.

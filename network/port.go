@@ -73,22 +73,43 @@ type Port struct {
 
 var portTableDef = store.Table{Name: portTable, New: func() store.Record { return new(Port) },
 	Indexes: []*memdb.IndexSchema{
-		{Name: projectIndex, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "ProjectID"}},
-		{Name: networkIndex, Indexer: &memdb.StringFieldIndex{Field: "NetworkID"}},
-		{Name: deviceIndex, AllowMissing: true, Indexer: &memdb.StringFieldIndex{Field: "DeviceID"}},
-		{Name: sgIndex, AllowMissing: true, Indexer: &memdb.StringSliceFieldIndex{Field: "SecurityGroups"}},
+		{Name: projectIndex, AllowMissing: true, Indexer: strIndex[Port](func(p *Port) string { return p.ProjectID })},
+		{Name: networkIndex, Indexer: strIndex[Port](func(p *Port) string { return p.NetworkID })},
+		{Name: deviceIndex, AllowMissing: true, Indexer: strIndex[Port](func(p *Port) string { return p.DeviceID })},
+		{Name: sgIndex, AllowMissing: true, Indexer: strsIndex[Port](func(p *Port) []string { return p.SecurityGroups })},
+		{Name: ipIndex, AllowMissing: true, Indexer: portIPIndexer{}},
+		{Name: macIndex, AllowMissing: true, Indexer: portMACIndexer{}},
 	}}
 
-// macAlloc records a MAC address in use on a network: key "<net>/<mac>".
-type macAlloc struct {
-	store.Meta
-	Key    string `json:"key"`
-	PortID string `json:"port_id"`
+// portMACIndexer indexes a port by "<network>/<mac>": a MAC is in use on a
+// network exactly when a port there has it.
+type portMACIndexer struct{}
+
+func (portMACIndexer) FromObject(obj any) (bool, []byte, error) {
+	p, ok := obj.(*Port)
+	if !ok {
+		return false, nil, fmt.Errorf("network: mac index: %T is not a port", obj)
+	}
+	if p.MACAddress == "" {
+		return false, nil, nil
+	}
+	v := make([]byte, 0, len(p.NetworkID)+len(p.MACAddress)+2)
+	v = append(v, p.NetworkID...)
+	v = append(v, '/')
+	v = append(v, p.MACAddress...)
+	return true, append(v, 0), nil
 }
 
-func (m *macAlloc) StoreKey() string { return m.Key }
+func (portMACIndexer) FromArgs(args ...any) ([]byte, error) {
+	k, err := stringArg(args)
+	return append([]byte(k), 0), err
+}
 
-var macTableDef = store.Table{Name: macTable, New: func() store.Record { return new(macAlloc) }}
+// macTaken reports whether a port on network has mac.
+func macTaken(tx *store.Txn, network, mac string) bool {
+	taken, err := store.Exists(tx, portTable, macIndex, network+"/"+mac)
+	return taken || err != nil
+}
 
 // TapName returns the name of the port's host device: "tap" and the first
 // 11 characters of its id, as Neutron names it (15 characters, the Linux
@@ -181,29 +202,26 @@ func parseMACBase(b string) ([3]byte, error) {
 	return [3]byte{hw[0], hw[1], hw[2]}, nil
 }
 
-// allocMACTxn reserves want (if given) or a random MAC of the base on
-// network.
-func (s *Service) allocMACTxn(tx *store.Txn, network, portID, want string) (string, error) {
+// allocMACTxn returns want (if given and free) or a random free MAC of the
+// base on network, for a port the caller writes in the same transaction.
+func (s *Service) allocMACTxn(tx *store.Txn, network, want string) (string, error) {
 	if want != "" {
 		hw, err := net.ParseMAC(want)
 		if err != nil || len(hw) != 6 || hw[0]&1 == 1 || hw.String() == "00:00:00:00:00:00" {
 			return "", errdefs.Invalid("mac_address", "%q is not a unicast MAC address", want)
 		}
-		key := network + "/" + hw.String()
-		if _, err := store.Get[macAlloc](nil, tx, macTable, key); err == nil {
+		if macTaken(tx, network, hw.String()) {
 			return "", fault("MacAddressInUse", errdefs.ErrConflict, "unable to complete operation for network %s: the mac address %s is in use", network, hw)
 		}
-		return hw.String(), tx.Insert(macTable, &macAlloc{Key: key, PortID: portID})
+		return hw.String(), guardTxn(tx, network)
 	}
 	for range 32 {
 		var b [3]byte
 		_, _ = rand.Read(b[:])
-		mac := fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", s.macBase[0], s.macBase[1], s.macBase[2], b[0], b[1], b[2])
-		key := network + "/" + mac
-		if _, err := store.Get[macAlloc](nil, tx, macTable, key); err == nil {
-			continue
+		hw := net.HardwareAddr{s.macBase[0], s.macBase[1], s.macBase[2], b[0], b[1], b[2]}
+		if mac := hw.String(); !macTaken(tx, network, mac) {
+			return mac, guardTxn(tx, network)
 		}
-		return mac, tx.Insert(macTable, &macAlloc{Key: key, PortID: portID})
 	}
 	return "", fault("MacAddressGenerationFailure", errdefs.ErrConflict, "unable to generate a unique mac on network %s", network)
 }
@@ -394,7 +412,7 @@ func (s *Service) createPortTxn(ctx context.Context, tx *store.Txn, c *identity.
 			return err
 		}
 	}
-	mac, err := s.allocMACTxn(tx, n.ID, p.ID, o.MACAddress)
+	mac, err := s.allocMACTxn(tx, n.ID, o.MACAddress)
 	if err != nil {
 		return err
 	}
@@ -633,11 +651,8 @@ func (s *Service) UpdatePort(ctx context.Context, id string, o UpdatePortOpts) (
 			if p.HostID != "" {
 				return fault("PortBound", errdefs.ErrConflict, "unable to change the mac address of bound port %s", p.ID)
 			}
-			mac, err := s.allocMACTxn(tx, p.NetworkID, p.ID, *o.MACAddress)
+			mac, err := s.allocMACTxn(tx, p.NetworkID, *o.MACAddress)
 			if err != nil {
-				return err
-			}
-			if err := tx.Delete(macTable, p.NetworkID+"/"+p.MACAddress); err != nil && !errdefs.IsNotFound(err) {
 				return err
 			}
 			p.MACAddress = mac
@@ -661,7 +676,7 @@ func (s *Service) UpdatePort(ctx context.Context, id string, o UpdatePortOpts) (
 			}
 			for _, f := range p.FixedIPs {
 				if !slices.Contains(keep, f) {
-					r, err := releaseIPTxn(tx, f.SubnetID, f.IPAddress)
+					r, err := releaseIP(f.SubnetID, f.IPAddress)
 					if err != nil {
 						return err
 					}
@@ -728,14 +743,11 @@ func (s *Service) DeletePort(ctx context.Context, id string, ifRevision *int) er
 func (s *Service) deletePortTxn(tx *store.Txn, p *Port) ([]ipRef, error) {
 	var rel []ipRef
 	for _, f := range p.FixedIPs {
-		r, err := releaseIPTxn(tx, f.SubnetID, f.IPAddress)
+		r, err := releaseIP(f.SubnetID, f.IPAddress)
 		if err != nil {
 			return nil, err
 		}
 		rel = append(rel, r)
-	}
-	if err := tx.Delete(macTable, p.NetworkID+"/"+p.MACAddress); err != nil && !errdefs.IsNotFound(err) {
-		return nil, err
 	}
 	it, err := store.List[FloatingIP](nil, tx, fipTable, portIndex, p.ID)
 	if err != nil {
@@ -838,11 +850,7 @@ func (s *Service) PortByAddress(ctx context.Context, networkID, ip string) (*Por
 		return nil, notFound("Network", networkID)
 	}
 	for _, sid := range n.Subnets {
-		a, err := store.Get[ipAlloc](nil, tx, ipTable, ipKey(sid, addr))
-		if err != nil {
-			continue
-		}
-		if p, err := store.Get[Port](nil, tx, portTable, a.PortID); err == nil {
+		if p := ipHolder(tx, ipKey(sid, addr)); p != nil {
 			return p, nil
 		}
 	}

@@ -146,7 +146,7 @@ func (s *Service) setGatewayTxn(tx *store.Txn, c *identity.Credentials, r *Route
 	p := &Port{Standard: newStandard(tx.Now(), "", "", ""), NetworkID: n.ID, DeviceID: r.ID, DeviceOwner: OwnerRouterGateway,
 		AdminStateUp: true, Status: StatusActive, VIFType: VIFTypeUnbound, VIFDetails: map[string]any{}, Profile: map[string]any{},
 		SecurityGroups: []string{}, AllowedAddressPairs: []AddressPair{}, ExtraDHCPOpts: []DHCPOpt{}}
-	mac, err := s.allocMACTxn(tx, n.ID, p.ID, "")
+	mac, err := s.allocMACTxn(tx, n.ID, "")
 	if err != nil {
 		return err
 	}
@@ -410,7 +410,7 @@ func (s *Service) AddRouterInterface(ctx context.Context, routerID, subnetID, po
 			p = &Port{Standard: newStandard(tx.Now(), r.ProjectID, "", ""), NetworkID: n.ID, DeviceID: r.ID, DeviceOwner: OwnerRouterInterface,
 				AdminStateUp: true, Status: StatusActive, VIFType: VIFTypeUnbound, VIFDetails: map[string]any{}, Profile: map[string]any{},
 				SecurityGroups: []string{}, AllowedAddressPairs: []AddressPair{}, ExtraDHCPOpts: []DHCPOpt{}}
-			if p.MACAddress, err = s.allocMACTxn(tx, n.ID, p.ID, ""); err != nil {
+			if p.MACAddress, err = s.allocMACTxn(tx, n.ID, ""); err != nil {
 				return err
 			}
 			ip, err := s.allocIPTxn(tx, sub, p.ID, p.MACAddress, sub.Gateway(), &picks)

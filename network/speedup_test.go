@@ -4,45 +4,69 @@ package network_test
 
 import (
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 )
 
 // TestSpeedupPortCreate measures durable port creates by 16 concurrent
 // callers (bbolt, one fsync per group commit) on a /16, when the pool is
-// empty and when it is 81-90% full, beside one caller and the store's own
-// group-commit rate for minimal writes in the same run. A port create must
-// cost about the same near full as when empty (no scan as the pool
-// fills), and 16 callers must go faster than one (they share commits). Each rate is the best of three 2,000-create chunks; the pool
-// is filled in between with bulk creates. The absolute target, 5,000/s,
-// holds on an idle machine; shared test machines are compared by ratios.
+// empty and when it is 81-90% full, beside the store's own group commit of
+// minimal writes (one event each, 16 callers) measured right before each
+// chunk, so that both see the same disk and the same neighbours: the
+// ratio ports/writes is what this code controls, the disk sets the rest.
+// Each rate is the best of three chunks; each ratio the best of three
+// pairs of chunks.
+//
+// Asserted: a port create costs about the same near full as when empty (no
+// scan as the pool fills); 16 callers go faster than one (they share
+// commits); ports/writes is at least 0.12 (0.2-0.3 when the disk is
+// quiet, nearer 1 when fsync is slow, since then both wait on it); and at
+// least 1,000 creates/s. The target, 5,000/s, holds whenever the store
+// itself commits 16 writers' minimal writes at 20,000/s or more (8,000 to
+// 15,000 port creates/s measured on a 2-core machine shared with other
+// builds); when the disk is so contended that the store's own rate falls
+// to 4,000/s, no commit-per-create reaches it, and the ratio is held.
 func TestSpeedupPortCreate(t *testing.T) {
-	const chunk, callers = 2000, 16
+	const chunk, writes, callers = 2000, 1000, 16
 	d := newDurable(t)
-	bestOf := func(n int, run func() time.Duration) float64 {
-		b := time.Hour
+	// rates is the best of three chunks of each, and the best ratio of a
+	// chunk of creates to the chunk of writes just before it.
+	type rates struct{ ports, writes, ratio float64 }
+	measure := func() rates {
+		var r rates
 		for range 3 {
 			runtime.GC() // no chunk pays for the garbage of the one before
-			b = min(b, run())
+			w := float64(writes) / d.commits(t, writes, callers).Seconds()
+			runtime.GC()
+			p := float64(chunk) / d.create(t, chunk, callers).Seconds()
+			r = rates{max(r.ports, p), max(r.writes, w), max(r.ratio, p/w)}
 		}
-		return float64(n) / b.Seconds()
+		return r
 	}
-	best := func(run func() time.Duration) float64 { return bestOf(chunk, run) }
-	base := best(func() time.Duration { return d.commits(t, chunk, callers) })
-	single := bestOf(200, func() time.Duration { return d.create(t, 200, 1) })
-	empty := best(func() time.Duration { return d.create(t, chunk, callers) })
+	single := float64(200) / slices.Min([]time.Duration{d.create(t, 200, 1), d.create(t, 200, 1)}).Seconds()
+	empty := measure()
 	start := time.Now()
 	d.fill(t, 65533*81/100-3*chunk)
 	fillTook := time.Since(start)
-	nearFull := best(func() time.Duration { return d.create(t, chunk, callers) })
-	base2 := best(func() time.Duration { return d.commits(t, chunk, callers) })
-	base = max(base, base2)
-	t.Logf("durable port creates, /16: %.0f/s with 16 callers empty, %.0f/s at 81-90%% full (full/empty %.2f); %.0f/s with 1 caller (group commit x%.1f); store group commit of minimal writes %.0f/s (ports/writes %.2f); bulk fill of %d ports %v",
-		empty, nearFull, nearFull/empty, single, empty/single, base, empty/base, 65533*81/100, fillTook.Round(time.Millisecond))
-	if nearFull/empty < 0.4 {
-		t.Errorf("full/empty = %.2f: port creates slow down as the pool fills", nearFull/empty)
+	full := measure()
+	// Near full against empty, each against the store's rate of its time.
+	fullEmpty := full.ratio / empty.ratio
+	t.Logf("durable port creates, /16: %.0f/s with 16 callers empty, %.0f/s at 81-90%% full (full/empty %.2f, %.2f against the store's rate); %.0f/s with 1 caller (group commit x%.1f); store group commit of minimal writes in the same run %.0f/s and %.0f/s (best ports/best writes %.2f empty, %.2f full; best chunk pair %.2f and %.2f); bulk fill of %d ports %v",
+		empty.ports, full.ports, full.ports/empty.ports, fullEmpty, single, empty.ports/single, empty.writes, full.writes,
+		empty.ports/empty.writes, full.ports/full.writes, empty.ratio, full.ratio, 65533*81/100, fillTook.Round(time.Millisecond))
+	if fullEmpty < 0.4 {
+		t.Errorf("full/empty = %.2f against the store's rate: port creates slow down as the pool fills", fullEmpty)
 	}
-	if empty/single < 1.5 {
-		t.Errorf("16 callers create ports %.1fx as fast as one, want at least 1.5x (group commit)", empty/single)
+	if empty.ports/single < 1.5 {
+		t.Errorf("16 callers create ports %.1fx as fast as one, want at least 1.5x (group commit)", empty.ports/single)
+	}
+	for _, r := range []rates{empty, full} {
+		if r.ratio < 0.12 {
+			t.Errorf("port creates at %.2f of the store's minimal write rate, want at least 0.12", r.ratio)
+		}
+		if r.ports < 1000 {
+			t.Errorf("%.0f durable port creates/s, want at least 1,000 (5,000 on an idle machine)", r.ports)
+		}
 	}
 }

@@ -383,7 +383,7 @@ func (s *Service) dhcpAddTxn(tx *store.Txn, n *Network, sub *Subnet, picks *[]ip
 		p = &Port{Standard: newStandard(tx.Now(), n.ProjectID, "", ""), NetworkID: n.ID, DeviceOwner: OwnerDHCP,
 			DeviceID: "dhcp-" + n.ID, AdminStateUp: true, Status: StatusActive, FixedIPs: []FixedIP{},
 			SecurityGroups: []string{}, AllowedAddressPairs: []AddressPair{}, ExtraDHCPOpts: []DHCPOpt{}}
-		mac, err := s.allocMACTxn(tx, n.ID, p.ID, "")
+		mac, err := s.allocMACTxn(tx, n.ID, "")
 		if err != nil {
 			return nil, err
 		}
@@ -428,7 +428,7 @@ func (s *Service) dhcpRemoveTxn(tx *store.Txn, network, subnet string) ([]ipRef,
 			keep = append(keep, f)
 			continue
 		}
-		r, err := releaseIPTxn(tx, f.SubnetID, f.IPAddress)
+		r, err := releaseIP(f.SubnetID, f.IPAddress)
 		if err != nil {
 			return nil, err
 		}

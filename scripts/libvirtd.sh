@@ -20,6 +20,12 @@ if [[ -c /dev/kvm ]] && getent group kvm >/dev/null; then
 	chgrp kvm /dev/kvm
 	chmod 0660 /dev/kvm
 fi
+# The daemons must not inherit the caller's descriptors: a lock file held by
+# `flock FILE make vmtest` would otherwise stay locked for their lifetime.
+for fd in /proc/$$/fd/*; do
+	fd=${fd##*/}
+	case $fd in 0 | 1 | 2 | 255) ;; *) eval "exec $fd>&-" 2>/dev/null || true ;; esac
+done
 pgrep -x virtlogd >/dev/null || virtlogd -d
 pgrep -x libvirtd >/dev/null || libvirtd -d
 for _ in $(seq 1 100); do

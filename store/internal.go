@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"iter"
@@ -37,7 +39,11 @@ func internalTables() []Table {
 // event exactly for every change that committed.
 type Event struct {
 	Meta
-	// ID identifies the event; it is unique.
+	// ID identifies the event; it is unique. It starts with the event's
+	// Seq as the transaction computed it (16 hex digits) and ends with 16
+	// random characters, so that the events of successive commits have
+	// increasing keys and a commit writes them onto the same few pages of
+	// the backend, not one page each.
 	ID string `json:"id"`
 	// N is the event's position among the events of its commit.
 	N uint64 `json:"n"`
@@ -65,6 +71,18 @@ const eventSeqBits = 20
 
 func eventSeq(rev, n uint64) uint64 { return rev<<eventSeqBits | n }
 
+// eventID returns a new event id whose order follows seq. The random part
+// keeps ids unique when controllers sharing a backend compute the same seq
+// (the backend then assigns the commits different revisions).
+func eventID(seq uint64) string {
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], seq)
+	var b [32]byte
+	hex.Encode(b[:16], n[:])
+	copy(b[16:], rand.Text())
+	return string(b[:])
+}
+
 // Emit writes an event into the outbox as part of this transaction. payload
 // is encoded as JSON; it may be nil.
 func (t *Txn) Emit(typ, resourceID, projectID string, payload any) error {
@@ -75,7 +93,7 @@ func (t *Txn) Emit(typ, resourceID, projectID string, payload any) error {
 		return fmt.Errorf("store: more than %d events in one commit", 1<<eventSeqBits)
 	}
 	ev := &Event{
-		ID: rand.Text(), N: t.events, Seq: eventSeq(t.rev, t.events),
+		ID: eventID(eventSeq(t.rev, t.events)), N: t.events, Seq: eventSeq(t.rev, t.events),
 		Time: t.now, Type: typ, ResourceID: resourceID, ProjectID: projectID,
 	}
 	if payload != nil {

@@ -23,9 +23,12 @@ var ErrClosed = errors.New("store: closed")
 // maxBatch bounds how many transaction functions one commit carries.
 const maxBatch = 256
 
-// gatherWindow bounds how long the committer waits for writers to join a
-// batch (see commitLoop).
-const gatherWindow = 100 * time.Microsecond
+// gatherWindow and maxGatherWindow bound how long the committer waits for
+// writers to join a batch (see batcher.run).
+const (
+	gatherWindow    = 100 * time.Microsecond
+	maxGatherWindow = time.Millisecond
+)
 
 // Options tunes a Store. The zero value is usable.
 type Options struct {
@@ -308,7 +311,7 @@ func (s *Store) update(ctx context.Context, fn func(*Txn) error, fence *Fence) e
 func (s *Store) commitLoop() {
 	defer s.wg.Done()
 	defer close(s.stopped)
-	b := &batcher{s: s, reqs: make([]*request, 0, maxBatch), target: 1, timer: time.NewTimer(time.Hour)}
+	b := &batcher{s: s, reqs: make([]*request, 0, maxBatch), target: 1, window: gatherWindow, timer: time.NewTimer(time.Hour)}
 	b.timer.Stop()
 	for {
 		if b.next != nil {
@@ -330,9 +333,20 @@ func (s *Store) commitLoop() {
 
 // batcher is the committer's state between batches.
 type batcher struct {
-	s      *Store
-	reqs   []*request
-	target int // the previous batch's size: how many writers to wait for
+	s    *Store
+	reqs []*request
+	// target is how many writers to wait for: the previous batch's size,
+	// plus the writers that queued while it committed (they were not in
+	// it, and will be back together with it). Without the second term two
+	// halves of the writers, split once by a slow caller, would go on
+	// alternating, each paying its own commit.
+	target int
+	// window is how long to wait for them: half the previous commit's
+	// time, within [gatherWindow, maxGatherWindow]. A writer that misses
+	// the batch waits a whole commit more, so waiting for it is worth up
+	// to about half a commit; on a slow disk that is more than the
+	// 100 µs a writer takes to come back on an idle machine.
+	window time.Duration
 	timer  *time.Timer
 	next   *request // a fenced request met while gathering: it runs next, alone
 }
@@ -342,9 +356,9 @@ type batcher struct {
 // gathering it.
 //
 // The writers the previous commit acknowledged are likely to come straight
-// back but may not have resubmitted yet: the batch waits up to gatherWindow
-// for as many as the previous batch had, so that they share this commit's
-// fsync instead of each waiting a whole commit. A lone writer never waits.
+// back but may not have resubmitted yet: the batch waits up to b.window
+// for as many as b.target, so that they share this commit's fsync instead
+// of each waiting a whole commit. A lone writer never waits.
 func (b *batcher) run(first *request) {
 	s := b.s
 	rev := s.rev.Load() + 1
@@ -377,7 +391,7 @@ gather:
 				break gather
 			}
 			if timeout == nil {
-				b.timer.Reset(gatherWindow)
+				b.timer.Reset(b.window)
 				timeout = b.timer.C
 			}
 			select {
@@ -399,21 +413,25 @@ gather:
 	if timeout != nil && !b.timer.Stop() {
 		<-b.timer.C
 	}
-	b.target = len(reqs)
+	var queued int
+	committing := time.Now()
 	if dirty {
 		mtx.Abort()
-		s.rerunBatch(reqs, rev, now)
+		queued = s.rerunBatch(reqs, rev, now)
 	} else {
-		s.finishBatch(mtx, reqs, rev, first.fence)
+		queued = s.finishBatch(mtx, reqs, rev, first.fence)
 	}
+	b.target = min(len(reqs)+queued, maxBatch)
+	b.window = min(max(time.Since(committing)/2, gatherWindow), maxGatherWindow)
 	clear(reqs)
 	b.reqs = reqs[:0]
 }
 
 // rerunBatch runs the unsettled functions of a batch again, from scratch,
 // until a pass completes with no function failing after its writes; each
-// such failure removes its function from the batch.
-func (s *Store) rerunBatch(batch []*request, rev uint64, now time.Time) {
+// such failure removes its function from the batch. It returns what
+// finishBatch returns.
+func (s *Store) rerunBatch(batch []*request, rev uint64, now time.Time) int {
 	for {
 		mtx := s.db.Txn(true)
 		mtx.TrackChanges()
@@ -437,23 +455,24 @@ func (s *Store) rerunBatch(batch []*request, rev uint64, now time.Time) {
 			}
 		}
 		if !rerun {
-			s.finishBatch(mtx, batch, rev, batch[0].fence)
-			return
+			return s.finishBatch(mtx, batch, rev, batch[0].fence)
 		}
 		mtx.Abort()
 	}
 }
 
 // finishBatch commits a batch's transaction to the backend, then makes it
-// visible and answers every caller not yet answered.
-func (s *Store) finishBatch(mtx *memdb.Txn, batch []*request, spec uint64, fence *Fence) {
+// visible and answers every caller not yet answered. It returns how many
+// writers queued meanwhile, counted before the batch's are answered.
+func (s *Store) finishBatch(mtx *memdb.Txn, batch []*request, spec uint64, fence *Fence) int {
 	rev, err := s.persist(mtx, spec, fence)
+	queued := len(s.reqs)
 	if err != nil {
 		mtx.Abort()
 		for _, r := range batch {
 			r.finish(err)
 		}
-		return
+		return queued
 	}
 	if _, replicated := s.backend.(Watcher); replicated && rev != 0 {
 		// Other controllers commit too: apply this commit as the watch
@@ -470,6 +489,7 @@ func (s *Store) finishBatch(mtx *memdb.Txn, batch []*request, spec uint64, fence
 	for _, r := range batch {
 		r.finish(nil)
 	}
+	return queued
 }
 
 // waitApplied applies what the watch delivers until the replica has

@@ -91,3 +91,76 @@ func TestUpdateAfterUpdateInOneTransaction(t *testing.T) {
 		t.Fatalf("empty update: %v, revision %d -> %d", err, rev, st.Revision())
 	}
 }
+
+// TestEventIDsFollowCommitOrder: event ids sort as their events, so a
+// backend writes a commit's events side by side (one page, not one each).
+func TestEventIDsFollowCommitOrder(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, memstore.New(), nil, &store.Options{CompactInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for range 20 {
+		err := st.Update(ctx, func(tx *store.Txn) error {
+			for range 3 {
+				if err := tx.Emit("test.thing.create", "", "", nil); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := store.Events(nil, st.Snapshot(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, n := "", 0
+	for ev := range evs {
+		if ev.ID <= prev {
+			t.Fatalf("event %d id %q sorts before the previous %q", ev.Seq, ev.ID, prev)
+		}
+		prev = ev.ID
+		n++
+	}
+	if n != 60 {
+		t.Fatalf("%d events, want 60", n)
+	}
+}
+
+func TestExists(t *testing.T) {
+	st, err := store.Open(t.Context(), memstore.New(), []store.Table{flavorTable}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.Update(t.Context(), func(tx *store.Txn) error {
+		if ok, err := store.Exists(tx, "compute.flavors", "name", "m1.small"); ok || err != nil {
+			t.Errorf("before the insert: Exists = %v, %v", ok, err)
+		}
+		if err := tx.Insert("compute.flavors", &Flavor{ID: "f1", Name: "m1.small"}); err != nil {
+			return err
+		}
+		// A write transaction sees its own writes.
+		if ok, err := store.Exists(tx, "compute.flavors", "name", "m1.small"); !ok || err != nil {
+			t.Errorf("after the insert: Exists = %v, %v", ok, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx := st.Snapshot()
+	if ok, err := store.Exists(tx, "compute.flavors", store.IDIndex, "f1"); !ok || err != nil {
+		t.Errorf("Exists(f1) = %v, %v", ok, err)
+	}
+	if ok, err := store.Exists(tx, "compute.flavors", store.IDIndex, "f2"); ok || err != nil {
+		t.Errorf("Exists(f2) = %v, %v", ok, err)
+	}
+	if _, err := store.Exists(tx, "compute.flavors", "nope", "x"); err == nil {
+		t.Error("Exists on a missing index: no error")
+	}
+}

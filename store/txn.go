@@ -201,6 +201,17 @@ func First[T any](ws memdb.WatchSet, tx *Txn, table, index string, args ...any) 
 	return copyOf[T](obj)
 }
 
+// Exists reports whether table has a record whose index matches args. It
+// copies nothing and makes no error for a missing record: for checks on hot
+// paths, such as whether an address is taken.
+func Exists(tx *Txn, table, index string, args ...any) (bool, error) {
+	obj, err := tx.tx.First(table, index, args...)
+	if err != nil {
+		return false, fmt.Errorf("store: %s by %s: %w", table, index, err)
+	}
+	return obj != nil, nil
+}
+
 func copyOf[T any](obj any) (*T, error) {
 	p, ok := obj.(*T)
 	if !ok {

@@ -5,6 +5,7 @@
 package fakevm
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -413,7 +414,7 @@ func (d *Driver) AttachVolume(ctx context.Context, id string, a compute.DiskAtta
 		return missing(id)
 	}
 	if _, ok := dm.volumes[a.VolumeID]; ok {
-		return fmt.Errorf("fakevm: volume %s already attached to %s: %w", a.VolumeID, id, errdefs.ErrConflict)
+		return nil // attached already: attach is idempotent, as libvirtvm's
 	}
 	dm.volumes[a.VolumeID] = a
 	return nil
@@ -428,6 +429,23 @@ func (d *Driver) DetachVolume(ctx context.Context, id, volumeID string) error {
 		delete(dm.volumes, volumeID)
 		return nil
 	})
+}
+
+// Disks returns the guest device names of a domain's volumes ("vdb"), in
+// no particular order; nil for a missing domain. A volume attached
+// without a device name is named after its volume id.
+func (d *Driver) Disks(serverID string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dm, ok := d.doms[serverID]
+	if !ok {
+		return nil
+	}
+	out := []string{}
+	for _, v := range dm.volumes {
+		out = append(out, cmp.Or(strings.TrimPrefix(v.Device, "/dev/"), v.VolumeID))
+	}
+	return out
 }
 
 // AttachInterface implements compute.Hypervisor.

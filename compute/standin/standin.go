@@ -314,7 +314,10 @@ type vol struct {
 	project string
 }
 
-var _ compute.Volumes = (*Volumes)(nil)
+var (
+	_ compute.Volumes       = (*Volumes)(nil)
+	_ compute.VolumeDeleter = (*Volumes)(nil)
+)
 
 // NewVolumes returns a volume service with no volumes.
 func NewVolumes() *Volumes {
@@ -424,6 +427,24 @@ func (v *Volumes) DeleteAttachment(_ context.Context, id string) error {
 	if x, ok := v.vols[a.VolumeID]; ok {
 		x.Status = "available"
 	}
+	return nil
+}
+
+// DeleteVolume implements compute.VolumeDeleter: an attached volume is
+// refused, an absent one is nil.
+func (v *Volumes) DeleteVolume(_ context.Context, project, id string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	x, ok := v.vols[id]
+	if !ok || x.project != project {
+		return nil
+	}
+	for _, a := range v.atts {
+		if a.VolumeID == id {
+			return fmt.Errorf("standin: volume %s is attached: %w", id, errdefs.ErrConflict)
+		}
+	}
+	delete(v.vols, id)
 	return nil
 }
 

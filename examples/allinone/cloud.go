@@ -24,6 +24,7 @@ import (
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/image"
 	"github.com/stratuskit/stratus/internal/httpapi"
+	"github.com/stratuskit/stratus/metering"
 	"github.com/stratuskit/stratus/network"
 	"github.com/stratuskit/stratus/objectstore"
 	"github.com/stratuskit/stratus/orchestration"
@@ -71,9 +72,12 @@ type Config struct {
 	// Network names the network dataplane: "fake" (the default).
 	Network string
 	// Objects chooses the object store's backend (image data follows it):
-	// empty for fsobj in DATA/objects, or s3://… for an S3 bucket (see
-	// s3Objects).
+	// empty for fsobj in DATA/objects, fs:DIR[,DIR...] for fsobj in the
+	// given directories (several: replicated across them), or s3://… for
+	// an S3 bucket (see s3Objects).
 	Objects string
+	// Metering configures metering's pollsters and Prometheus listener.
+	Metering MeteringOptions
 }
 
 // component is one service as the host runs it: its API on its port and
@@ -104,7 +108,7 @@ func (c *cloudRecord) StoreKey() string { return "cloud" }
 const cloudTable = "allinone.cloud"
 
 func hostTables() []store.Table {
-	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), network.Tables(), blockstore.Tables(), compute.Tables(), orchestration.Tables())
+	return slices.Concat([]store.Table{{Name: cloudTable, New: func() store.Record { return new(cloudRecord) }}}, identity.Tables(), objectstore.Tables(), image.Tables(), network.Tables(), blockstore.Tables(), compute.Tables(), orchestration.Tables(), metering.Tables())
 }
 
 // Run runs the cloud until ctx ends.
@@ -207,6 +211,27 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 
 // buildComponents makes every service that exists, wired together.
 func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *slog.Logger) ([]component, error) {
+	b, err := buildCloud(cfg, st, cloud, logger)
+	if err != nil {
+		return nil, err
+	}
+	return b.comps, nil
+}
+
+// builtCloud is the components and the services behind them (for
+// in-process tests).
+type builtCloud struct {
+	comps    []component
+	identity *identity.Service
+	compute  *compute.Service
+	volumes  *blockstore.Service
+	images   *image.Service
+	objects  *objectstore.Service
+	metering *metering.Service
+}
+
+// buildCloud makes every service that exists, wired together.
+func buildCloud(cfg Config, st *store.Store, cloud *cloudRecord, logger *slog.Logger) (*builtCloud, error) {
 	// The catalog lists only the services that run here.
 	catalog := []identity.ServiceEndpoints{
 		{Type: "identity", Name: "keystone", PublicURL: serviceURL(cfg, identityPort, "/v3")},
@@ -215,6 +240,7 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 		{Type: "compute", Name: "nova", PublicURL: serviceURL(cfg, computePort, "/v2.1")},
 		networkCatalog(cfg),
 		orchestrationCatalog(cfg),
+		meteringCatalog(cfg),
 	}
 	catalog = append(catalog, blockStoreCatalog(cfg)...)
 	ident, identSvc, err := identityComponent(cfg, st, cloud.AdminPassword, logger, catalog)
@@ -239,7 +265,8 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	comp, compSvc, err := computeComponent(cfg, st, identSvc, compute.Deps{
+	hosts := &hostDrivers{}
+	comp, compSvc, err := computeComponent(cfg, st, identSvc, hosts, compute.Deps{
 		Images:  computeImages{imgSvc},
 		Ports:   computePorts{svc: netSvc, noDevices: cfg.Network == "fake"},
 		Volumes: computeVolumes{volSvc},
@@ -254,7 +281,13 @@ func buildComponents(cfg Config, st *store.Store, cloud *cloudRecord, logger *sl
 	if err != nil {
 		return nil, err
 	}
-	return []component{ident, objects, img, netw, volumes, comp, heat}, nil
+	meter, meterSvc, err := meteringComponent(cfg, st, identSvc, meteringSources{compute: compSvc, hosts: hosts, volumes: volSvc,
+		images: imgSvc, objects: objSvc, ident: identSvc, network: netSvc}, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &builtCloud{comps: []component{ident, objects, img, netw, volumes, comp, heat, meter}, identity: identSvc, compute: compSvc,
+		volumes: volSvc, images: imgSvc, objects: objSvc, metering: meterSvc}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

@@ -25,7 +25,7 @@ const computePort = 8774
 // otherwise one host, host1, on libvirt (or on the fake when -hypervisor
 // auto finds no libvirt). Servers boot from the image service, on ports of
 // the network service, with volumes of the block storage service.
-func computeComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, deps compute.Deps, logger *slog.Logger) (component, *compute.Service, error) {
+func computeComponent(cfg Config, st *store.Store, tokens identity.TokenValidator, hosts *hostDrivers, deps compute.Deps, logger *slog.Logger) (component, *compute.Service, error) {
 	switch cfg.Hypervisor {
 	case hypervisorFake:
 		if cfg.FakeHosts < 1 || cfg.FakeHosts > 1000 {
@@ -45,9 +45,11 @@ func computeComponent(cfg Config, st *store.Store, tokens identity.TokenValidato
 		if cfg.Hypervisor == hypervisorFake {
 			for i := range cfg.FakeHosts {
 				name := fmt.Sprintf("host%d", i+1)
-				if _, err := svc.AddHost(ctx, compute.HostOpts{Name: name}, fakevm.New(&fakevm.Options{Name: name, PerOp: map[fakevm.Op]time.Duration{fakevm.OpSpawn: cfg.FakeSpawnDelay}})); err != nil {
+				d := fakevm.New(&fakevm.Options{Name: name, PerOp: map[fakevm.Op]time.Duration{fakevm.OpSpawn: cfg.FakeSpawnDelay}})
+				if _, err := svc.AddHost(ctx, compute.HostOpts{Name: name}, d); err != nil {
 					return err
 				}
+				hosts.add(name, d)
 			}
 			return svc.Start(ctx)
 		}
@@ -58,6 +60,7 @@ func computeComponent(cfg Config, st *store.Store, tokens identity.TokenValidato
 		if _, err := svc.AddHost(ctx, compute.HostOpts{Name: "host1"}, hv); err != nil {
 			return err
 		}
+		hosts.add("host1", hv)
 		return svc.Start(ctx)
 	}
 	closeAll := func() error {

@@ -55,8 +55,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.VirtType, "virt-type", libvirtvm.VirtAuto, "libvirt virtualisation type: auto (KVM when a guest actually boots under it), kvm or qemu (software emulation)")
 	fs.StringVar(&cfg.GuestDir, "guest", ".cache/guest", "directory of the tiny guest (make guest), registered as public images when built; empty: none")
 	fs.IntVar(&cfg.FakeHosts, "fake-hosts", 3, "number of fake compute hosts with -hypervisor fake")
-	fs.StringVar(&cfg.Objects, "objects", "", "object store backend (image data too): empty for DATA/objects, or s3://[ACCESS:SECRET@]HOST:PORT/BUCKET (s3+https:// for TLS, ?insecure=true; ?trailer=false for servers without aws-chunked trailers; credentials default to $STRATUS_S3_ACCESS_KEY, $STRATUS_S3_SECRET_KEY)")
+	fs.StringVar(&cfg.Objects, "objects", "", "object store backend (image data too): empty for DATA/objects; fs:DIR[,DIR...] for directories (several: 3 replicas across them, replicated and audited); or s3://[ACCESS:SECRET@]HOST:PORT/BUCKET (s3+https:// for TLS, ?insecure=true; ?trailer=false for servers without aws-chunked trailers; credentials default to $STRATUS_S3_ACCESS_KEY, $STRATUS_S3_SECRET_KEY)")
 	fs.DurationVar(&cfg.FakeSpawnDelay, "fake-spawn-delay", 0, "how long a fake host takes to spawn a server (for tests)")
+	meteringFlags(fs, &cfg.Metering)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

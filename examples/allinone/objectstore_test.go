@@ -11,8 +11,14 @@ import (
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
+	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
 	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/containers"
 	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/objects"
+
+	"github.com/stratuskit/stratus/image/objblob"
+	"github.com/stratuskit/stratus/objectstore"
+	"github.com/stratuskit/stratus/objectstore/fsobj"
 )
 
 // swiftClient logs in as the admin of the all-in-one in data at addr and
@@ -76,4 +82,89 @@ func TestObjectsSurviveRestart(t *testing.T) {
 		t.Fatalf("objects not under DATA/objects: %v", err)
 	}
 	p.stop(t, syscall.SIGTERM)
+}
+
+// TestObjectsReplicated runs the object store on three device directories
+// (-objects fs:A,B,C): an object written through Swift is on all three.
+func TestObjectsReplicated(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	devs := []string{filepath.Join(data, "d1"), filepath.Join(data, "d2"), filepath.Join(data, "d3")}
+	addr := loopback()
+	p := start(t, "-data", data, "-listen", addr, "-objects", "fs:"+strings.Join(devs, ","))
+	p.waitLine(t, "stratus: ready")
+	sc := swiftClient(t, data, addr)
+	if _, err := containers.Create(ctx, sc, "rep", nil).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Repeat("replicated ", 10_000)
+	if _, err := objects.Create(ctx, sc, "rep", "o", objects.CreateOpts{Content: strings.NewReader(body)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	// Image data follows -objects.
+	ic := imageClient(t, data)
+	img, err := images.Create(ctx, ic, images.CreateOpts{Name: "rep", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := imagedata.Upload(ctx, ic, img.ID, strings.NewReader(body)).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	p.stop(t, syscall.SIGTERM)
+	if _, err := os.Stat(filepath.Join(data, "objects")); err == nil {
+		t.Fatal("DATA/objects exists although -objects chose other directories")
+	}
+	for _, d := range devs {
+		b, err := fsobj.Open(d, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ents, err := b.List(ctx, accountOf(sc.Endpoint), "rep", objectstore.ListOptions{})
+		blobs, berr := b.List(ctx, objblob.DefaultAccount, objblob.DefaultContainer, objectstore.ListOptions{})
+		b.Close()
+		if err != nil || len(ents) != 1 || ents[0].Object.Size != int64(len(body)) {
+			t.Fatalf("device %s lists %v, %v", d, ents, err)
+		}
+		found := false
+		for _, e := range blobs {
+			found = found || (e.Object != nil && e.Object.Size == int64(len(body)))
+		}
+		if berr != nil || !found {
+			t.Fatalf("device %s holds no image data: %d blobs, %v", d, len(blobs), berr)
+		}
+	}
+}
+
+// accountOf returns the AUTH_ account at the end of a storage URL.
+func accountOf(url string) string {
+	url = strings.TrimSuffix(url, "/")
+	return url[strings.LastIndex(url, "/")+1:]
+}
+
+func TestParseObjects(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		kind string
+		dirs int
+		ok   bool
+	}{
+		{"", "fs", 1, true},
+		{"fs:/a", "fs", 1, true},
+		{"fs:/a,/b,/c", "fs", 3, true},
+		{"s3://host:9000/bucket", "s3", 0, true},
+		{"s3+https://host/bucket", "s3", 0, true},
+		{"gs://bucket", "", 0, false},
+		{"fs:", "", 0, false},
+		{"fs:/a,,/b", "", 0, false},
+		{"fs:/a,/a/", "", 0, false},
+		{"/a", "", 0, false},
+	} {
+		spec, err := parseObjects(tc.in, "/data")
+		if (err == nil) != tc.ok || (tc.ok && (spec.Kind != tc.kind || len(spec.Dirs) != tc.dirs)) {
+			t.Errorf("parseObjects(%q) = %+v, %v", tc.in, spec, err)
+		}
+	}
+	if spec, _ := parseObjects("", "/data"); spec.Dirs[0] != "/data/objects" {
+		t.Errorf("default dir %q", spec.Dirs[0])
+	}
 }

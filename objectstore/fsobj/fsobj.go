@@ -1,4 +1,7 @@
-// Package fsobj is an objectstore.Backend on one local directory.
+// Package fsobj is an objectstore.Backend on local directories: Backend
+// on one directory, and Cluster, which replicates containers and objects
+// across several directories acting as devices (see Cluster, Replicator
+// and Auditor).
 //
 // # Layout
 //
@@ -6,6 +9,16 @@
 //	DIR/objects/<xx>/<id>.data  an object's bytes, then its checksums and metadata
 //	DIR/objects/<xx>/<id>.meta  metadata set by SetMeta after the write, if any
 //	DIR/tmp/                  files being written
+//
+// A device of a Cluster adds:
+//
+//	DIR/device.json           the device's id, which its ring entry names
+//	DIR/ring.json             the ring (every device keeps the newest version)
+//	DIR/quarantined/          bad copies the auditor took out
+//
+// and keeps, in index.db, each object's version (its LastModified, equal
+// on every replica), tombstones of deleted objects and containers, and
+// containers' creation times.
 //
 // Files are named by a random id, never by the object's name, so no name
 // can reach outside DIR. A write goes to DIR/tmp, is fsynced, renamed into
@@ -23,6 +36,17 @@
 // Readers verify each chunk before returning any of its bytes and fail
 // with objectstore.ErrCorrupt instead of returning bytes that differ from
 // those written.
+//
+// # Replication
+//
+// A Cluster places each container, with its listing and its objects, on
+// Replicas devices chosen by a ring (objectstore/ring) and writes to all
+// of them, succeeding at a quorum. A Replicator compares per-suffix hashes
+// of each partition between replicas and pushes what is missing or older;
+// an Auditor reads every copy at a bounded rate and quarantines bad ones
+// for the replicator to restore. One container's bytes are bounded by its
+// devices' space: the ring spreads containers, not one container's
+// objects.
 package fsobj
 
 import (
@@ -368,6 +392,12 @@ func checkName(key objectstore.ObjectKey) error {
 
 // Put implements objectstore.Backend.
 func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reader, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+	return b.put(ctx, key, r, opts, b.now(), false)
+}
+
+// put stores the object as version at. If cond, it stores it only if at
+// is newer than the version and tombstone it has (errStale otherwise).
+func (b *Backend) put(ctx context.Context, key objectstore.ObjectKey, r io.Reader, opts objectstore.PutOptions, at time.Time, cond bool) (*objectstore.ObjectInfo, error) {
 	if err := checkName(key); err != nil {
 		return nil, err
 	}
@@ -380,7 +410,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	n, err := io.ReadFull(r, head)
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-		return b.putInline(ctx, key, head[:n], opts)
+		return b.putInline(ctx, key, head[:n], opts, at, cond)
 	case err != nil:
 		return nil, fmt.Errorf("fsobj: put %s: %w", key, err)
 	}
@@ -406,7 +436,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	if opts.ETag != "" && !strings.EqualFold(opts.ETag, etag) {
 		return nil, errdefs.Wrap(errdefs.ErrInvalid, objectstore.ErrETagMismatch)
 	}
-	info := newInfo(key.Name, opts, b.now())
+	info := newInfo(key.Name, opts, at)
 	info.Size, info.ETag = size, etag
 	if err := writeTrailer(f, key, info, crcs); err != nil {
 		return nil, fmt.Errorf("fsobj: put %s: %w", key, err)
@@ -420,7 +450,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 	if err := b.install(tmp, b.path(id, ".data")); err != nil {
 		return nil, fmt.Errorf("fsobj: put %s: %w", key, err)
 	}
-	oldID, err := b.commitPut(key, &record{ID: id, Info: *info})
+	oldID, err := b.commitPut(key, &record{ID: id, Info: *info}, cond)
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +462,7 @@ func (b *Backend) Put(ctx context.Context, key objectstore.ObjectKey, r io.Reade
 }
 
 // putInline stores a small object in the index.
-func (b *Backend) putInline(ctx context.Context, key objectstore.ObjectKey, data []byte, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+func (b *Backend) putInline(ctx context.Context, key objectstore.ObjectKey, data []byte, opts objectstore.PutOptions, at time.Time, cond bool) (*objectstore.ObjectInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -441,10 +471,10 @@ func (b *Backend) putInline(ctx context.Context, key objectstore.ObjectKey, data
 	if opts.ETag != "" && !strings.EqualFold(opts.ETag, etag) {
 		return nil, errdefs.Wrap(errdefs.ErrInvalid, objectstore.ErrETagMismatch)
 	}
-	info := newInfo(key.Name, opts, b.now())
+	info := newInfo(key.Name, opts, at)
 	info.Size, info.ETag = int64(len(data)), etag
 	rec := &record{Info: *info, Data: data, CRC: crc32.Checksum(data, castagnoli)}
-	oldID, err := b.commitPut(key, rec)
+	oldID, err := b.commitPut(key, rec, cond)
 	if err != nil {
 		return nil, err
 	}
@@ -456,7 +486,7 @@ func (b *Backend) putInline(ctx context.Context, key objectstore.ObjectKey, data
 
 // commitPut makes rec the object's index entry and returns the id of the
 // file of the version it replaced, if any.
-func (b *Backend) commitPut(key objectstore.ObjectKey, rec *record) (oldID string, err error) {
+func (b *Backend) commitPut(key objectstore.ObjectKey, rec *record, cond bool) (oldID string, err error) {
 	err = b.commit.update(func(tx *bolt.Tx) error {
 		oldID = ""
 		c, err := containerBucket(tx, key.Account, key.Container)
@@ -464,7 +494,20 @@ func (b *Backend) commitPut(key objectstore.ObjectKey, rec *record) (oldID strin
 			return err
 		}
 		var dObjects, dBytes int64 = 1, rec.Info.Size
+		at := rec.Info.LastModified.UnixNano()
+		if cond && tombstone(c, key.Name) >= at {
+			return errStale
+		}
+		if err := clearTombstone(c, key.Name); err != nil {
+			return err
+		}
 		if old, err := getRecord(tx, key); err == nil {
+			if cond && old.Info.LastModified.UnixNano() == at {
+				return errAlready // the replicator copied this very write here first
+			}
+			if cond && old.Info.LastModified.UnixNano() > at {
+				return errStale
+			}
 			oldID = old.ID
 			dObjects, dBytes = 0, rec.Info.Size-old.Info.Size
 			if old.Info.DeleteAt != 0 {
@@ -849,7 +892,13 @@ func (b *Backend) Head(_ context.Context, key objectstore.ObjectKey) (*objectsto
 
 // SetMeta implements objectstore.Backend. The new metadata is written
 // beside the data (<id>.meta) before the index takes it.
-func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+func (b *Backend) SetMeta(ctx context.Context, key objectstore.ObjectKey, opts objectstore.PutOptions) (*objectstore.ObjectInfo, error) {
+	return b.setMeta(ctx, key, opts, b.now(), false)
+}
+
+// setMeta sets the metadata as version at; if cond, only if at is newer
+// than the object's version (errStale otherwise).
+func (b *Backend) setMeta(_ context.Context, key objectstore.ObjectKey, opts objectstore.PutOptions, at time.Time, cond bool) (*objectstore.ObjectInfo, error) {
 	cur, err := b.Head(context.Background(), key)
 	if err != nil {
 		return nil, err
@@ -860,7 +909,7 @@ func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 		if err := b.db.View(func(tx *bolt.Tx) error { r, err = getRecord(tx, key); return err }); err != nil {
 			return nil, err
 		}
-		info := newInfo(key.Name, opts, b.now())
+		info := newInfo(key.Name, opts, at)
 		info.Size, info.ETag = cur.Size, cur.ETag
 		meta, err := json.Marshal(trailer{Account: key.Account, Container: key.Container, Info: *info})
 		if err != nil {
@@ -884,6 +933,12 @@ func (b *Backend) SetMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 			if now.ID != r.ID || (r.ID == "" && now.Info.ETag != r.Info.ETag) {
 				changed = true
 				return nil
+			}
+			if cond && now.Info.LastModified.Equal(at) {
+				return errAlready
+			}
+			if cond && now.Info.LastModified.After(at) {
+				return errStale
 			}
 			if now.Info.DeleteAt != 0 {
 				if err := tx.Bucket(bucketExpiry).Delete(expiryKey(now.Info.DeleteAt, key)); err != nil {

@@ -17,6 +17,8 @@
 #   stratus-guest: ip=<addr>
 #   stratus-guest: metadata ok name=<server name>
 #   stratus-guest: disks=vda,vdb,...   (again whenever the set changes)
+#   stratus-guest: disk vdc bytes=<size>   (each disk that appears)
+#   stratus-guest: disk vdc removed        (each disk that goes)
 # Needs: apt-get (with package lists), dpkg-deb, cpio, gzip, mke2fs.
 set -euo pipefail
 

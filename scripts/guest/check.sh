@@ -36,7 +36,7 @@ qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -nodefaults -serial s
 qemu=$!
 
 want=("stratus-guest: up" "stratus-guest: ip=10.0.2.15" 'stratus-guest: metadata ok name=check "one"'
-	"stratus-guest: user_data ran" "stratus-guest: root ok" "stratus-guest: disks=vda,vdb")
+	"stratus-guest: user_data ran" "stratus-guest: root ok" "stratus-guest: disks=vda,vdb" "stratus-guest: disk vda bytes=$(stat -c %s "$dir/root.img")")
 up=""
 for _ in $(seq 1 600); do
 	if [[ -z "$up" ]] && grep -qa "stratus-guest: up" "$tmp/console.log"; then
