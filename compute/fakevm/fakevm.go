@@ -5,9 +5,13 @@
 package fakevm
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,6 +40,10 @@ const (
 	OpConsole   Op = "console"
 	OpStats     Op = "stats"
 	OpListState Op = "list"
+	OpResize    Op = "resize"
+	OpMigrate   Op = "migrate"
+	OpRescue    Op = "rescue"
+	OpSnapshot  Op = "snapshot"
 )
 
 // Options configures a Driver. The zero value is usable.
@@ -80,6 +88,9 @@ type Driver struct {
 var _ compute.Hypervisor = (*Driver)(nil)
 var _ compute.EventSource = (*Driver)(nil)
 var _ compute.Resizer = (*Driver)(nil)
+var _ compute.Migrator = (*Driver)(nil)
+var _ compute.Rescuer = (*Driver)(nil)
+var _ compute.Snapshotter = (*Driver)(nil)
 
 // New returns a fake hypervisor.
 func New(opts *Options) *Driver {
@@ -468,13 +479,128 @@ func (d *Driver) Stats(ctx context.Context) (*compute.HostStats, error) {
 	return st, nil
 }
 
-// Resize implements compute.Resizer: the domain takes the new spec's size.
+// Resize implements compute.Resizer: the domain takes the new spec's
+// size, NICs and volumes; the console reports what the guest now sees.
 func (d *Driver) Resize(ctx context.Context, id string, spec *compute.DomainSpec) error {
-	return d.onDomain(ctx, OpSpawn, id, func(dm *domain) error {
-		dm.spec.VCPUs, dm.spec.MemoryMB, dm.spec.RootGB = spec.VCPUs, spec.MemoryMB, spec.RootGB
-		dm.log("resized to %d vcpus, %d MB", spec.VCPUs, spec.MemoryMB)
+	return d.onDomain(ctx, OpResize, id, func(dm *domain) error {
+		dm.spec.VCPUs, dm.spec.MemoryMB, dm.spec.RootGB, dm.spec.EphemeralGB = spec.VCPUs, spec.MemoryMB, spec.RootGB, spec.EphemeralGB
+		dm.spec.NICs, dm.spec.Volumes = spec.NICs, spec.Volumes
+		dm.nics = map[string]compute.NIC{}
+		for _, n := range spec.NICs {
+			dm.nics[n.PortID] = n
+		}
+		dm.log("fakevm %s: resized to %d vcpus, %d MB, %d GB", d.opts.Name, spec.VCPUs, spec.MemoryMB, spec.RootGB)
 		return nil
 	})
+}
+
+// Migrate implements compute.Migrator between fake drivers: a cold
+// migration copies the stopped domain to dest and keeps the source's
+// copy; a live one moves the running domain. Repeating a finished
+// migration is nil.
+func (d *Driver) Migrate(ctx context.Context, id string, dest compute.Hypervisor, live bool) error {
+	dd, ok := dest.(*Driver)
+	if !ok {
+		return fmt.Errorf("fakevm: migrate %s: destination is not a fake hypervisor: %w", id, errdefs.ErrUnsupported)
+	}
+	if dd == d {
+		return fmt.Errorf("fakevm: migrate %s: source and destination are the same host: %w", id, errdefs.ErrInvalid)
+	}
+	if err := d.begin(ctx, OpMigrate, id); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	dm, ok := d.doms[id]
+	if !ok || !dm.stratus {
+		d.mu.Unlock()
+		if dd.has(id) {
+			return nil // moved already
+		}
+		return missing(id)
+	}
+	if live && dm.power != compute.PowerRunning && dm.power != compute.PowerPaused {
+		d.mu.Unlock()
+		return fmt.Errorf("fakevm: live migration of %s: domain is %s: %w", id, dm.power, errdefs.ErrConflict)
+	}
+	if !live && dm.power == compute.PowerRunning {
+		d.mu.Unlock()
+		return fmt.Errorf("fakevm: cold migration of %s: domain is running: %w", id, errdefs.ErrConflict)
+	}
+	cp := &domain{spec: dm.spec, power: dm.power, stratus: true, name: dm.name, console: slices.Clone(dm.console),
+		volumes: maps.Clone(dm.volumes), nics: maps.Clone(dm.nics)}
+	if live {
+		delete(d.doms, id)
+	}
+	d.mu.Unlock()
+	dd.mu.Lock()
+	if _, exists := dd.doms[id]; !exists {
+		kind := "cold"
+		if live {
+			kind = "live"
+		}
+		cp.log("fakevm %s: %s migration in from %s", dd.opts.Name, kind, d.opts.Name)
+		dd.doms[id] = cp
+	}
+	dd.mu.Unlock()
+	return nil
+}
+
+func (d *Driver) has(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dm, ok := d.doms[id]
+	return ok && dm.stratus
+}
+
+// Rescue implements compute.Rescuer.
+func (d *Driver) Rescue(ctx context.Context, spec *compute.DomainSpec) error {
+	return d.onDomain(ctx, OpRescue, spec.ServerID, func(dm *domain) error {
+		img := ""
+		if spec.Image != nil {
+			img = spec.Image.ID
+		}
+		dm.power = compute.PowerRunning
+		dm.log("stratus-guest: rescue image=%s", img)
+		return nil
+	})
+}
+
+// Unrescue implements compute.Rescuer.
+func (d *Driver) Unrescue(ctx context.Context, id string) error {
+	return d.onDomain(ctx, OpRescue, id, func(dm *domain) error {
+		dm.power = compute.PowerRunning
+		dm.log("stratus-guest: up")
+		return nil
+	})
+}
+
+// Snapshot implements compute.Snapshotter: the fake's root disk is the
+// boot image's bytes when it has one (so a snapshot of a server booted
+// from an image boots like it), else 64 KiB of zeros; raw either way
+// unless the boot image says otherwise.
+func (d *Driver) Snapshot(ctx context.Context, id string) (io.ReadCloser, string, error) {
+	var spec compute.DomainSpec
+	if err := d.onDomain(ctx, OpSnapshot, id, func(dm *domain) error {
+		spec = dm.spec
+		dm.log("fakevm %s: snapshot", d.opts.Name)
+		return nil
+	}); err != nil {
+		return nil, "", err
+	}
+	if spec.Image != nil && spec.OpenImage != nil {
+		rc, err := spec.OpenImage(ctx, spec.Image.ID)
+		if err == nil {
+			return rc, cmpOr(spec.Image.DiskFormat, "raw"), nil
+		}
+	}
+	return io.NopCloser(bytes.NewReader(make([]byte, 64<<10))), "raw", nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Events implements compute.EventSource.
