@@ -954,7 +954,7 @@ func (s *Service) tidyMoves(ctx context.Context) {
 	if _, ok := s.deps.Images.(ImageWriter); !ok {
 		return
 	}
-	it, err := store.List[Server](nil, tx, serverTable, "task_prefix", "")
+	it, err := store.List[Server](nil, tx, serverTable, store.IDIndex)
 	if err != nil {
 		return
 	}
