@@ -2,6 +2,7 @@ package compute
 
 import (
 	"encoding/json"
+	"hash/fnv"
 	"net/http"
 	"strconv"
 	"strings"
@@ -88,7 +89,9 @@ func (a *api) moveAction(w http.ResponseWriter, r *http.Request, id, name string
 			if b.Host != nil {
 				host = *b.Host
 			}
-			err, status = a.svc.EvacuateServer(ctx, id, host), http.StatusOK
+			// From 2.14 Nova answers 200 with no adminPass; an empty
+			// object keeps clients that decode the body (gophercloud) happy.
+			err, status, body = a.svc.EvacuateServer(ctx, id, host), http.StatusOK, map[string]any{}
 			if !atLeast(r, 14) {
 				body = map[string]any{"adminPass": newUUID()[:12]}
 			}
@@ -202,12 +205,24 @@ func (a *api) rebuild(w http.ResponseWriter, r *http.Request, id string, arg jso
 	return true
 }
 
+// flavorDBID is the integer Nova shows for a flavor in a migration (its
+// internal database id, opaque to users): the flavor id when it is a
+// number, else a stable 31-bit hash of it.
+func flavorDBID(id string) int64 {
+	if n, err := strconv.ParseInt(id, 10, 64); err == nil {
+		return n
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return int64(h.Sum32() & 0x7fffffff)
+}
+
 func renderMigration(r *http.Request, m *Migration) map[string]any {
 	id, _ := strconv.Atoi(m.ID)
 	out := map[string]any{"id": id, "instance_uuid": m.ServerID, "status": m.Status,
 		"source_compute": m.SourceHost, "source_node": m.SourceHost, "source_region": "RegionOne",
 		"dest_compute": nilIfEmpty(m.DestHost), "dest_node": nilIfEmpty(m.DestHost), "dest_host": nilIfEmpty(m.DestHost), "dest_region": "RegionOne",
-		"old_instance_type_id": m.OldFlavor.ID, "new_instance_type_id": m.NewFlavor.ID,
+		"old_instance_type_id": flavorDBID(m.OldFlavor.ID), "new_instance_type_id": flavorDBID(m.NewFlavor.ID),
 		"created_at": m.Created.UTC().Format(usageTime), "updated_at": m.Updated.UTC().Format(usageTime)}
 	if atLeast(r, 23) {
 		out["migration_type"] = m.Type
@@ -226,7 +241,8 @@ func renderMigration(r *http.Request, m *Migration) map[string]any {
 
 func (a *api) listMigrations(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	o := ListMigrationsOpts{ServerID: q.Get("instance_uuid"), Host: q.Get("host"), Status: q.Get("status"), Type: q.Get("migration_type")}
+	o := ListMigrationsOpts{ServerID: q.Get("instance_uuid"), Host: q.Get("host"), Status: q.Get("status"), Type: q.Get("migration_type"),
+		SourceHost: q.Get("source_compute"), UserID: q.Get("user_id"), ProjectID: q.Get("project_id")}
 	if cs := q.Get("changes-since"); cs != "" {
 		t, err := parseTime("changes-since", cs)
 		if err != nil {

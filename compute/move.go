@@ -979,8 +979,8 @@ func (s *Service) tidyMoves(ctx context.Context) {
 
 // ListMigrationsOpts filters ListMigrations.
 type ListMigrationsOpts struct {
-	ServerID, Host, Status, Type string
-	ChangesSince                 *time.Time
+	ServerID, Host, SourceHost, Status, Type, UserID, ProjectID string
+	ChangesSince                                                *time.Time
 }
 
 // ListMigrations returns migrations, newest first (system readers).
@@ -997,6 +997,9 @@ func (s *Service) ListMigrations(ctx context.Context, o ListMigrationsOpts) ([]*
 		switch {
 		case o.ServerID != "" && m.ServerID != o.ServerID,
 			o.Host != "" && m.SourceHost != o.Host && m.DestHost != o.Host,
+			o.SourceHost != "" && m.SourceHost != o.SourceHost,
+			o.UserID != "" && m.UserID != o.UserID,
+			o.ProjectID != "" && m.ProjectID != o.ProjectID,
 			o.Status != "" && m.Status != o.Status,
 			o.Type != "" && m.Type != o.Type,
 			o.ChangesSince != nil && m.Updated.Before(*o.ChangesSince):

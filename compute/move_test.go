@@ -44,7 +44,7 @@ func hostsOf(e *env, id string) []string {
 	return out
 }
 
-func migrations(t *testing.T, e *env, id string) []*compute.Migration {
+func listMigs(t *testing.T, e *env, id string) []*compute.Migration {
 	t.Helper()
 	ms, err := e.svc.ListMigrations(e.admin, compute.ListMigrationsOpts{ServerID: id})
 	if err != nil {
@@ -71,7 +71,7 @@ func TestResizeConfirmAndRevert(t *testing.T) {
 	if q.Usage.Cores != 2 || q.Usage.RAMMB != 1024 {
 		t.Fatalf("quota after resize %+v, want the new flavor's", q.Usage)
 	}
-	ms := migrations(t, e, srv.ID)
+	ms := listMigs(t, e, srv.ID)
 	if len(ms) != 1 || ms[0].Type != compute.MigrationResize || ms[0].Status != "finished" || ms[0].DestHost != v.HostID {
 		t.Fatalf("migrations %+v", ms[0])
 	}
@@ -101,7 +101,7 @@ func TestResizeConfirmAndRevert(t *testing.T) {
 	if v.Status() != "ACTIVE" || v.Flavor.ID != big.ID || v.HostID != before.HostID || v.Ports[0].Host != before.HostID {
 		t.Fatalf("after revert: %s flavor %s host %s (was %s)", v.Status(), v.Flavor.ID, v.HostID, before.HostID)
 	}
-	if ms := migrations(t, e, srv.ID); ms[0].Status != "reverted" {
+	if ms := listMigs(t, e, srv.ID); ms[0].Status != "reverted" {
 		t.Fatalf("newest migration %+v", ms[0])
 	}
 	checkInvariants(t, e, []string{"p1"})
@@ -144,7 +144,7 @@ func TestResizeQuotaAndNoValidHost(t *testing.T) {
 	if v.Status() != "ACTIVE" || v.Flavor.ID != e.flavor.ID || v.Fault == nil || !strings.Contains(v.Fault.Message, "No valid host") {
 		t.Fatalf("resize beyond every host: %s flavor %s fault %+v", v.Status(), v.Flavor.ID, v.Fault)
 	}
-	if ms := migrations(t, e, srv.ID); ms[0].Status != "error" {
+	if ms := listMigs(t, e, srv.ID); ms[0].Status != "error" {
 		t.Fatalf("migration %+v", ms[0])
 	}
 	checkInvariants(t, e, []string{"p1"})
@@ -184,7 +184,7 @@ func TestColdMigrateAndAutoConfirm(t *testing.T) {
 	if v.Status() != "ACTIVE" || v.HostID != target || v.Ports[0].Host != target || !slices.Equal(hostsOf(e, srv.ID), []string{target}) {
 		t.Fatalf("after auto-confirmed migration: %s on %s (domains %v) fault %+v", v.Status(), v.HostID, hostsOf(e, srv.ID), v.Fault)
 	}
-	ms := migrations(t, e, srv.ID)
+	ms := listMigs(t, e, srv.ID)
 	if ms[0].Type != compute.MigrationCold || ms[0].Status != "confirmed" || ms[0].SourceHost != srv.HostID {
 		t.Fatalf("migration %+v", ms[0])
 	}
@@ -202,7 +202,7 @@ func TestLiveMigrate(t *testing.T) {
 	if v.Status() != "ACTIVE" || v.HostID == srv.HostID || v.Ports[0].Host != v.HostID || !slices.Equal(hostsOf(e, srv.ID), []string{v.HostID}) {
 		t.Fatalf("after live migration: %s on %s from %s (domains %v) fault %+v", v.Status(), v.HostID, srv.HostID, hostsOf(e, srv.ID), v.Fault)
 	}
-	if ms := migrations(t, e, srv.ID); ms[0].Type != compute.MigrationLive || ms[0].Status != "completed" {
+	if ms := listMigs(t, e, srv.ID); ms[0].Type != compute.MigrationLive || ms[0].Status != "completed" {
 		t.Fatalf("migration %+v", ms[0])
 	}
 	checkInvariants(t, e, []string{"p1"})
@@ -220,7 +220,7 @@ func TestLiveMigrate(t *testing.T) {
 	if w.Status() != "ACTIVE" || w.HostID != v.HostID || w.Ports[0].Host != v.HostID {
 		t.Fatalf("after a failed live migration: %s on %s, port on %s", w.Status(), w.HostID, w.Ports[0].Host)
 	}
-	if ms := migrations(t, e, srv.ID); ms[0].Status != "error" {
+	if ms := listMigs(t, e, srv.ID); ms[0].Status != "error" {
 		t.Fatalf("failed migration %+v", ms[0])
 	}
 	checkInvariants(t, e, []string{"p1"})
@@ -250,7 +250,7 @@ func TestEvacuateFromDownHost(t *testing.T) {
 	if v.BlockDevices[0].AttachmentID != srv.BlockDevices[0].AttachmentID || e.volumes.Status(vol) != "in-use" {
 		t.Fatalf("volume after evacuate: %+v %s", v.BlockDevices[0], e.volumes.Status(vol))
 	}
-	if ms := migrations(t, e, srv.ID); ms[0].Type != compute.MigrationEvacuate || ms[0].Status != "done" {
+	if ms := listMigs(t, e, srv.ID); ms[0].Type != compute.MigrationEvacuate || ms[0].Status != "done" {
 		t.Fatalf("migration %+v", ms[0])
 	}
 	// The dead host's domain is still there (it could not be asked); when
