@@ -56,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.GuestDir, "guest", ".cache/guest", "directory of the tiny guest (make guest), registered as public images when built; empty: none")
 	fs.IntVar(&cfg.FakeHosts, "fake-hosts", 3, "number of fake compute hosts with -hypervisor fake")
 	fs.DurationVar(&cfg.FakeSpawnDelay, "fake-spawn-delay", 0, "how long a fake host takes to spawn a server (for tests)")
+	fs.DurationVar(&cfg.FakeMoveDelay, "fake-move-delay", 0, "how long a fake host takes to migrate, resize or snapshot a server (for tests)")
+	fs.DurationVar(&cfg.ResizeConfirmWindow, "resize-confirm-window", 0, "confirm resizes and migrations left unconfirmed this long (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
