@@ -63,6 +63,9 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"Stats", testStats},
 		{"CanceledContext", testCanceled},
 		{"ConcurrentSpawns", testConcurrent},
+		{"Resize", testResize},
+		{"Snapshot", testSnapshot},
+		{"Rescue", testRescue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -62,6 +62,10 @@ type Options struct {
 	Fail func(op Op, serverID string) error
 	// FailRate makes spawns fail at random with this probability.
 	FailRate float64
+	// StateFile, when set, keeps the domains in this JSON file (written
+	// after every change, read by New), so that a host program restarted
+	// after a crash finds its fake domains as libvirt would its real ones.
+	StateFile string
 }
 
 type domain struct {
@@ -83,6 +87,7 @@ type Driver struct {
 	subs    []chan compute.DomainEvent
 	started time.Time
 	calls   map[Op]int
+	saveMu  sync.Mutex // orders state file writes
 }
 
 var _ compute.Hypervisor = (*Driver)(nil)
@@ -107,7 +112,9 @@ func New(opts *Options) *Driver {
 	if o.DiskGB == 0 {
 		o.DiskGB = 2048
 	}
-	return &Driver{opts: o, doms: map[string]*domain{}, started: time.Now(), calls: map[Op]int{}}
+	d := &Driver{opts: o, doms: map[string]*domain{}, started: time.Now(), calls: map[Op]int{}}
+	d.load()
+	return d
 }
 
 // SetFail replaces the failure hook (nil: no injected failures).
@@ -128,6 +135,7 @@ func (d *Driver) AddForeignDomain(name string) {
 // Crash powers a domain off as if the guest shut itself down, and reports
 // the event.
 func (d *Driver) Crash(serverID string) {
+	defer d.persist()
 	d.mu.Lock()
 	dm, ok := d.doms[serverID]
 	if ok {
@@ -212,6 +220,7 @@ func (d *Driver) Capabilities() compute.Capabilities {
 
 // Spawn implements compute.Hypervisor.
 func (d *Driver) Spawn(ctx context.Context, spec *compute.DomainSpec) error {
+	defer d.persist()
 	if spec == nil || spec.ServerID == "" {
 		return errdefs.Invalid("spec.ServerID", "is required")
 	}
@@ -251,6 +260,7 @@ func (d *Driver) Spawn(ctx context.Context, spec *compute.DomainSpec) error {
 
 // Destroy implements compute.Hypervisor.
 func (d *Driver) Destroy(ctx context.Context, id string) error {
+	defer d.persist()
 	return d.onDomain(ctx, OpDestroy, id, func(*domain) error {
 		delete(d.doms, id)
 		return nil
@@ -274,6 +284,7 @@ func (d *Driver) onDomain(ctx context.Context, op Op, id string, f func(dm *doma
 
 // power applies a power change after checking the domain's current state.
 func (d *Driver) power(ctx context.Context, op Op, id string, from []compute.PowerState, to compute.PowerState, line string) error {
+	defer d.persist()
 	if err := d.begin(ctx, op, id); err != nil {
 		return err
 	}
@@ -318,6 +329,7 @@ func (d *Driver) PowerOff(ctx context.Context, id string, _ time.Duration) error
 // Reboot implements compute.Hypervisor. A hard reboot also starts a
 // stopped, paused or suspended domain.
 func (d *Driver) Reboot(ctx context.Context, id string, hard bool) error {
+	defer d.persist()
 	if err := d.begin(ctx, OpReboot, id); err != nil {
 		return err
 	}
@@ -411,6 +423,7 @@ func (d *Driver) ConsoleOutput(ctx context.Context, id string, lines int) (strin
 
 // AttachVolume implements compute.Hypervisor.
 func (d *Driver) AttachVolume(ctx context.Context, id string, a compute.DiskAttachment) error {
+	defer d.persist()
 	if err := d.begin(ctx, OpAttach, id); err != nil {
 		return err
 	}
@@ -432,6 +445,7 @@ func (d *Driver) AttachVolume(ctx context.Context, id string, a compute.DiskAtta
 
 // DetachVolume implements compute.Hypervisor.
 func (d *Driver) DetachVolume(ctx context.Context, id, volumeID string) error {
+	defer d.persist()
 	return d.onDomain(ctx, OpDetach, id, func(dm *domain) error {
 		if _, ok := dm.volumes[volumeID]; !ok {
 			return fmt.Errorf("fakevm: volume %s not attached to %s: %w", volumeID, id, errdefs.ErrNotFound)
@@ -443,6 +457,7 @@ func (d *Driver) DetachVolume(ctx context.Context, id, volumeID string) error {
 
 // AttachInterface implements compute.Hypervisor.
 func (d *Driver) AttachInterface(ctx context.Context, id string, nic compute.NIC) error {
+	defer d.persist()
 	return d.onDomain(ctx, OpAttach, id, func(dm *domain) error {
 		dm.nics[nic.PortID] = nic
 		return nil
@@ -451,6 +466,7 @@ func (d *Driver) AttachInterface(ctx context.Context, id string, nic compute.NIC
 
 // DetachInterface implements compute.Hypervisor.
 func (d *Driver) DetachInterface(ctx context.Context, id, portID string) error {
+	defer d.persist()
 	return d.onDomain(ctx, OpDetach, id, func(dm *domain) error {
 		if _, ok := dm.nics[portID]; !ok {
 			return fmt.Errorf("fakevm: port %s not attached to %s: %w", portID, id, errdefs.ErrNotFound)
@@ -482,6 +498,7 @@ func (d *Driver) Stats(ctx context.Context) (*compute.HostStats, error) {
 // Resize implements compute.Resizer: the domain takes the new spec's
 // size, NICs and volumes; the console reports what the guest now sees.
 func (d *Driver) Resize(ctx context.Context, id string, spec *compute.DomainSpec) error {
+	defer d.persist()
 	return d.onDomain(ctx, OpResize, id, func(dm *domain) error {
 		dm.spec.VCPUs, dm.spec.MemoryMB, dm.spec.RootGB, dm.spec.EphemeralGB = spec.VCPUs, spec.MemoryMB, spec.RootGB, spec.EphemeralGB
 		dm.spec.NICs, dm.spec.Volumes = spec.NICs, spec.Volumes
@@ -499,6 +516,7 @@ func (d *Driver) Resize(ctx context.Context, id string, spec *compute.DomainSpec
 // copy; a live one moves the running domain. Repeating a finished
 // migration is nil.
 func (d *Driver) Migrate(ctx context.Context, id string, dest compute.Hypervisor, live bool) error {
+	defer d.persist()
 	dd, ok := dest.(*Driver)
 	if !ok {
 		return fmt.Errorf("fakevm: migrate %s: destination is not a fake hypervisor: %w", id, errdefs.ErrUnsupported)
@@ -509,6 +527,7 @@ func (d *Driver) Migrate(ctx context.Context, id string, dest compute.Hypervisor
 	if err := d.begin(ctx, OpMigrate, id); err != nil {
 		return err
 	}
+	defer dd.persist()
 	d.mu.Lock()
 	dm, ok := d.doms[id]
 	if !ok || !dm.stratus {
@@ -554,6 +573,7 @@ func (d *Driver) has(id string) bool {
 
 // Rescue implements compute.Rescuer.
 func (d *Driver) Rescue(ctx context.Context, spec *compute.DomainSpec) error {
+	defer d.persist()
 	return d.onDomain(ctx, OpRescue, spec.ServerID, func(dm *domain) error {
 		img := ""
 		if spec.Image != nil {
@@ -567,6 +587,7 @@ func (d *Driver) Rescue(ctx context.Context, spec *compute.DomainSpec) error {
 
 // Unrescue implements compute.Rescuer.
 func (d *Driver) Unrescue(ctx context.Context, id string) error {
+	defer d.persist()
 	return d.onDomain(ctx, OpRescue, id, func(dm *domain) error {
 		dm.power = compute.PowerRunning
 		dm.log("stratus-guest: up")

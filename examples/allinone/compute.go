@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"path/filepath"
 
 	"github.com/stratuskit/stratus/compute"
 	"github.com/stratuskit/stratus/compute/fakevm"
@@ -44,7 +45,7 @@ func computeComponent(cfg Config, st *store.Store, tokens identity.TokenValidato
 		if cfg.Hypervisor == hypervisorFake {
 			for i := range cfg.FakeHosts {
 				name := fmt.Sprintf("host%d", i+1)
-				if _, err := svc.AddHost(ctx, compute.HostOpts{Name: name}, fakevm.New(&fakevm.Options{Name: name, PerOp: fakeDelays(cfg)})); err != nil {
+				if _, err := svc.AddHost(ctx, compute.HostOpts{Name: name}, fakevm.New(&fakevm.Options{Name: name, PerOp: fakeDelays(cfg), StateFile: filepath.Join(cfg.DataDir, "fakevm-"+name+".json")})); err != nil {
 					return err
 				}
 			}
