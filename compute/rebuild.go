@@ -456,7 +456,7 @@ func (s *Service) shelveSnapshot(ctx context.Context, srv *Server, d Hypervisor)
 	}
 	if srv.Move.ShelvedImageID == "" {
 		id, err := w.CreateImage(ctx, srv.ProjectID, NewImage{Name: srv.Name + "-shelved", MinDiskGB: srv.Flavor.DiskGB,
-			Properties: map[string]string{"instance_uuid": srv.ID, "image_type": "snapshot", "base_image_ref": srv.ImageID}})
+			Properties: s.snapshotProps(ctx, srv)})
 		if err != nil {
 			return false, err
 		}
@@ -492,6 +492,28 @@ func (s *Service) uploadSnapshot(ctx context.Context, srv *Server, sn Snapshotte
 	}
 	defer func() { _ = rc.Close() }()
 	return w.UploadImage(ctx, srv.ProjectID, imageID, format, rc)
+}
+
+// snapshotProps are the properties of a snapshot of srv: its base
+// image's (kernel, ramdisk, command line, hypervisor type ..., so that the
+// snapshot boots like its base), and Nova's instance_uuid, image_type,
+// base_image_ref and user_id.
+func (s *Service) snapshotProps(ctx context.Context, srv *Server) map[string]string {
+	props := map[string]string{}
+	if srv.ImageID != "" && s.deps.Images != nil {
+		if base, err := s.deps.Images.GetImage(ctx, srv.ProjectID, srv.ImageID); err == nil {
+			maps.Copy(props, base.Properties)
+			if base.KernelID != "" {
+				props["kernel_id"] = base.KernelID
+			}
+			if base.RamdiskID != "" {
+				props["ramdisk_id"] = base.RamdiskID
+			}
+		}
+		props["base_image_ref"] = srv.ImageID
+	}
+	props["instance_uuid"], props["image_type"], props["user_id"] = srv.ID, "snapshot", srv.UserID
+	return props
 }
 
 // dropImage deletes an image compute made (absent is nil).
@@ -639,14 +661,8 @@ func (s *Service) CreateServerImage(ctx context.Context, id, name string, meta m
 	if !ok {
 		return "", fmt.Errorf("compute: the image service takes no snapshots: %w", errdefs.ErrUnsupported)
 	}
-	props := maps.Clone(meta)
-	if props == nil {
-		props = map[string]string{}
-	}
-	props["instance_uuid"], props["image_type"], props["user_id"] = srv.ID, "snapshot", srv.UserID
-	if srv.ImageID != "" {
-		props["base_image_ref"] = srv.ImageID
-	}
+	props := s.snapshotProps(ctx, srv)
+	maps.Copy(props, meta)
 	switch srv.VMState {
 	case VMActive, VMStopped, VMPaused, VMSuspended:
 	default:

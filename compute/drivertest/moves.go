@@ -1,6 +1,7 @@
 package drivertest
 
 import (
+	"errors"
 	"io"
 	"testing"
 
@@ -46,6 +47,10 @@ func testSnapshot(t *testing.T, h *Harness) {
 	}
 	id := h.spawn(t)
 	rc, format, err := sn.Snapshot(h.ctx(t), id)
+	if errors.Is(err, errdefs.ErrUnsupported) && h.Spec(id).Image == nil {
+		t.Logf("no root disk to snapshot without an image: %v", err)
+		return
+	}
 	if err != nil {
 		t.Fatalf("Snapshot %s: %v", id, err)
 	}
