@@ -155,7 +155,7 @@ type removeOnClose struct{ *os.File }
 
 func (r *removeOnClose) Close() error {
 	err := r.File.Close()
-	if rerr := os.Remove(r.File.Name()); err == nil {
+	if rerr := os.Remove(r.Name()); err == nil {
 		err = rerr
 	}
 	return err
