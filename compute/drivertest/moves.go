@@ -72,7 +72,12 @@ func testRescue(t *testing.T, h *Harness) {
 		return
 	}
 	id := h.spawn(t)
-	if err := r.Rescue(h.ctx(t), h.Spec(id)); err != nil {
+	err := r.Rescue(h.ctx(t), h.Spec(id))
+	if errors.Is(err, errdefs.ErrInvalid) && h.Spec(id).Image == nil {
+		t.Logf("no rescue without an image: %v", err)
+		return
+	}
+	if err != nil {
 		t.Fatalf("Rescue %s: %v", id, err)
 	}
 	h.wantPower(t, id, compute.PowerRunning)
