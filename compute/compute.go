@@ -58,7 +58,8 @@ func Tables() []store.Table {
 		{Name: quotaTable, New: func() store.Record { return new(QuotaSet) }},
 		{Name: quotaUseTable, New: func() store.Record { return new(QuotaUsage) }},
 		{Name: actionTable, New: func() store.Record { return new(InstanceAction) }, Indexes: []*memdb.IndexSchema{strIndex("server", "ServerID", false)}},
-		{Name: migrationTable, New: func() store.Record { return new(Migration) }, Indexes: []*memdb.IndexSchema{strIndex("server", "ServerID", false)}},
+		{Name: migrationTable, New: func() store.Record { return new(Migration) }, Indexes: []*memdb.IndexSchema{
+			strIndex("server", "ServerID", false), strIndex("status", "Status", false)}},
 	}
 }
 

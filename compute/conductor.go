@@ -51,7 +51,7 @@ func (c *conductor) Reconcile(ctx context.Context, id string) error {
 		}
 		switch srv.TaskState {
 		case TaskNone:
-			return nil
+			return s.afterTask(ctx, srv)
 		case TaskDeleting:
 			err = s.doDelete(ctx, srv)
 		case TaskScheduling:

@@ -920,21 +920,23 @@ func (s *Service) cleanupMove(ctx context.Context, srv *Server) error {
 func (s *Service) moveJanitor() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	for {
+	for n := 0; ; n++ {
 		select {
 		case <-s.life.Done():
 			return
 		case <-t.C:
 		}
-		s.tidyMoves(s.life)
+		s.tidyMoves(s.life, n%10 == 0)
 	}
 }
 
-// tidyMoves is one pass of moveJanitor.
-func (s *Service) tidyMoves(ctx context.Context) {
+// tidyMoves is one pass of moveJanitor: auto-confirm looks at the
+// finished migrations only (by index); the scan of the servers for
+// shelve snapshots runs when images is set.
+func (s *Service) tidyMoves(ctx context.Context, images bool) {
 	tx := s.st.Snapshot()
 	if w := s.cfg.ResizeConfirmWindow; w > 0 {
-		if it, err := store.List[Migration](nil, tx, migrationTable, store.IDIndex); err == nil {
+		if it, err := store.List[Migration](nil, tx, migrationTable, "status", migrationFinished); err == nil {
 			for m := range it {
 				if m.Status == migrationFinished && m.Finished != nil && time.Since(*m.Finished) >= w {
 					_, err := s.mutateServer(ctx, m.ServerID, func(tx *store.Txn, v *Server) error {
@@ -951,7 +953,7 @@ func (s *Service) tidyMoves(ctx context.Context) {
 			}
 		}
 	}
-	if _, ok := s.deps.Images.(ImageWriter); !ok {
+	if _, ok := s.deps.Images.(ImageWriter); !ok || !images {
 		return
 	}
 	it, err := store.List[Server](nil, tx, serverTable, store.IDIndex)
@@ -959,22 +961,34 @@ func (s *Service) tidyMoves(ctx context.Context) {
 		return
 	}
 	for v := range it {
-		if v.Move.ShelvedImageID == "" || v.TaskState != TaskNone || (v.VMState != VMActive && v.VMState != VMStopped) {
-			continue
+		if err := s.afterTask(ctx, v); err != nil {
+			s.log.Warn("delete shelved snapshot", "server", v.ID, "image", v.Move.ShelvedImageID, "err", err)
 		}
-		img := v.Move.ShelvedImageID
-		if err := s.dropImage(ctx, v.ProjectID, img); err != nil {
-			s.log.Warn("delete shelved snapshot", "server", v.ID, "image", img, "err", err)
-			continue
-		}
-		_, _ = s.mutateServer(ctx, v.ID, func(_ *store.Txn, v *Server) error {
-			if v.Move.ShelvedImageID != img {
-				return errNoChange
-			}
-			v.Move.ShelvedImageID = ""
-			return nil
-		})
 	}
+}
+
+// afterTask tidies a server whose task just ended: an unshelved server's
+// shelve snapshot is deleted. The janitor repeats it, for a crash in
+// between.
+func (s *Service) afterTask(ctx context.Context, v *Server) error {
+	img := v.Move.ShelvedImageID
+	if img == "" || v.TaskState != TaskNone || (v.VMState != VMActive && v.VMState != VMStopped) {
+		return nil
+	}
+	if err := s.dropImage(ctx, v.ProjectID, img); err != nil {
+		return err
+	}
+	_, err := s.mutateServer(ctx, v.ID, func(_ *store.Txn, v *Server) error {
+		if v.Move.ShelvedImageID != img {
+			return errNoChange
+		}
+		v.Move.ShelvedImageID = ""
+		return nil
+	})
+	if errors.Is(err, errNoChange) || errdefs.IsNotFound(err) {
+		return nil
+	}
+	return err
 }
 
 // ListMigrationsOpts filters ListMigrations.
