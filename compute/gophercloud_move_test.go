@@ -160,8 +160,15 @@ func TestGophercloudMoves(t *testing.T) {
 	if w := waitStatus(t, adm, s.ID, "ACTIVE"); w.Host == v.Host {
 		t.Fatalf("evacuated server still on %s", w.Host)
 	}
-	// The flavor reference survived every move.
+	// The flavor reference survived every move; the hostname can change
+	// (2.90).
 	if w, _ := servers.Get(ctx, al, s.ID).Extract(); w.Flavor["original_name"] != "m1.big" {
 		t.Fatalf("flavor %v", w.Flavor)
+	}
+	hn := "moved-host"
+	u, err := servers.Update(ctx, al, s.ID, servers.UpdateOpts{Hostname: &hn}).Extract()
+	mustOK("hostname update", err)
+	if u.Hostname == nil || *u.Hostname != hn {
+		t.Fatalf("hostname after update: %v", u.Hostname)
 	}
 }
