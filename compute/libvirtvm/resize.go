@@ -2,10 +2,12 @@ package libvirtvm
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -45,7 +47,7 @@ func (d *Driver) Resize(ctx context.Context, id string, spec *compute.DomainSpec
 		root := filepath.Join(d.serverDir(id), "disk")
 		grow := int64(0)
 		if spec.RootGB > 0 && exists(root) {
-			vs, err := d.virtualSize(ctx, root)
+			vs, err := d.sizeInUse(ctx, root)
 			if err != nil {
 				return fmt.Errorf("libvirtvm: resize of server %s: %w", id, err)
 			}
@@ -89,6 +91,22 @@ func (d *Driver) Resize(ctx context.Context, id string, spec *compute.DomainSpec
 		}
 		return nil
 	})
+}
+
+// sizeInUse is the virtual size of a qcow2 disk that a running QEMU may
+// hold locked (qemu-img info -U reads it without the lock).
+func (d *Driver) sizeInUse(ctx context.Context, p string) (int64, error) {
+	out, err := exec.CommandContext(ctx, d.opts.QemuImg, "info", "-U", "--output=json", "-f", "qcow2", p).Output()
+	if err != nil {
+		return 0, fmt.Errorf("qemu-img info: %w", err)
+	}
+	var info struct {
+		VirtualSize int64 `json:"virtual-size"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		return 0, fmt.Errorf("qemu-img info: %w", err)
+	}
+	return info.VirtualSize, nil
 }
 
 // memKiB converts a libvirt memory value to KiB.
