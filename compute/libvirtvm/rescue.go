@@ -94,7 +94,7 @@ func (d *Driver) Rescue(ctx context.Context, spec *compute.DomainSpec) error {
 		if err != nil {
 			return fmt.Errorf("libvirtvm: rescue definition of server %s: %w", id, err)
 		}
-		if err := d.powerOff(ctx, id, dom, resizeStopTimeout); err != nil {
+		if err := d.powerOff(ctx, id, dom, d.opts.SoftRebootTimeout); err != nil {
 			return err
 		}
 		nd, err := d.conn.DomainDefineXML(doc)
@@ -129,7 +129,7 @@ func (d *Driver) Unrescue(ctx context.Context, id string) error {
 		if err != nil {
 			return fmt.Errorf("libvirtvm: unrescue of server %s: %w", id, err)
 		}
-		if err := d.powerOff(ctx, id, dom, resizeStopTimeout); err != nil {
+		if err := d.powerOff(ctx, id, dom, d.opts.SoftRebootTimeout); err != nil {
 			return err
 		}
 		nd, err := d.conn.DomainDefineXML(string(b))

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
@@ -19,12 +18,9 @@ import (
 	"github.com/stratuskit/stratus/errdefs"
 )
 
-// resizeStopTimeout bounds the clean shutdown before a resize redefines a
-// running domain.
-const resizeStopTimeout = 10 * time.Second
-
 // Resize implements compute.Resizer (a cold resize on this host): the
-// domain is stopped (cleanly, then hard), its root disk grown to the new
+// domain is stopped (cleanly for up to Options.SoftRebootTimeout, then
+// hard), its root disk grown to the new
 // flavor's size, its definition given the new vCPUs and memory, and it
 // is started again if it ran. A spec the domain already has changes
 // nothing. Disks never shrink.
@@ -64,7 +60,7 @@ func (d *Driver) Resize(ctx context.Context, id string, spec *compute.DomainSpec
 		}
 		running := p == compute.PowerRunning || p == compute.PowerPaused
 		if running {
-			if err := d.powerOff(ctx, id, dom, resizeStopTimeout); err != nil {
+			if err := d.powerOff(ctx, id, dom, d.opts.SoftRebootTimeout); err != nil {
 				return err
 			}
 		}

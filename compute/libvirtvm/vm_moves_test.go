@@ -66,9 +66,10 @@ func (m *images) DeleteImage(_ context.Context, _, id string) error {
 
 // The tiny guest through compute II on qemu:///system: a cold resize
 // changes the CPUs and memory the guest reports, a rebuild boots it again
-// from another image with its new name, and createImage makes an image
-// that boots.
-func TestVMResizeRebuildSnapshot(t *testing.T) {
+// from another image with its new name, createImage makes an image that
+// boots, and rescue boots the rescue image with the server's disks after
+// it.
+func TestVMResizeRebuildSnapshotRescue(t *testing.T) {
 	d, o := newVMDriver(t, nil)
 	imgs := newImages()
 	ami := addGuest(t, imgs)
@@ -150,10 +151,52 @@ func TestVMResizeRebuildSnapshot(t *testing.T) {
 	}
 	e.waitConsole(t, from.ID, "stratus-guest: root ok", 1, 2*time.Minute)
 
+	// Rescue: the guest boots from the rescue image with its own disks
+	// after it; unrescue boots it from its own disk again.
+	step("rescue")
+	if err := e.svc.RescueServer(e.user, id, ""); err != nil {
+		t.Fatal(err)
+	}
+	if v := e.settle(ctx, t, id); v.Status() != "RESCUE" {
+		t.Fatalf("rescue: %s %+v", v.Status(), v.Fault)
+	}
+	out = e.waitConsole(t, id, "stratus-guest: disks=vda,vdb,vdc", 1, 2*time.Minute)
+	ups := strings.Count(out, "stratus-guest: up")
+	step("unrescue")
+	if err := e.svc.UnrescueServer(e.user, id); err != nil {
+		t.Fatal(err)
+	}
+	if v := e.settle(ctx, t, id); v.Status() != "ACTIVE" {
+		t.Fatalf("unrescue: %s %+v", v.Status(), v.Fault)
+	}
+	e.waitConsole(t, id, "stratus-guest: up", ups+1, 2*time.Minute)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		out, _ = e.svc.ConsoleOutput(e.user, id, 0)
+		if strings.HasSuffix(lastLine(out, "stratus-guest: disks="), "disks=vda,vdb") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after unrescue the guest sees %q", lastLine(out, "stratus-guest: disks="))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	step("delete")
 	e.deleteAndWait(ctx, t, from.ID)
 	e.deleteAndWait(ctx, t, id)
 	e.wantGone(t, o, id, from.ID)
+}
+
+// lastLine returns the last console line holding marker, trimmed.
+func lastLine(out, marker string) string {
+	last := ""
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, marker) {
+			last = strings.TrimSpace(line)
+		}
+	}
+	return last
 }
 
 // memSeen returns the mem_mb of the n-th "cpus=" marker on a console.
