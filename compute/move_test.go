@@ -593,3 +593,38 @@ func TestMovesResumeAfterRestart(t *testing.T) {
 	}
 	checkInvariants(t, e, []string{"p1"})
 }
+
+// A disabled compute service takes no moves: the scheduler skips it for
+// a migration, and a migration named to it is refused by the filters.
+func TestMigrateSkipsDisabledHost(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	ctx := user("p1")
+	srv := e.settle(ctx, e.create(ctx, "d1", nil).ID)
+	var others []string
+	for _, h := range []string{"host1", "host2", "host3"} {
+		if h != srv.HostID {
+			others = append(others, h)
+		}
+	}
+	if _, err := e.svc.SetHostEnabled(e.admin, others[0], false, "maintenance"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.MigrateServer(e.admin, srv.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if v := e.settle(ctx, srv.ID); v.Status() != "VERIFY_RESIZE" || v.HostID != others[1] {
+		t.Fatalf("migration with %s disabled: %s on %s", others[0], v.Status(), v.HostID)
+	}
+	if err := e.svc.RevertResize(ctx, srv.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.settle(ctx, srv.ID)
+	if err := e.svc.MigrateServer(e.admin, srv.ID, others[0]); err != nil {
+		t.Fatal(err)
+	}
+	v := e.settle(ctx, srv.ID)
+	if v.Status() != "ACTIVE" || v.HostID != srv.HostID || v.Fault == nil || !strings.Contains(v.Fault.Message, "ComputeFilter (disabled)") {
+		t.Fatalf("migration to a disabled host: %s on %s fault %+v", v.Status(), v.HostID, v.Fault)
+	}
+	checkInvariants(t, e, []string{"p1"})
+}
