@@ -14,6 +14,7 @@
 # console, configures eth0 by DHCP, reads the config drive (label config-2)
 # or the metadata service, installs the public keys, and reports its disks:
 #   stratus-guest: up
+#   stratus-guest: cpus=<n> mem_mb=<MemTotal in MiB>   (what the guest sees)
 #   stratus-guest: ip=<addr>
 #   stratus-guest: metadata ok name=<server name>
 #   stratus-guest: disks=vda,vdb,...   (again whenever the set changes)
