@@ -66,7 +66,7 @@ func (c *conductor) Reconcile(ctx context.Context, id string) error {
 		}
 		switch srv.TaskState {
 		case TaskNone:
-			return nil
+			return s.afterTask(ctx, srv)
 		case TaskDeleting:
 			err = s.doDelete(ctx, srv)
 		case TaskScheduling:
@@ -78,7 +78,11 @@ func (c *conductor) Reconcile(ctx context.Context, id string) error {
 		case TaskSpawning:
 			err = s.doSpawn(ctx, srv)
 		default:
-			err = s.doPower(ctx, srv)
+			if step := moveStep(srv.TaskState); step != nil {
+				err = step(s, ctx, srv)
+			} else {
+				err = s.doPower(ctx, srv)
+			}
 		}
 		if errors.Is(err, errSuperseded) {
 			continue
@@ -454,10 +458,10 @@ func (s *Service) domainSpecOf(ctx context.Context, srv *Server) (*DomainSpec, e
 	spec := &DomainSpec{ServerID: srv.ID, Name: srv.Name, ProjectID: srv.ProjectID, VCPUs: srv.Flavor.VCPUs,
 		MemoryMB: srv.Flavor.RAMMB, RootGB: srv.Flavor.DiskGB, EphemeralGB: srv.Flavor.EphemeralGB,
 		SwapMB: srv.Flavor.SwapMB, ExtraSpecs: srv.Flavor.ExtraSpecs}
-	if srv.ImageID != "" && s.deps.Images != nil {
-		img, err := s.deps.Images.GetImage(ctx, srv.ProjectID, srv.ImageID)
+	if imageID := cmpOrS(srv.Move.ShelvedImageID, srv.ImageID); imageID != "" && s.deps.Images != nil {
+		img, err := s.deps.Images.GetImage(ctx, srv.ProjectID, imageID)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", srv.ImageID, err)
+			return nil, fmt.Errorf("image %s: %w", imageID, err)
 		}
 		spec.Image = img
 		images, project := s.deps.Images, srv.ProjectID
@@ -603,6 +607,9 @@ func (s *Service) doPower(ctx context.Context, srv *Server) error {
 }
 
 func (s *Service) doDelete(ctx context.Context, srv *Server) error {
+	if err := s.cleanupMove(ctx, srv); err != nil {
+		return err
+	}
 	if err := s.cleanupHost(ctx, srv); err != nil {
 		return err
 	}

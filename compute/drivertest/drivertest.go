@@ -73,6 +73,9 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"CanceledContext", testCanceled},
 		{"ConcurrentSpawns", testConcurrent},
 		{"VolumeHotPlug", testVolumes},
+		{"Resize", testResize},
+		{"Snapshot", testSnapshot},
+		{"Rescue", testRescue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -27,8 +27,9 @@ import (
 
 // Images is an in-memory compute.Images.
 type Images struct {
-	mu   sync.Mutex
-	imgs map[string]image
+	mu      sync.Mutex
+	imgs    map[string]image
+	pending map[string]image // created by compute, not uploaded yet
 }
 
 type image struct {
@@ -40,7 +41,7 @@ type image struct {
 var _ compute.Images = (*Images)(nil)
 
 // NewImages returns an empty image registry.
-func NewImages() *Images { return &Images{imgs: map[string]image{}} }
+func NewImages() *Images { return &Images{imgs: map[string]image{}, pending: map[string]image{}} }
 
 // Add registers an image; project "" makes it public.
 func (m *Images) Add(info compute.ImageInfo, data []byte, project string) {

@@ -69,6 +69,12 @@ type Config struct {
 	FakeHosts int
 	// FakeSpawnDelay is how long a fake host takes to spawn a server.
 	FakeSpawnDelay time.Duration
+	// FakeMoveDelay is how long a fake host takes to migrate, resize or
+	// snapshot a server.
+	FakeMoveDelay time.Duration
+	// ResizeConfirmWindow confirms resizes left unconfirmed that long
+	// (zero: never).
+	ResizeConfirmWindow time.Duration
 	// Network names the network dataplane: "fake" (the default).
 	Network string
 	// Objects chooses the object store's backend (image data follows it):

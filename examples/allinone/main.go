@@ -58,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Objects, "objects", "", "object store backend (image data too): empty for DATA/objects; fs:DIR[,DIR...] for directories (several: 3 replicas across them, replicated and audited); or s3://[ACCESS:SECRET@]HOST:PORT/BUCKET (s3+https:// for TLS, ?insecure=true; ?trailer=false for servers without aws-chunked trailers; credentials default to $STRATUS_S3_ACCESS_KEY, $STRATUS_S3_SECRET_KEY)")
 	fs.DurationVar(&cfg.FakeSpawnDelay, "fake-spawn-delay", 0, "how long a fake host takes to spawn a server (for tests)")
 	meteringFlags(fs, &cfg.Metering)
+	fs.DurationVar(&cfg.FakeMoveDelay, "fake-move-delay", 0, "how long a fake host takes to migrate, resize or snapshot a server (for tests)")
+	fs.DurationVar(&cfg.ResizeConfirmWindow, "resize-confirm-window", 0, "confirm resizes and migrations left unconfirmed this long (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -701,45 +700,42 @@ func (a heatVolumes) DeleteVolume(ctx context.Context, id string) error {
 	return waitGone(ctx, func() error { _, err := a.h.volumes.GetVolume(ctx, id); return err })
 }
 
-// heatAttacher is orchestration.VolumeAttacher. Compute has no Go call to
-// attach a volume to a running server yet, so this drives block storage's
-// attachment flow (reserve, connect on the server's host, complete): the
-// volume is in-use and attached to the server in both APIs, but the
-// hypervisor is not asked to plug the disk into the guest.
+// heatAttacher is orchestration.VolumeAttacher over compute's volume
+// attachments (os-volume_attachments): compute reserves the volume, block
+// storage connects it and the hypervisor plugs the disk into the guest.
+// Attach returns once the attachment is complete, Detach once it is gone.
 type heatAttacher struct{ h heatServices }
 
-func (a heatAttacher) AttachVolume(ctx context.Context, server, volume, _ string) (string, error) {
-	srv, err := a.h.compute.GetServer(ctx, server)
+func (a heatAttacher) AttachVolume(ctx context.Context, server, volume, device string) (string, error) {
+	va, err := a.h.compute.GetVolumeAttachment(ctx, server, volume)
+	if errdefs.IsNotFound(err) {
+		va, err = a.h.compute.AttachVolume(ctx, server, compute.AttachVolumeOpts{VolumeID: volume, Device: device})
+	}
 	if err != nil {
 		return "", err
 	}
-	if l, err := a.h.volumes.ListAttachments(ctx, false, volume, server); err == nil && len(l) > 0 {
-		return l[0].ID, nil
+	for wait := 5 * time.Millisecond; va.State != "attached"; wait = min(wait*2, 200*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return va.AttachmentID, ctx.Err()
+		case <-time.After(wait):
+		}
+		if va, err = a.h.compute.GetVolumeAttachment(ctx, server, volume); err != nil {
+			// Gone while attaching: compute rolled the attach back.
+			return "", fmt.Errorf("attaching volume %s to server %s failed: %w", volume, server, err)
+		}
 	}
-	at, err := a.h.volumes.CreateAttachment(ctx, blockstore.CreateAttachmentOpts{VolumeID: volume, InstanceID: server})
-	if err != nil {
-		return "", err
-	}
-	if _, err := a.h.volumes.UpdateAttachment(ctx, at.ID, blockstore.Connector{Host: srv.HostID, Platform: "x86_64", OSType: "linux"}); err != nil {
-		return at.ID, errors.Join(err, ignoreNotFound(a.h.volumes.DeleteAttachment(ctx, at.ID)))
-	}
-	if err := a.h.volumes.CompleteAttachment(ctx, at.ID); err != nil {
-		return at.ID, err
-	}
-	return at.ID, nil
+	return va.AttachmentID, nil
 }
 
 func (a heatAttacher) DetachVolume(ctx context.Context, server, volume string) error {
-	l, err := a.h.volumes.ListAttachments(ctx, false, volume, server)
-	if err != nil {
+	if err := a.h.compute.DetachVolume(ctx, server, volume); err != nil {
 		return ignoreNotFound(err)
 	}
-	for _, at := range l {
-		if err := ignoreNotFound(a.h.volumes.DeleteAttachment(ctx, at.ID)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return waitGone(ctx, func() error {
+		_, err := a.h.compute.GetVolumeAttachment(ctx, server, volume)
+		return err
+	})
 }
 
 // heatContainers is orchestration.Containers over the object store, in
