@@ -1,6 +1,7 @@
 package orchestration
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -153,5 +154,28 @@ outputs:
 	}
 	if len(th.liveIDs()) != 0 {
 		t.Fatalf("left %v", th.liveIDs())
+	}
+}
+
+func TestGroupMembersAndRemovalPolicies(t *testing.T) {
+	pol := func(names ...any) []any { return []any{map[string]any{"resource_list": names}} }
+	for _, c := range []struct {
+		cur, removed []string
+		count        int
+		policies     []any
+		keep, gone   string
+	}{
+		{nil, nil, 3, nil, "[0 1 2]", "[]"},
+		{[]string{"0", "1", "2", "3", "4"}, nil, 3, nil, "[0 1 2]", "[3 4]"},
+		// The named members go first, then the highest; new indexes are
+		// never reused.
+		{[]string{"0", "1", "2", "3", "4"}, nil, 3, pol("1", 2), "[0 3 4]", "[1 2]"},
+		{[]string{"0", "3", "4"}, []string{"1", "2"}, 5, nil, "[0 3 4 5 6]", "[]"},
+		{[]string{"0", "1"}, nil, 2, pol("0"), "[1 2]", "[0]"},
+	} {
+		keep, gone := members(c.cur, c.removed, c.count, c.policies)
+		if fmt.Sprint(keep) != c.keep || fmt.Sprint(append([]string{}, gone...)) != c.gone {
+			t.Errorf("%v -%v x%d %v: keep %v gone %v", c.cur, c.removed, c.count, c.policies, keep, gone)
+		}
 	}
 }

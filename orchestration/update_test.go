@@ -208,6 +208,19 @@ func TestUpdateInPlaceReplaceAddDeleteAndRollback(t *testing.T) {
 		t.Fatalf("stack events %v", seq)
 	}
 
+	// The condition turning false at update deletes e, alone.
+	if _, err := s.UpdateStack(ctx, st.ID, UpdateStackOpts{Existing: true, Parameters: map[string]any{"extra": false}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "UPDATE_COMPLETE" {
+		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+	}
+	noE := maps.Clone(mid)
+	delete(noE, "e")
+	if now := physIDs(t, s, ctx, st.ID); !maps.Equal(now, noE) || th.live[mid["e"]] != nil {
+		t.Fatalf("condition off: %v, want %v", now, noE)
+	}
+
 	// Removing resources deletes them; the stack deletes cleanly.
 	if _, err := s.UpdateStack(ctx, st.ID, UpdateStackOpts{Template: []byte("heat_template_version: 2016-10-14\nresources:\n  d: {type: Test::Thing}\n")}); err != nil {
 		t.Fatal(err)
