@@ -1,10 +1,13 @@
 package orchestration
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stratuskit/stratus/errdefs"
 )
 
 func TestResourceGroupScalesDownByExactlyTheRemoved(t *testing.T) {
@@ -177,5 +180,28 @@ func TestGroupMembersAndRemovalPolicies(t *testing.T) {
 		if fmt.Sprint(keep) != c.keep || fmt.Sprint(append([]string{}, gone...)) != c.gone {
 			t.Errorf("%v -%v x%d %v: keep %v gone %v", c.cur, c.removed, c.count, c.policies, keep, gone)
 		}
+	}
+}
+
+func TestNestedStacksCountTowardsTheProjectLimit(t *testing.T) {
+	s := newService(t, Config{Limits: Limits{MaxStacksPerProject: 4}})
+	ctx := member("p1")
+	tmpl := "heat_template_version: 2016-10-14\nresources:\n  g: {type: OS::Heat::ResourceGroup, properties: {count: 2, resource_def: {type: OS::Heat::Stack, properties: {template: 'heat_template_version: 2016-10-14'}}}}\n"
+	st, err := s.CreateStack(ctx, CreateStackOpts{Name: "fan", Template: []byte(tmpl), DisableRollback: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// fan, its group's stack and two members: 4 stacks, the limit.
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "CREATE_COMPLETE" {
+		t.Fatalf("%s: %s", got.StackStatus(), firstFailure(s, st.ID))
+	}
+	if _, err := s.CreateStack(ctx, CreateStackOpts{Name: "more", Template: []byte("heat_template_version: 2016-10-14\n")}); !errors.Is(err, errdefs.ErrQuotaExceeded) {
+		t.Fatalf("fifth stack: %v", err)
+	}
+	if _, err := s.UpdateStack(ctx, st.ID, UpdateStackOpts{Template: []byte(strings.Replace(tmpl, "count: 2", "count: 3", 1))}); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "UPDATE_FAILED" || !strings.Contains(firstFailure(s, st.ID), "the limit") {
+		t.Fatalf("%s: %s", got.StackStatus(), firstFailure(s, st.ID))
 	}
 }

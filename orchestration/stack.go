@@ -248,10 +248,18 @@ func (s *Service) CreateStack(ctx context.Context, o CreateStackOpts) (*Stack, e
 		if err != nil {
 			return err
 		}
+		live := 0
 		for other := range it {
-			if other.Name == o.Name && other.Deleted == nil {
+			if other.Deleted != nil {
+				continue
+			}
+			if other.Name == o.Name {
 				return fmt.Errorf("orchestration: the stack (%s) already exists: %w", o.Name, errdefs.ErrConflict)
 			}
+			live++
+		}
+		if live >= s.limits.MaxStacksPerProject {
+			return fmt.Errorf("orchestration: the project has %d stacks (nested ones included), the limit: %w", live, errdefs.ErrQuotaExceeded)
 		}
 		if err := tx.Insert(stackTable, st); err != nil {
 			return err

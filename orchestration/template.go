@@ -51,6 +51,10 @@ type Limits struct {
 	// MaxGroupSize is the most members a ResourceGroup or
 	// AutoScalingGroup may have (default 1000).
 	MaxGroupSize int
+	// MaxStacksPerProject bounds a project's live stacks, nested ones
+	// included, so that groups of nested stacks cannot fan out without
+	// end (default 1000).
+	MaxStacksPerProject int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -71,6 +75,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxGroupSize <= 0 {
 		l.MaxGroupSize = 1000
+	}
+	if l.MaxStacksPerProject <= 0 {
+		l.MaxStacksPerProject = 1000
 	}
 	return l
 }
