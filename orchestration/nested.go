@@ -21,6 +21,8 @@ import (
 // the resource, hidden from the stack list.
 type nested struct{ s *Service }
 
+func (nested) nestedStack() {}
+
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9_.-]+`)
 
 // childName is the nested stack's name: the resource's physical name,

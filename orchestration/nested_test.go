@@ -70,6 +70,10 @@ outputs:
 	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "ROLLBACK_COMPLETE" || !strings.Contains(got.StatusReason+firstFailure(s, st.ID), "limit of 1000") {
 		t.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
 	}
+	// The rollback updated the group back in place: the same members.
+	if live := th.liveIDs(); !slices.Equal(live, three) {
+		t.Fatalf("after the rollback %v, before %v", live, three)
+	}
 	if err := s.DeleteStack(ctx, st.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -270,7 +270,15 @@ func (s *Service) PreviewUpdate(ctx context.Context, id string, o UpdateStackOpt
 // "update" (in place) or "replace". props, if nil, are resolved here.
 func (s *Service) decide(ctx context.Context, st *Stack, p *plan, r *StackResource, props map[string]any) string {
 	rd := p.t.Resources[r.Name]
-	if rd.Type != r.Type || r.Status == StatusFailed {
+	if rd.Type != r.Type {
+		return "replace"
+	}
+	if r.Status == StatusFailed {
+		// As in Heat: a failed resource is replaced, but a nested stack is
+		// updated again, its resources deciding for themselves.
+		if _, ok := p.plugins[rd.Type].(nestedStack); ok {
+			return "update"
+		}
 		return "replace"
 	}
 	if props == nil {
@@ -285,6 +293,10 @@ func (s *Service) decide(ctx context.Context, st *Stack, p *plan, r *StackResour
 	}
 	return policyFor(p.plugins[rd.Type], changed)
 }
+
+// nestedStack is implemented by the plugins whose resources are nested
+// stacks.
+type nestedStack interface{ nestedStack() }
 
 // policyFor is "update" when the plugin can change every one of the
 // changed properties in place, else "replace".
