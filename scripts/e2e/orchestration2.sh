@@ -72,8 +72,7 @@ d=json.load(open(sys.argv[1]))
 print(' '.join('%s=%s' % (k, ','.join(sorted(r['resource_name'] for r in json.loads(d[k]) if isinstance(d[k], str)) if isinstance(d[k], str) else ','.join(sorted(r['resource_name'] for r in d[k])))) for k in ['added','deleted','replaced','updated']))" "$tmp/dry.json"
 
 # The update: web resized in place, app2 added, every other id kept.
-openstack stack update -t $here/three-tier-update.yaml --existing three >/dev/null
-expect "update completes" "UPDATE_COMPLETE" status three
+expect "stack update --existing --wait" "UPDATE_COMPLETE" bash -c "openstack stack update -t $here/three-tier-update.yaml --existing --wait three -f value -c stack_status | tail -1"
 ids three >"$tmp/ids.after"
 expect "every old resource keeps its physical id (web resized in place)" "" bash -c "comm -23 $tmp/ids.before $tmp/ids.after"
 expect "one resource added: app2" "app2" bash -c "comm -13 $tmp/ids.before $tmp/ids.after | cut -d' ' -f1"
