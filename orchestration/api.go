@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/internal/httpapi"
@@ -211,13 +213,29 @@ func parseEnvironment(raw json.RawMessage) (*Environment, error) {
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		if strings.TrimSpace(s) != "" {
-			return nil, errdefs.Invalid("environment", "send the environment as a JSON object")
+		// gophercloud sends the environment file's text (YAML or JSON).
+		if strings.TrimSpace(s) == "" {
+			return nil, nil
 		}
-		return nil, nil
+		var doc any
+		if err := yaml.Unmarshal([]byte(s), &doc); err != nil {
+			return nil, errdefs.Invalid("environment", "not valid YAML or JSON: %s", trimErr(err))
+		}
+		doc, err := normalize(doc, 0, 32)
+		if err != nil {
+			return nil, errdefs.Invalid("environment", "nested too deep")
+		}
+		if raw, err = json.Marshal(doc); err != nil {
+			return nil, errdefs.Invalid("environment", "the environment must be a map")
+		}
 	}
 	if err := json.Unmarshal(raw, &env); err != nil {
 		return nil, errdefs.Invalid("environment", "the environment must be a map")
+	}
+	for k := range envKeys(raw) {
+		if !slices.Contains([]string{"parameters", "parameter_defaults", "resource_registry", "event_sinks", "encrypted_param_names", "parameter_merge_strategies"}, k) {
+			return nil, errdefs.Invalid("environment."+k, "%q is not a valid environment section", k)
+		}
 	}
 	out := &Environment{Parameters: env.Parameters, ParameterDefaults: env.ParameterDefaults}
 	if len(env.ResourceRegistry) > 200 {
@@ -243,6 +261,12 @@ func parseEnvironment(raw json.RawMessage) (*Environment, error) {
 		return nil, nil
 	}
 	return out, nil
+}
+
+func envKeys(raw json.RawMessage) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &m)
+	return m
 }
 
 func (a *api) createStack(w http.ResponseWriter, r *http.Request) {
