@@ -139,20 +139,29 @@ outputs:
 	if err := s.Signal(bg, st.ID, "in", secretOf(t, s, ctx, st.ID, "in"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if n := size(); n != 1 || trusts.calls != 4 {
-		t.Fatalf("below min: %d, trust used %d times", n, trusts.calls)
+	trusts.mu.Lock()
+	calls := trusts.calls
+	trusts.mu.Unlock()
+	if n := size(); n != 1 || calls != 4 {
+		t.Fatalf("below min: %d, trust used %d times", n, calls)
 	}
 	// A revoked trust stops the URL.
 	_ = trusts.Revoke(bg, st.TrustID)
 	if err := s.Signal(bg, st.ID, "in", secretOf(t, s, ctx, st.ID, "in"), nil); !errors.Is(err, errdefs.ErrForbidden) {
 		t.Fatalf("revoked trust: %v", err)
 	}
+	trusts.mu.Lock()
 	trusts.by[st.TrustID] = identity.CredentialsFrom(ctx)
+	trusts.mu.Unlock()
 	if err := s.DeleteStack(ctx, st.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := waitStack(t, s, ctx, st.ID); got.StackStatus() != "DELETE_COMPLETE" || len(th.liveIDs()) != 0 || len(trusts.by) != 0 {
-		t.Fatalf("%s live %v trusts %v", got.StackStatus(), th.liveIDs(), trusts.by)
+	got := waitStack(t, s, ctx, st.ID)
+	trusts.mu.Lock()
+	left := len(trusts.by)
+	trusts.mu.Unlock()
+	if got.StackStatus() != "DELETE_COMPLETE" || len(th.liveIDs()) != 0 || left != 0 {
+		t.Fatalf("%s live %v trusts %d", got.StackStatus(), th.liveIDs(), left)
 	}
 }
 
