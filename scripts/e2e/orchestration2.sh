@@ -25,6 +25,9 @@ pids+=($!)
 pids+=($!)
 { os network create --external public && os subnet create --network public --subnet-range 172.24.4.0/24 public-sub; } >"$tmp/setup3.out" 2>&1 &
 pids+=($!)
+# Thirteen servers at the peak: more than the default quota of ten.
+os quota set --instances 30 --cores 60 --ram 65536 "$OS_PROJECT_NAME" >"$tmp/setup4.out" 2>&1 &
+pids+=($!)
 for p in "${pids[@]}"; do wait "$p" || cat "$tmp"/setup*.out; done
 
 # status NAME: the stack's status once it is no longer in progress.
@@ -61,6 +64,7 @@ expect "three-tier created" "0" cat "$tmp/three.rc"
 expect "autoscaling group created" "0" cat "$tmp/asg.rc"
 asg_created=$(date +%s)
 bg group openstack stack create -t $here/group.yaml -e $here/member-env.yaml --wait --poll 1 group
+bg cfn openstack stack create -t $here/cfn.yaml --wait --poll 1 cfn
 ids three >"$tmp/ids.before"
 servers >"$tmp/servers.before"
 
@@ -118,7 +122,7 @@ expect "scale in removed a server" "1 $n0" bash -c "echo \$(openstack stack outp
 expect "a wrong signature is refused" "404" curl -s -o /dev/null -w '%{http_code}' -X POST "${in_url%/*}/0000"
 
 # CloudFormation.
-expect "CloudFormation stack created" "CREATE_COMPLETE" bash -c "openstack stack create -t $here/cfn.yaml --wait --poll 1 cfn -f value -c stack_status | tail -1"
+expect "CloudFormation stack created" "0" cat "$tmp/cfn.rc"
 openstack stack show cfn -f json >"$tmp/cfn.json"
 cfnout() { python3 -c "import json,sys; print({o['output_key']: o['output_value'] for o in json.load(open(sys.argv[1]))['outputs']}[sys.argv[2]])" "$tmp/cfn.json" "$1"; }
 ids cfn >"$tmp/cfn.ids"
@@ -128,10 +132,12 @@ expect "Fn::FindInMap picked m1.small, Condition made Extra, Fn::If" "m1.small y
 expect "Fn::GetAtt GroupId is a security group" "web" bash -c "openstack security group show $(cfnout Group) -f value -c description"
 
 # Everything deletes.
-for s in three group asg cfn; do openstack stack delete --yes "$s" >/dev/null; done
-for s in three group asg cfn; do
-	expect "$s deleted" "DELETE_COMPLETE" status "$s"
+openstack stack delete --yes three group asg cfn >/dev/null
+for _ in $(seq 1 60); do
+	[[ -z $(openstack stack list -f value -c ID) ]] && break
+	sleep 0.3
 done
-expect "no server left" "0" bash -c "openstack server list -f value -c ID | wc -l"
+expect "every stack deleted" "DELETE_COMPLETE DELETE_COMPLETE" bash -c "echo \$(openstack stack show three -f value -c stack_status) \$(openstack stack show cfn -f value -c stack_status)"
+expect "no server or stack left" "0 0" bash -c "echo \$(openstack server list -f value -c ID | wc -l) \$(openstack stack list -f value -c ID | wc -l)"
 
 e2e_done
