@@ -248,6 +248,15 @@ func (b *Backend) resync(ctx context.Context) error {
 			return err
 		}
 	}
+	for id, n := range b.nets {
+		if _, mapped := b.mappedBridge(n); !mapped {
+			if _, err := b.nl.LinkByName(BridgeName(id)); err == nil {
+				if err := b.fenceBridge(BridgeName(id)); err != nil {
+					return fmt.Errorf("linuxnet: resync network %s: %w", id, err)
+				}
+			}
+		}
+	}
 	if err := b.applyFilters(); err != nil {
 		return fmt.Errorf("linuxnet: resync filters: %w", err)
 	}
