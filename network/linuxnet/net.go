@@ -367,7 +367,8 @@ func (b *Backend) fenceBridge(br string) error {
 		for _, kv := range [][2]string{{"ipv4/conf/" + br + "/arp_ignore", "1"}, {"ipv4/conf/" + br + "/arp_announce", "2"},
 			{"ipv6/conf/" + br + "/disable_ipv6", "1"}} {
 			err := os.WriteFile(filepath.Join("/proc/sys/net", kv[0]), []byte(kv[1]), 0o644)
-			if err != nil && !(errors.Is(err, os.ErrNotExist) && strings.HasPrefix(kv[0], "ipv6/")) {
+			noIPv6 := errors.Is(err, os.ErrNotExist) && strings.HasPrefix(kv[0], "ipv6/") // the host runs no IPv6
+			if err != nil && !noIPv6 {
 				return fmt.Errorf("sysctl %s: %w", kv[0], err)
 			}
 		}
