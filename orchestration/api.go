@@ -125,6 +125,41 @@ func (a *api) stackJSON(r *http.Request, st *Stack) map[string]any {
 		"links": []any{map[string]any{"href": a.stackURL(r, st), "rel": "self"}}}
 }
 
+// action is POST …/actions: cancel_update (rolling back) and
+// cancel_without_rollback.
+func (a *api) action(w http.ResponseWriter, r *http.Request, st *Stack) {
+	var body map[string]any
+	if err := httpapi.DecodeJSON(w, r, &body, httpapi.DecodeOptions{MaxBytes: 4 << 10}); err != nil {
+		fail(w, r, err)
+		return
+	}
+	if len(body) != 1 {
+		fail(w, r, errdefs.Invalid("action", "the body must name one action"))
+		return
+	}
+	var err error
+	switch {
+	case hasKey(body, "cancel_update"):
+		err = a.svc.CancelUpdate(r.Context(), st.ID, true)
+	case hasKey(body, "cancel_without_rollback"):
+		err = a.svc.CancelUpdate(r.Context(), st.ID, false)
+	default:
+		for k := range body {
+			err = errdefs.Wrap(errdefs.ErrUnsupported, errdefs.Invalid("action", "the stack action %q is not supported", k))
+		}
+	}
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func hasKey(m map[string]any, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
 func parentOf(st *Stack) any {
 	if st.ParentID == "" {
 		return nil
@@ -413,6 +448,8 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 			md = p.t.Resources[res.Name].Metadata
 		}
 		_ = httpapi.WriteJSON(w, http.StatusOK, map[string]any{"metadata": md})
+	case key == "POST /actions":
+		a.action(w, r, st)
 	case len(rest) == 3 && key == "POST /resources/"+rest[1]+"/signal":
 		a.signalResource(w, r, st, rest[1])
 	case key == "GET /events":

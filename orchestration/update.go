@@ -281,6 +281,14 @@ func (s *Service) decide(ctx context.Context, st *Stack, p *plan, r *StackResour
 		}
 		return "replace"
 	}
+	if r.Status == StatusInProgress && r.Action == ActionUpdate {
+		// An in-place update was interrupted (a crash, a cancel): what the
+		// physical resource holds is unknown, so apply the target again.
+		if _, ok := p.plugins[rd.Type].(Updater); ok {
+			return "update"
+		}
+		return "replace"
+	}
 	if props == nil {
 		var err error
 		if props, err = s.resolveProps(ctx, st, p, r.Name, nil); err != nil {
@@ -823,6 +831,29 @@ func (s *Service) finishUpdate(id, action, status, reason string, p *plan) {
 	if err != nil {
 		s.log.Warn("orchestration: cannot record the stack's state", "stack", id, "err", err)
 	}
+}
+
+// CancelUpdate stops an update in progress: it rolls back to the stack as
+// it was, or, without rollback, ends UPDATE_FAILED where it stands.
+func (s *Service) CancelUpdate(ctx context.Context, id string, rollback bool) error {
+	st, err := s.GetStack(ctx, id)
+	if err != nil {
+		return err
+	}
+	if _, err := s.caller(ctx, "stacks:update", st.ProjectID); err != nil {
+		return err
+	}
+	if st.Action != ActionUpdate || st.Status != StatusInProgress {
+		return fmt.Errorf("orchestration: the stack %s is %s, not UPDATE_IN_PROGRESS: %w", st.Name, st.StackStatus(), errdefs.ErrConflict)
+	}
+	if rollback {
+		if !s.startUpdateRollback(st.ID, "Stack UPDATE cancelled") {
+			return fmt.Errorf("orchestration: the stack %s is no longer being updated: %w", st.Name, errdefs.ErrConflict)
+		}
+		return nil
+	}
+	s.finishUpdate(st.ID, ActionUpdate, StatusFailed, "Stack UPDATE cancelled", nil)
+	return nil
 }
 
 // startUpdateRollback fails an update in progress and starts its

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/store"
 	"github.com/stratuskit/stratus/store/memstore"
 )
@@ -286,5 +287,46 @@ func TestUpdateResumesAfterACrash(t *testing.T) {
 	}
 	if live := th.liveIDs(); !slices.Equal(live, slices.Sorted(maps.Values(after))) {
 		t.Fatalf("live %v, stack %v", live, after)
+	}
+}
+
+// TestCancelUpdateRollsBack cancels an update stuck in an in-place update:
+// the stack rolls back to what it was.
+func TestCancelUpdateRollsBack(t *testing.T) {
+	th := newThing()
+	th.started = make(chan struct{}, 10)
+	s := newService(t, Config{Plugins: map[string]Plugin{"Test::Thing": th}})
+	ctx := member("p1")
+	st, err := s.CreateStack(ctx, CreateStackOpts{Name: "c", Template: []byte(thingTmpl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStack(t, s, ctx, st.ID)
+	before := physIDs(t, s, ctx, st.ID)
+	if err := s.CancelUpdate(ctx, st.ID, true); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("cancel with no update: %v", err)
+	}
+	th.mu.Lock()
+	th.hang = true
+	th.mu.Unlock()
+	if _, err := s.UpdateStack(ctx, st.ID, UpdateStackOpts{Existing: true, Parameters: map[string]any{"size": 9}}); err != nil {
+		t.Fatal(err)
+	}
+	<-th.started
+	th.mu.Lock()
+	th.hang = false
+	th.mu.Unlock()
+	if err := s.CancelUpdate(member("p2"), st.ID, true); !errdefs.IsNotFound(err) {
+		t.Fatalf("other project: %v", err)
+	}
+	if err := s.CancelUpdate(ctx, st.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	got := waitStack(t, s, ctx, st.ID)
+	if got.StackStatus() != "ROLLBACK_COMPLETE" || got.Parameters["size"] != 1 {
+		t.Fatalf("%s: %s (size %v)", got.StackStatus(), got.StatusReason, got.Parameters["size"])
+	}
+	if now := physIDs(t, s, ctx, st.ID); !maps.Equal(now, before) || th.live[before["a"]]["size"] != 1 {
+		t.Fatalf("after the cancel %v (a %v), before %v", now, th.live[before["a"]], before)
 	}
 }
