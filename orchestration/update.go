@@ -220,6 +220,8 @@ func (s *Service) PreviewUpdate(ctx context.Context, id string, o UpdateStackOpt
 	// resource the update creates or replaces counts as changed.
 	cur := *st
 	cur.Template, cur.Files, cur.Parameters, cur.Environment = tg.prior.Template, tg.prior.Files, tg.prior.Parameters, tg.prior.Environment
+	// The stack's own plan, for definitions as written.
+	old, _ := s.planOf(ctx, st)
 	ch := &Changes{}
 	// In dependency order, so that a resource whose properties refer to a
 	// replaced or added one counts those properties as changed.
@@ -232,7 +234,12 @@ func (s *Service) PreviewUpdate(ctx context.Context, id string, o UpdateStackOpt
 			ch.Added = append(ch.Added, &StackResource{StackID: st.ID, Name: name, Type: rd.Type, Action: ActionInit, Status: StatusComplete})
 			continue
 		}
-		kind := s.decide(ctx, &cur, tg.plan, r, nil)
+		kind := "replace"
+		if props, err := s.resolveProps(ctx, &cur, tg.plan, name, nil); err == nil {
+			kind = decide(tg.plan, r, props)
+		} else if old != nil {
+			kind = decideRaw(old, tg.plan, r)
+		}
 		if kind != "replace" {
 			var refs []string
 			for k, v := range rd.Properties {
@@ -266,9 +273,10 @@ func (s *Service) PreviewUpdate(ctx context.Context, id string, o UpdateStackOpt
 	return ch, nil
 }
 
-// decide says what an update does to an existing resource: "unchanged",
-// "update" (in place) or "replace". props, if nil, are resolved here.
-func (s *Service) decide(ctx context.Context, st *Stack, p *plan, r *StackResource, props map[string]any) string {
+// decide says what an update does to an existing resource with the
+// resolved properties props: "unchanged", "update" (in place) or
+// "replace".
+func decide(p *plan, r *StackResource, props map[string]any) string {
 	rd := p.t.Resources[r.Name]
 	if rd.Type != r.Type {
 		return "replace"
@@ -288,12 +296,6 @@ func (s *Service) decide(ctx context.Context, st *Stack, p *plan, r *StackResour
 			return "update"
 		}
 		return "replace"
-	}
-	if props == nil {
-		var err error
-		if props, err = s.resolveProps(ctx, st, p, r.Name, nil); err != nil {
-			return s.decideRaw(st, p, r)
-		}
 	}
 	changed := changedKeys(r.Properties, props)
 	if len(changed) == 0 {
@@ -373,26 +375,14 @@ func topoOrder(p *plan) []string {
 	return out
 }
 
-// decideRaw compares the definitions as written, for a preview whose
-// properties need resources that do not exist yet.
-func (s *Service) decideRaw(st *Stack, p *plan, r *StackResource) string {
-	old := map[string]any{}
-	if st.Prev == nil {
-		if cur, err := s.planOf(context.Background(), st); err == nil && cur.t.Resources[r.Name] != nil {
-			old = cur.t.Resources[r.Name].Properties
-		}
+// decideRaw compares the definitions as written (old's and p's), for a
+// preview whose properties need resources that do not exist yet.
+func decideRaw(old, p *plan, r *StackResource) string {
+	var was map[string]any
+	if rd := old.t.Resources[r.Name]; rd != nil {
+		was = rd.Properties
 	}
-	changed := changedKeys(old, p.t.Resources[r.Name].Properties)
-	pl := p.plugins[r.Type]
-	if _, ok := pl.(Updater); !ok && len(changed) > 0 {
-		return "replace"
-	}
-	for _, k := range changed {
-		if ps := pl.Schema().Properties[k]; ps == nil || !ps.UpdateAllowed {
-			return "replace"
-		}
-	}
-	return "update"
+	return policyFor(p.plugins[r.Type], changedKeys(was, p.t.Resources[r.Name].Properties))
 }
 
 // changedKeys lists the properties whose values differ (compared as
@@ -510,7 +500,7 @@ func (s *Service) settleAll(ctx context.Context, st *Stack, p *plan, rollback bo
 			props, perr := s.resolveProps(ctx, st, p, name, current)
 			kind := ""
 			if perr == nil && r != nil && r.PhysicalID != "" && r.Old == nil {
-				kind = s.decide(ctx, st, p, r, props)
+				kind = decide(p, r, props)
 			}
 			go func() {
 				if perr != nil {
@@ -589,7 +579,7 @@ func (s *Service) settleOne(ctx context.Context, st *Stack, p *plan, name string
 		if err != nil {
 			return err
 		}
-		kind = s.decide(ctx, st, p, r, props)
+		kind = decide(p, r, props)
 	}
 	switch {
 	case r.Old != nil:
