@@ -107,14 +107,14 @@ func (s *Service) ensureRun(ctx context.Context, st *Stack) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r := s.running[st.ID]; r != nil {
-		if r.action != st.Action {
+		if r.action != st.Action || r.gen != st.Gen {
 			r.again = true
 			r.cancel()
 		}
 		return
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	r := &run{cancel: cancel, action: st.Action}
+	r := &run{cancel: cancel, action: st.Action, gen: st.Gen}
 	s.running[st.ID] = r
 	s.runs.Add(1)
 	go func() {
@@ -134,7 +134,7 @@ func (s *Service) ensureRun(ctx context.Context, st *Stack) {
 			rctx, cancel = context.WithCancel(ctx)
 			r.cancel = cancel
 			if cur, err := store.Get[Stack](nil, s.st.Snapshot(), stackTable, id); err == nil {
-				r.action = cur.Action
+				r.action, r.gen = cur.Action, cur.Gen
 			}
 			s.mu.Unlock()
 		}

@@ -74,9 +74,10 @@ type Service struct {
 // run is one engine goroutine working on a stack.
 type run struct {
 	cancel context.CancelFunc
-	// action is the stack action the run works on; again asks it to look
-	// at the stack once more when done.
+	// action and gen are the stack action and generation the run works
+	// on; again asks it to look at the stack once more when done.
 	action string
+	gen    int
 	again  bool
 }
 

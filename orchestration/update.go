@@ -447,6 +447,13 @@ func (s *Service) update(ctx context.Context, st *Stack, p *plan) {
 		if err != nil {
 			return
 		}
+		// This run goes on with the rollback: the watcher need not
+		// restart it.
+		s.mu.Lock()
+		if r := s.running[st.ID]; r != nil && r.action == ActionUpdate && r.gen == st.Gen {
+			r.action, r.gen = cur.Action, cur.Gen
+		}
+		s.mu.Unlock()
 		rp, err := s.planOf(ctx, cur)
 		if err != nil {
 			s.finishUpdate(st.ID, ActionRollback, StatusFailed, err.Error(), nil)

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/store"
@@ -328,5 +330,43 @@ func TestCancelUpdateRollsBack(t *testing.T) {
 	}
 	if now := physIDs(t, s, ctx, st.ID); !maps.Equal(now, before) || th.live[before["a"]]["size"] != 1 {
 		t.Fatalf("after the cancel %v (a %v), before %v", now, th.live[before["a"]], before)
+	}
+}
+
+// TestBackToBackUpdates issues each update as soon as the previous one
+// completed: every one gets an engine run (none is mistaken for the run
+// that is finishing).
+func TestBackToBackUpdates(t *testing.T) {
+	th := newThing()
+	s := newService(t, Config{Plugins: map[string]Plugin{"Test::Thing": th}})
+	ctx := member("p1")
+	st, err := s.CreateStack(ctx, CreateStackOpts{Name: "b2b", Template: []byte(thingTmpl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStack(t, s, ctx, st.ID)
+	for i := 2; i < 40; i++ {
+		if _, err := s.UpdateStack(ctx, st.ID, UpdateStackOpts{Existing: true, Parameters: map[string]any{"size": i}}); err != nil {
+			t.Fatal(i, err)
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for {
+			cur, _ := s.GetStack(ctx, st.ID)
+			if cur.Status != StatusInProgress {
+				if cur.StackStatus() != "UPDATE_COMPLETE" {
+					t.Fatalf("update %d: %s", i, cur.StackStatus())
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("update %d never ran", i)
+			}
+			runtime.Gosched()
+		}
+	}
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	if th.updates != 38 {
+		t.Fatalf("%d updates", th.updates)
 	}
 }
