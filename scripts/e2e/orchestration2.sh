@@ -109,16 +109,36 @@ url() { python3 -c "import json,sys; print(json.loads(json.load(open(sys.argv[1]
 out_url=$(url out_url)
 in_url=$(url in_url)
 sleep $((asg_created + 9 - $(date +%s) > 0 ? asg_created + 9 - $(date +%s) : 0))
-asg_size() { status asg >/dev/null; openstack stack output show asg size -f value -c output_value; }
 n0=$(openstack server list -f value -c ID | wc -l)
-expect "scale out: POST without a token" "200" curl -s -o /dev/null -w '%{http_code}' -X POST "$out_url"
-sleep 0.5
-expect "scale out added a server" "2 $((n0 + 1))" bash -c "echo \$(openstack stack output show asg size -f value -c output_value) \$(openstack server list -f value -c ID | wc -l)"
-expect "signal during cooldown accepted" "200" curl -s -o /dev/null -w '%{http_code}' -X POST "$out_url"
-expect "cooldown: no server added" "2" asg_size
-expect "scale in" "200" curl -s -o /dev/null -w '%{http_code}' -X POST "$in_url"
-sleep 0.5
-expect "scale in removed a server" "1 $n0" bash -c "echo \$(openstack stack output show asg size -f value -c output_value) \$(openstack server list -f value -c ID | wc -l)"
+# nservers N: the number of servers once it is N (or after 15 s).
+nservers() {
+	local n
+	for _ in $(seq 1 30); do
+		n=$(openstack server list -f value -c ID | wc -l)
+		[[ $n == "$1" ]] && break
+		sleep 0.2
+	done
+	echo "$n"
+}
+# signal URL: POST without a token, again while the group is still busy
+# with its last scaling (409); prints the final HTTP status.
+signal() {
+	local code
+	for _ in $(seq 1 50); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$1")
+		[[ $code == 409 ]] || break
+		sleep 0.2
+	done
+	echo "$code"
+}
+expect "scale out: POST without a token" "200" signal "$out_url"
+expect "scale out added a server" "$((n0 + 1))" nservers $((n0 + 1))
+expect "the group's size is 2" "2" openstack stack output show asg size -f value -c output_value
+expect "signal during cooldown accepted" "200" signal "$out_url"
+expect "cooldown: no server added" "2 $((n0 + 1))" bash -c "echo \$(openstack stack output show asg size -f value -c output_value) \$(openstack server list -f value -c ID | wc -l)"
+expect "scale in" "200" signal "$in_url"
+expect "scale in removed a server" "$n0" nservers "$n0"
+expect "the group's size is 1" "1" openstack stack output show asg size -f value -c output_value
 expect "a wrong signature is refused" "404" curl -s -o /dev/null -w '%{http_code}' -X POST "${in_url%/*}/0000"
 
 # CloudFormation.
