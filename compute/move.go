@@ -286,6 +286,15 @@ func (s *Service) startMove(ctx context.Context, id, rule, action string, from [
 	})
 }
 
+// startTask is startMove for an action that only sets the server's task.
+func (s *Service) startTask(ctx context.Context, id, rule, action string, from []VMState, task TaskState) error {
+	_, err := s.startMove(ctx, id, rule, action, from, func(_ *store.Txn, _ *identity.Credentials, v *Server) error {
+		v.TaskState = task
+		return nil
+	})
+	return err
+}
+
 // ResizeServer resizes a server to another flavor: the scheduler places
 // the new size (on its host or another), quota moves to the new flavor at
 // once, and the server waits in VERIFY_RESIZE for ConfirmResize or
@@ -325,61 +334,49 @@ func (s *Service) ResizeServer(ctx context.Context, id, flavorID string) error {
 // scheduler picks among the other hosts; like a resize it waits in
 // VERIFY_RESIZE for confirm or revert.
 func (s *Service) MigrateServer(ctx context.Context, id, host string) error {
-	if host != "" {
-		if _, err := s.getHost(host); err != nil {
-			return err
-		}
-	}
-	_, err := s.startMove(ctx, id, "compute:server:migrate", "migrate", []VMState{VMActive, VMStopped}, func(tx *store.Txn, c *identity.Credentials, v *Server) error {
-		if host != "" && host == v.HostID {
-			return errdefs.Invalid("migrate.host", "the server is already on host %s", host)
-		}
-		if _, err := insertMigrationTxn(tx, v, c, MigrationCold, host, v.Flavor); err != nil {
-			return err
-		}
+	return s.startMigration(ctx, id, host, "migrate", "migrate.host", MigrationCold, []VMState{VMActive, VMStopped}, func(v *Server) {
 		v.TaskState = TaskResizePrep
-		return nil
 	})
-	return err
 }
 
 // ConfirmResize keeps a resized or migrated server where it is now and
 // frees what the move held on the source host.
 func (s *Service) ConfirmResize(ctx context.Context, id string) error {
-	_, err := s.startMove(ctx, id, "compute:server:action", "confirmResize", []VMState{VMResized}, func(_ *store.Txn, _ *identity.Credentials, v *Server) error {
-		v.TaskState = TaskResizeConfirming
-		return nil
-	})
-	return err
+	return s.startTask(ctx, id, "compute:server:action", "confirmResize", []VMState{VMResized}, TaskResizeConfirming)
 }
 
 // RevertResize takes a resized or migrated server back to its old flavor
 // and host.
 func (s *Service) RevertResize(ctx context.Context, id string) error {
-	_, err := s.startMove(ctx, id, "compute:server:action", "revertResize", []VMState{VMResized}, func(_ *store.Txn, _ *identity.Credentials, v *Server) error {
-		v.TaskState = TaskResizeReverting
-		return nil
-	})
-	return err
+	return s.startTask(ctx, id, "compute:server:action", "revertResize", []VMState{VMResized}, TaskResizeReverting)
 }
 
 // LiveMigrateServer moves a running server to another host without
 // stopping it (admin): to host, or where the scheduler picks.
 func (s *Service) LiveMigrateServer(ctx context.Context, id, host string) error {
+	return s.startMigration(ctx, id, host, "live-migration", "os-migrateLive.host", MigrationLive, []VMState{VMActive, VMPaused}, func(v *Server) {
+		v.TaskState = TaskMigrating
+		v.Move.PrevVMState = v.VMState
+	})
+}
+
+// startMigration starts a cold or live migration (admin) of the server to
+// host (checked to exist, and not to be the server's own; field names it
+// in errors) or where the scheduler picks; set sets the task.
+func (s *Service) startMigration(ctx context.Context, id, host, action, field, typ string, from []VMState, set func(v *Server)) error {
 	if host != "" {
 		if _, err := s.getHost(host); err != nil {
 			return err
 		}
 	}
-	_, err := s.startMove(ctx, id, "compute:server:migrate", "live-migration", []VMState{VMActive, VMPaused}, func(tx *store.Txn, c *identity.Credentials, v *Server) error {
+	_, err := s.startMove(ctx, id, "compute:server:migrate", action, from, func(tx *store.Txn, c *identity.Credentials, v *Server) error {
 		if host != "" && host == v.HostID {
-			return errdefs.Invalid("os-migrateLive.host", "the server is already on host %s", host)
+			return errdefs.Invalid(field, "the server is already on host %s", host)
 		}
-		if _, err := insertMigrationTxn(tx, v, c, MigrationLive, host, v.Flavor); err != nil {
+		if _, err := insertMigrationTxn(tx, v, c, typ, host, v.Flavor); err != nil {
 			return err
 		}
-		v.TaskState = TaskMigrating
-		v.Move.PrevVMState = v.VMState
+		set(v)
 		return nil
 	})
 	return err

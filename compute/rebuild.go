@@ -350,11 +350,7 @@ func (s *Service) ShelveServer(ctx context.Context, id string, offload bool) err
 
 // ShelveOffloadServer removes a shelved server from its host (admin).
 func (s *Service) ShelveOffloadServer(ctx context.Context, id string) error {
-	_, err := s.startMove(ctx, id, "compute:server:shelve_offload", "shelveOffload", []VMState{VMShelved}, func(_ *store.Txn, _ *identity.Credentials, v *Server) error {
-		v.TaskState = TaskShelvingOffload
-		return nil
-	})
-	return err
+	return s.startTask(ctx, id, "compute:server:shelve_offload", "shelveOffload", []VMState{VMShelved}, TaskShelvingOffload)
 }
 
 // UnshelveServer starts a shelved server again; an offloaded one is
@@ -583,11 +579,7 @@ func (s *Service) RescueServer(ctx context.Context, id, imageRef string) error {
 
 // UnrescueServer boots a rescued server from its own disk again.
 func (s *Service) UnrescueServer(ctx context.Context, id string) error {
-	_, err := s.startMove(ctx, id, "compute:server:action", "unrescue", []VMState{VMRescued}, func(_ *store.Txn, _ *identity.Credentials, v *Server) error {
-		v.TaskState = TaskUnrescuing
-		return nil
-	})
-	return err
+	return s.startTask(ctx, id, "compute:server:action", "unrescue", []VMState{VMRescued}, TaskUnrescuing)
 }
 
 // needDriver refuses an action the server's hypervisor cannot do.
