@@ -289,6 +289,17 @@ func containerBucket(tx *bolt.Tx, account, cont string) (*bolt.Bucket, error) {
 	return c, nil
 }
 
+// loadRecord reads key's record in a read transaction of its own.
+func (b *Backend) loadRecord(key objectstore.ObjectKey) (*record, error) {
+	var r *record
+	err := b.db.View(func(tx *bolt.Tx) error {
+		var err error
+		r, err = getRecord(tx, key)
+		return err
+	})
+	return r, err
+}
+
 func getRecord(tx *bolt.Tx, key objectstore.ObjectKey) (*record, error) {
 	c, err := containerBucket(tx, key.Account, key.Container)
 	if err != nil {
@@ -679,12 +690,7 @@ func (b *Backend) install(tmp, final string) error {
 // Get implements objectstore.Backend.
 func (b *Backend) Get(_ context.Context, key objectstore.ObjectKey, offset, length int64) (io.ReadCloser, *objectstore.ObjectInfo, error) {
 	for attempt := 0; ; attempt++ {
-		var r *record
-		err := b.db.View(func(tx *bolt.Tx) error {
-			var err error
-			r, err = getRecord(tx, key)
-			return err
-		})
+		r, err := b.loadRecord(key)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -878,12 +884,7 @@ func (r *reader) Close() error {
 
 // Head implements objectstore.Backend.
 func (b *Backend) Head(_ context.Context, key objectstore.ObjectKey) (*objectstore.ObjectInfo, error) {
-	var r *record
-	err := b.db.View(func(tx *bolt.Tx) error {
-		var err error
-		r, err = getRecord(tx, key)
-		return err
-	})
+	r, err := b.loadRecord(key)
 	if err != nil {
 		return nil, err
 	}
@@ -905,8 +906,8 @@ func (b *Backend) setMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 	}
 	var out *objectstore.ObjectInfo
 	for attempt := 0; ; attempt++ {
-		var r *record
-		if err := b.db.View(func(tx *bolt.Tx) error { r, err = getRecord(tx, key); return err }); err != nil {
+		r, err := b.loadRecord(key)
+		if err != nil {
 			return nil, err
 		}
 		info := newInfo(key.Name, opts, at)
