@@ -528,20 +528,53 @@ func (s *Service) doResizePrep(ctx context.Context, srv *Server) error {
 	if m.Type == MigrationCold {
 		skip = []string{srv.HostID}
 	}
+	return s.placeStep(ctx, srv, m, TaskResizePrep, TaskResizeMigrating, skip, "conductor_migrate_server", "compute_prep_resize")
+}
+
+// placeStep places a move (skipping the hosts in skip) and records its
+// destination in the migration, the server's task going from from to next
+// with event; when no host fits, the move ends with a fault (faultEvent).
+func (s *Service) placeStep(ctx context.Context, srv *Server, m *Migration, from, next TaskState, skip []string, faultEvent, event string) error {
 	dest, err := s.placeMove(ctx, srv, m, skip)
 	if errors.Is(err, errNoValidHost) {
-		return s.moveFault(ctx, srv, TaskResizePrep, err, "conductor_migrate_server")
+		return s.moveFault(ctx, srv, from, err, faultEvent)
 	}
 	if err != nil {
 		return err
 	}
-	return s.advance(ctx, srv.ID, TaskResizePrep, func(tx *store.Txn, v *Server) error {
+	return s.advance(ctx, srv.ID, from, func(tx *store.Txn, v *Server) error {
 		if err := setMigrationTxn(tx, m.ID, func(m *Migration) { m.DestHost, m.Status = dest, migrationRunning }); err != nil {
 			return err
 		}
-		v.TaskState = TaskResizeMigrating
-		return eventTxn(tx, v, "compute_prep_resize", dest, nil)
+		v.TaskState = next
+		return eventTxn(tx, v, event, dest, nil)
 	})
+}
+
+// landMove ends a move on its destination: the migration's claim becomes
+// the server's, the migration takes status, and the server is on the
+// destination host (its AZ) with ports and no task; finish sets the rest
+// before event is recorded.
+func (s *Service) landMove(ctx context.Context, srv *Server, m *Migration, from TaskState, status string, ports []Port, event string, finish func(tx *store.Txn, v *Server)) error {
+	var usages []*HostUsage
+	err := s.advance(ctx, srv.ID, from, func(tx *store.Txn, v *Server) error {
+		us, err := swapClaimTxn(tx, v.ID, m.claimKey())
+		if err != nil {
+			return err
+		}
+		usages = us
+		if err := setMigrationTxn(tx, m.ID, func(m *Migration) { m.Status = status }); err != nil {
+			return err
+		}
+		if h, err := store.Get[Host](nil, tx, hostTable, m.DestHost); err == nil {
+			v.AZ = h.AZ
+		}
+		v.HostID, v.Ports, v.TaskState, v.Move.MigrationID = m.DestHost, ports, TaskNone, ""
+		finish(tx, v)
+		return eventTxn(tx, v, event, m.DestHost, nil)
+	})
+	s.setUsages(usages)
+	return err
 }
 
 // specWith builds a server's domain spec with another flavor and ports.
@@ -788,19 +821,7 @@ func (s *Service) doLiveMigrate(ctx context.Context, srv *Server) error {
 		return s.moveFault(ctx, srv, TaskMigrating, errors.New("migration record lost"), "compute_live_migration")
 	}
 	if m.Status == migrationPre {
-		dest, err := s.placeMove(ctx, srv, m, []string{srv.HostID})
-		if errors.Is(err, errNoValidHost) {
-			return s.moveFault(ctx, srv, TaskMigrating, err, "conductor_live_migrate_instance")
-		}
-		if err != nil {
-			return err
-		}
-		return s.advance(ctx, srv.ID, TaskMigrating, func(tx *store.Txn, v *Server) error {
-			if err := setMigrationTxn(tx, m.ID, func(m *Migration) { m.DestHost, m.Status = dest, migrationRunning }); err != nil {
-				return err
-			}
-			return eventTxn(tx, v, "conductor_live_migrate_instance", dest, nil)
-		})
+		return s.placeStep(ctx, srv, m, TaskMigrating, TaskMigrating, []string{srv.HostID}, "conductor_live_migrate_instance", "conductor_live_migrate_instance")
 	}
 	ports, err := s.liveMove(ctx, srv, m)
 	if err != nil {
@@ -812,24 +833,7 @@ func (s *Service) doLiveMigrate(ctx context.Context, srv *Server) error {
 		}
 		return s.moveFault(ctx, srv, TaskMigrating, err, "compute_live_migration")
 	}
-	var usages []*HostUsage
-	err = s.advance(ctx, srv.ID, TaskMigrating, func(tx *store.Txn, v *Server) error {
-		us, err := swapClaimTxn(tx, v.ID, m.claimKey())
-		if err != nil {
-			return err
-		}
-		usages = us
-		if err := setMigrationTxn(tx, m.ID, func(m *Migration) { m.Status = migrationCompleted }); err != nil {
-			return err
-		}
-		if h, err := store.Get[Host](nil, tx, hostTable, m.DestHost); err == nil {
-			v.AZ = h.AZ
-		}
-		v.HostID, v.Ports, v.TaskState, v.Move.MigrationID = m.DestHost, ports, TaskNone, ""
-		return eventTxn(tx, v, "compute_live_migration", m.DestHost, nil)
-	})
-	s.setUsages(usages)
-	return err
+	return s.landMove(ctx, srv, m, TaskMigrating, migrationCompleted, ports, "compute_live_migration", func(*store.Txn, *Server) {})
 }
 
 func (s *Service) liveMove(ctx context.Context, srv *Server, m *Migration) ([]Port, error) {
