@@ -183,12 +183,10 @@ func (b *Backend) expired(now time.Time, limit int) ([]objectstore.ObjectKey, []
 			if at > now.Unix() {
 				break
 			}
-			parts := bytes.SplitN(k[8:], []byte{0}, 3)
-			if len(parts) != 3 {
-				continue
+			if key, ok := parseExpiryKey(k); ok {
+				keys = append(keys, key)
+				ats = append(ats, at)
 			}
-			keys = append(keys, objectstore.ObjectKey{Account: string(parts[0]), Container: string(parts[1]), Name: string(parts[2])})
-			ats = append(ats, at)
 		}
 		return nil
 	})

@@ -393,6 +393,16 @@ func expiryKey(at int64, key objectstore.ObjectKey) []byte {
 	return append(k, key.Name...)
 }
 
+// parseExpiryKey returns the object of an expiry key (expiryKey's
+// inverse), or false for a malformed key.
+func parseExpiryKey(k []byte) (objectstore.ObjectKey, bool) {
+	parts := bytes.SplitN(k[8:], []byte{0}, 3)
+	if len(parts) != 3 {
+		return objectstore.ObjectKey{}, false
+	}
+	return objectstore.ObjectKey{Account: string(parts[0]), Container: string(parts[1]), Name: string(parts[2])}, true
+}
+
 func checkName(key objectstore.ObjectKey) error {
 	if key.Name == "" || len(key.Name) > MaxNameLen {
 		return errdefs.Invalid("name", "object names must have 1 to %d bytes", MaxNameLen)
@@ -1089,12 +1099,11 @@ func (b *Backend) ReapExpired(_ context.Context, now time.Time, limit int) ([]ob
 			if at > now.Unix() {
 				break
 			}
-			parts := bytes.SplitN(k[8:], []byte{0}, 3)
-			if len(parts) != 3 {
+			key, ok := parseExpiryKey(k)
+			if !ok {
 				stale = append(stale, bytes.Clone(k))
 				continue
 			}
-			key := objectstore.ObjectKey{Account: string(parts[0]), Container: string(parts[1]), Name: string(parts[2])}
 			r, err := getRecord(tx, key)
 			if err != nil || r.Info.DeleteAt != at {
 				stale = append(stale, bytes.Clone(k))
