@@ -621,16 +621,27 @@ func (s *Service) doResizeMigrating(ctx context.Context, srv *Server) error {
 	})
 }
 
-func (s *Service) moveDomain(ctx context.Context, srv *Server, m *Migration) ([]Port, error) {
+// destSpec binds a moving server's ports to the move's destination and
+// builds its domain spec there with flavor fl; it returns the
+// destination's driver with them.
+func (s *Service) destSpec(ctx context.Context, srv *Server, m *Migration, fl Flavor) (Hypervisor, []Port, *DomainSpec, error) {
 	dd, err := s.driver(m.DestHost)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	ports, err := s.bindPortsTo(ctx, srv, m.DestHost)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	spec, err := s.specWith(ctx, srv, m.NewFlavor, ports)
+	spec, err := s.specWith(ctx, srv, fl, ports)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return dd, ports, spec, nil
+}
+
+func (s *Service) moveDomain(ctx context.Context, srv *Server, m *Migration) ([]Port, error) {
+	dd, ports, spec, err := s.destSpec(ctx, srv, m, m.NewFlavor)
 	if err != nil {
 		return nil, err
 	}

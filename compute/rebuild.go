@@ -287,15 +287,7 @@ func (s *Service) doEvacuate(ctx context.Context, srv *Server, m *Migration) err
 }
 
 func (s *Service) evacuateSpawn(ctx context.Context, srv *Server, m *Migration) ([]Port, error) {
-	dd, err := s.driver(m.DestHost)
-	if err != nil {
-		return nil, err
-	}
-	ports, err := s.bindPortsTo(ctx, srv, m.DestHost)
-	if err != nil {
-		return nil, err
-	}
-	spec, err := s.specWith(ctx, srv, srv.Flavor, ports)
+	dd, ports, spec, err := s.destSpec(ctx, srv, m, srv.Flavor)
 	if err != nil {
 		return nil, err
 	}
