@@ -36,6 +36,18 @@ func unmarshalArg(name string, arg json.RawMessage, v any) error {
 	return nil
 }
 
+// hostArg decodes the optional "host" of a migrate or evacuate action
+// ("" when it is absent or null).
+func hostArg(name string, arg json.RawMessage) (string, error) {
+	var b struct {
+		Host *string `json:"host"`
+	}
+	if err := unmarshalArg(name, arg, &b); err != nil || b.Host == nil {
+		return "", err
+	}
+	return *b.Host, nil
+}
+
 // moveAction answers the compute II server actions; it reports false for
 // an action it does not know.
 func (a *api) moveAction(w http.ResponseWriter, r *http.Request, id, name string, arg json.RawMessage) bool {
@@ -59,36 +71,21 @@ func (a *api) moveAction(w http.ResponseWriter, r *http.Request, id, name string
 	case "revertResize":
 		err = a.svc.RevertResize(ctx, id)
 	case "migrate":
-		var b struct {
-			Host *string `json:"host"`
-		}
-		if err = unmarshalArg(name, arg, &b); err == nil {
-			host := ""
-			if b.Host != nil && atLeast(r, 56) {
-				host = *b.Host
+		var host string
+		if host, err = hostArg(name, arg); err == nil {
+			if !atLeast(r, 56) {
+				host = ""
 			}
 			err = a.svc.MigrateServer(ctx, id, host)
 		}
 	case "os-migrateLive":
-		var b struct {
-			Host *string `json:"host"`
-		}
-		if err = unmarshalArg(name, arg, &b); err == nil {
-			host := ""
-			if b.Host != nil {
-				host = *b.Host
-			}
+		var host string
+		if host, err = hostArg(name, arg); err == nil {
 			err = a.svc.LiveMigrateServer(ctx, id, host)
 		}
 	case "evacuate":
-		var b struct {
-			Host *string `json:"host"`
-		}
-		if err = unmarshalArg(name, arg, &b); err == nil {
-			host := ""
-			if b.Host != nil {
-				host = *b.Host
-			}
+		var host string
+		if host, err = hostArg(name, arg); err == nil {
 			// From 2.14 Nova answers 200 with no adminPass; an empty
 			// object keeps clients that decode the body (gophercloud) happy.
 			err, status, body = a.svc.EvacuateServer(ctx, id, host), http.StatusOK, map[string]any{}
@@ -178,21 +175,21 @@ func (a *api) rebuild(w http.ResponseWriter, r *http.Request, id string, arg jso
 	if b.Hostname != nil && atLeast(r, 90) {
 		o.Hostname = b.Hostname
 	}
-	if len(b.KeyName) > 0 && atLeast(r, 54) {
-		k := ""
-		if string(b.KeyName) != "null" && json.Unmarshal(b.KeyName, &k) != nil {
-			fail(w, r, errdefs.Invalid("rebuild.key_name", "must be a string or null"))
+	for _, f := range []struct {
+		field string
+		raw   json.RawMessage
+		min   int
+		to    **string
+	}{{"rebuild.key_name", b.KeyName, 54, &o.KeyName}, {"rebuild.user_data", b.UserData, 57, &o.UserData}} {
+		if len(f.raw) == 0 || !atLeast(r, f.min) {
+			continue
+		}
+		v := ""
+		if string(f.raw) != "null" && json.Unmarshal(f.raw, &v) != nil {
+			fail(w, r, errdefs.Invalid(f.field, "must be a string or null"))
 			return true
 		}
-		o.KeyName = &k
-	}
-	if len(b.UserData) > 0 && atLeast(r, 57) {
-		u := ""
-		if string(b.UserData) != "null" && json.Unmarshal(b.UserData, &u) != nil {
-			fail(w, r, errdefs.Invalid("rebuild.user_data", "must be a string or null"))
-			return true
-		}
-		o.UserData = &u
+		*f.to = &v
 	}
 	v, err := a.svc.RebuildServer(r.Context(), id, o)
 	if err != nil {

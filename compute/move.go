@@ -286,6 +286,15 @@ func (s *Service) startMove(ctx context.Context, id, rule, action string, from [
 	})
 }
 
+// startTask is startMove for an action that only sets the server's task.
+func (s *Service) startTask(ctx context.Context, id, rule, action string, from []VMState, task TaskState) error {
+	_, err := s.startMove(ctx, id, rule, action, from, func(_ *store.Txn, _ *identity.Credentials, v *Server) error {
+		v.TaskState = task
+		return nil
+	})
+	return err
+}
+
 // ResizeServer resizes a server to another flavor: the scheduler places
 // the new size (on its host or another), quota moves to the new flavor at
 // once, and the server waits in VERIFY_RESIZE for ConfirmResize or
@@ -325,61 +334,49 @@ func (s *Service) ResizeServer(ctx context.Context, id, flavorID string) error {
 // scheduler picks among the other hosts; like a resize it waits in
 // VERIFY_RESIZE for confirm or revert.
 func (s *Service) MigrateServer(ctx context.Context, id, host string) error {
-	if host != "" {
-		if _, err := s.getHost(host); err != nil {
-			return err
-		}
-	}
-	_, err := s.startMove(ctx, id, "compute:server:migrate", "migrate", []VMState{VMActive, VMStopped}, func(tx *store.Txn, c *identity.Credentials, v *Server) error {
-		if host != "" && host == v.HostID {
-			return errdefs.Invalid("migrate.host", "the server is already on host %s", host)
-		}
-		if _, err := insertMigrationTxn(tx, v, c, MigrationCold, host, v.Flavor); err != nil {
-			return err
-		}
+	return s.startMigration(ctx, id, host, "migrate", "migrate.host", MigrationCold, []VMState{VMActive, VMStopped}, func(v *Server) {
 		v.TaskState = TaskResizePrep
-		return nil
 	})
-	return err
 }
 
 // ConfirmResize keeps a resized or migrated server where it is now and
 // frees what the move held on the source host.
 func (s *Service) ConfirmResize(ctx context.Context, id string) error {
-	_, err := s.startMove(ctx, id, "compute:server:action", "confirmResize", []VMState{VMResized}, func(_ *store.Txn, _ *identity.Credentials, v *Server) error {
-		v.TaskState = TaskResizeConfirming
-		return nil
-	})
-	return err
+	return s.startTask(ctx, id, "compute:server:action", "confirmResize", []VMState{VMResized}, TaskResizeConfirming)
 }
 
 // RevertResize takes a resized or migrated server back to its old flavor
 // and host.
 func (s *Service) RevertResize(ctx context.Context, id string) error {
-	_, err := s.startMove(ctx, id, "compute:server:action", "revertResize", []VMState{VMResized}, func(_ *store.Txn, _ *identity.Credentials, v *Server) error {
-		v.TaskState = TaskResizeReverting
-		return nil
-	})
-	return err
+	return s.startTask(ctx, id, "compute:server:action", "revertResize", []VMState{VMResized}, TaskResizeReverting)
 }
 
 // LiveMigrateServer moves a running server to another host without
 // stopping it (admin): to host, or where the scheduler picks.
 func (s *Service) LiveMigrateServer(ctx context.Context, id, host string) error {
+	return s.startMigration(ctx, id, host, "live-migration", "os-migrateLive.host", MigrationLive, []VMState{VMActive, VMPaused}, func(v *Server) {
+		v.TaskState = TaskMigrating
+		v.Move.PrevVMState = v.VMState
+	})
+}
+
+// startMigration starts a cold or live migration (admin) of the server to
+// host (checked to exist, and not to be the server's own; field names it
+// in errors) or where the scheduler picks; set sets the task.
+func (s *Service) startMigration(ctx context.Context, id, host, action, field, typ string, from []VMState, set func(v *Server)) error {
 	if host != "" {
 		if _, err := s.getHost(host); err != nil {
 			return err
 		}
 	}
-	_, err := s.startMove(ctx, id, "compute:server:migrate", "live-migration", []VMState{VMActive, VMPaused}, func(tx *store.Txn, c *identity.Credentials, v *Server) error {
+	_, err := s.startMove(ctx, id, "compute:server:migrate", action, from, func(tx *store.Txn, c *identity.Credentials, v *Server) error {
 		if host != "" && host == v.HostID {
-			return errdefs.Invalid("os-migrateLive.host", "the server is already on host %s", host)
+			return errdefs.Invalid(field, "the server is already on host %s", host)
 		}
-		if _, err := insertMigrationTxn(tx, v, c, MigrationLive, host, v.Flavor); err != nil {
+		if _, err := insertMigrationTxn(tx, v, c, typ, host, v.Flavor); err != nil {
 			return err
 		}
-		v.TaskState = TaskMigrating
-		v.Move.PrevVMState = v.VMState
+		set(v)
 		return nil
 	})
 	return err
@@ -531,20 +528,53 @@ func (s *Service) doResizePrep(ctx context.Context, srv *Server) error {
 	if m.Type == MigrationCold {
 		skip = []string{srv.HostID}
 	}
+	return s.placeStep(ctx, srv, m, TaskResizePrep, TaskResizeMigrating, skip, "conductor_migrate_server", "compute_prep_resize")
+}
+
+// placeStep places a move (skipping the hosts in skip) and records its
+// destination in the migration, the server's task going from from to next
+// with event; when no host fits, the move ends with a fault (faultEvent).
+func (s *Service) placeStep(ctx context.Context, srv *Server, m *Migration, from, next TaskState, skip []string, faultEvent, event string) error {
 	dest, err := s.placeMove(ctx, srv, m, skip)
 	if errors.Is(err, errNoValidHost) {
-		return s.moveFault(ctx, srv, TaskResizePrep, err, "conductor_migrate_server")
+		return s.moveFault(ctx, srv, from, err, faultEvent)
 	}
 	if err != nil {
 		return err
 	}
-	return s.advance(ctx, srv.ID, TaskResizePrep, func(tx *store.Txn, v *Server) error {
+	return s.advance(ctx, srv.ID, from, func(tx *store.Txn, v *Server) error {
 		if err := setMigrationTxn(tx, m.ID, func(m *Migration) { m.DestHost, m.Status = dest, migrationRunning }); err != nil {
 			return err
 		}
-		v.TaskState = TaskResizeMigrating
-		return eventTxn(tx, v, "compute_prep_resize", dest, nil)
+		v.TaskState = next
+		return eventTxn(tx, v, event, dest, nil)
 	})
+}
+
+// landMove ends a move on its destination: the migration's claim becomes
+// the server's, the migration takes status, and the server is on the
+// destination host (its AZ) with ports and no task; finish sets the rest
+// before event is recorded.
+func (s *Service) landMove(ctx context.Context, srv *Server, m *Migration, from TaskState, status string, ports []Port, event string, finish func(tx *store.Txn, v *Server)) error {
+	var usages []*HostUsage
+	err := s.advance(ctx, srv.ID, from, func(tx *store.Txn, v *Server) error {
+		us, err := swapClaimTxn(tx, v.ID, m.claimKey())
+		if err != nil {
+			return err
+		}
+		usages = us
+		if err := setMigrationTxn(tx, m.ID, func(m *Migration) { m.Status = status }); err != nil {
+			return err
+		}
+		if h, err := store.Get[Host](nil, tx, hostTable, m.DestHost); err == nil {
+			v.AZ = h.AZ
+		}
+		v.HostID, v.Ports, v.TaskState, v.Move.MigrationID = m.DestHost, ports, TaskNone, ""
+		finish(tx, v)
+		return eventTxn(tx, v, event, m.DestHost, nil)
+	})
+	s.setUsages(usages)
+	return err
 }
 
 // specWith builds a server's domain spec with another flavor and ports.
@@ -591,16 +621,27 @@ func (s *Service) doResizeMigrating(ctx context.Context, srv *Server) error {
 	})
 }
 
-func (s *Service) moveDomain(ctx context.Context, srv *Server, m *Migration) ([]Port, error) {
+// destSpec binds a moving server's ports to the move's destination and
+// builds its domain spec there with flavor fl; it returns the
+// destination's driver with them.
+func (s *Service) destSpec(ctx context.Context, srv *Server, m *Migration, fl Flavor) (Hypervisor, []Port, *DomainSpec, error) {
 	dd, err := s.driver(m.DestHost)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	ports, err := s.bindPortsTo(ctx, srv, m.DestHost)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
-	spec, err := s.specWith(ctx, srv, m.NewFlavor, ports)
+	spec, err := s.specWith(ctx, srv, fl, ports)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return dd, ports, spec, nil
+}
+
+func (s *Service) moveDomain(ctx context.Context, srv *Server, m *Migration) ([]Port, error) {
+	dd, ports, spec, err := s.destSpec(ctx, srv, m, m.NewFlavor)
 	if err != nil {
 		return nil, err
 	}
@@ -791,19 +832,7 @@ func (s *Service) doLiveMigrate(ctx context.Context, srv *Server) error {
 		return s.moveFault(ctx, srv, TaskMigrating, errors.New("migration record lost"), "compute_live_migration")
 	}
 	if m.Status == migrationPre {
-		dest, err := s.placeMove(ctx, srv, m, []string{srv.HostID})
-		if errors.Is(err, errNoValidHost) {
-			return s.moveFault(ctx, srv, TaskMigrating, err, "conductor_live_migrate_instance")
-		}
-		if err != nil {
-			return err
-		}
-		return s.advance(ctx, srv.ID, TaskMigrating, func(tx *store.Txn, v *Server) error {
-			if err := setMigrationTxn(tx, m.ID, func(m *Migration) { m.DestHost, m.Status = dest, migrationRunning }); err != nil {
-				return err
-			}
-			return eventTxn(tx, v, "conductor_live_migrate_instance", dest, nil)
-		})
+		return s.placeStep(ctx, srv, m, TaskMigrating, TaskMigrating, []string{srv.HostID}, "conductor_live_migrate_instance", "conductor_live_migrate_instance")
 	}
 	ports, err := s.liveMove(ctx, srv, m)
 	if err != nil {
@@ -815,24 +844,7 @@ func (s *Service) doLiveMigrate(ctx context.Context, srv *Server) error {
 		}
 		return s.moveFault(ctx, srv, TaskMigrating, err, "compute_live_migration")
 	}
-	var usages []*HostUsage
-	err = s.advance(ctx, srv.ID, TaskMigrating, func(tx *store.Txn, v *Server) error {
-		us, err := swapClaimTxn(tx, v.ID, m.claimKey())
-		if err != nil {
-			return err
-		}
-		usages = us
-		if err := setMigrationTxn(tx, m.ID, func(m *Migration) { m.Status = migrationCompleted }); err != nil {
-			return err
-		}
-		if h, err := store.Get[Host](nil, tx, hostTable, m.DestHost); err == nil {
-			v.AZ = h.AZ
-		}
-		v.HostID, v.Ports, v.TaskState, v.Move.MigrationID = m.DestHost, ports, TaskNone, ""
-		return eventTxn(tx, v, "compute_live_migration", m.DestHost, nil)
-	})
-	s.setUsages(usages)
-	return err
+	return s.landMove(ctx, srv, m, TaskMigrating, migrationCompleted, ports, "compute_live_migration", func(*store.Txn, *Server) {})
 }
 
 func (s *Service) liveMove(ctx context.Context, srv *Server, m *Migration) ([]Port, error) {

@@ -265,19 +265,7 @@ func (s *Service) doRebuildSpawn(ctx context.Context, srv *Server) error {
 // volumes kept.
 func (s *Service) doEvacuate(ctx context.Context, srv *Server, m *Migration) error {
 	if m.Status == migrationPre {
-		dest, err := s.placeMove(ctx, srv, m, []string{m.SourceHost})
-		if errors.Is(err, errNoValidHost) {
-			return s.moveFault(ctx, srv, TaskRebuilding, err, "conductor_rebuild_server")
-		}
-		if err != nil {
-			return err
-		}
-		return s.advance(ctx, srv.ID, TaskRebuilding, func(tx *store.Txn, v *Server) error {
-			if err := setMigrationTxn(tx, m.ID, func(m *Migration) { m.DestHost, m.Status = dest, migrationRunning }); err != nil {
-				return err
-			}
-			return eventTxn(tx, v, "conductor_rebuild_server", dest, nil)
-		})
+		return s.placeStep(ctx, srv, m, TaskRebuilding, TaskRebuilding, []string{m.SourceHost}, "conductor_rebuild_server", "conductor_rebuild_server")
 	}
 	ports, err := s.evacuateSpawn(ctx, srv, m)
 	if err != nil {
@@ -287,42 +275,19 @@ func (s *Service) doEvacuate(ctx context.Context, srv *Server, m *Migration) err
 		s.undoMoveDomain(ctx, srv, m)
 		return s.moveFault(ctx, srv, TaskRebuilding, err, "compute_rebuild_instance")
 	}
-	var usages []*HostUsage
-	err = s.advance(ctx, srv.ID, TaskRebuilding, func(tx *store.Txn, v *Server) error {
-		us, err := swapClaimTxn(tx, v.ID, m.claimKey())
-		if err != nil {
-			return err
-		}
-		usages = us
-		if err := setMigrationTxn(tx, m.ID, func(m *Migration) { m.Status = migrationDone }); err != nil {
-			return err
-		}
-		if h, err := store.Get[Host](nil, tx, hostTable, m.DestHost); err == nil {
-			v.AZ = h.AZ
-		}
+	return s.landMove(ctx, srv, m, TaskRebuilding, migrationDone, ports, "compute_rebuild_instance", func(tx *store.Txn, v *Server) {
 		now := tx.Now()
-		v.HostID, v.Ports, v.TaskState, v.Move.MigrationID, v.LaunchedAt, v.Fault = m.DestHost, ports, TaskNone, "", &now, nil
+		v.LaunchedAt, v.Fault = &now, nil
 		v.VMState, v.PowerState = VMActive, PowerRunning
 		if v.Move.PrevVMState == VMStopped {
 			v.VMState, v.PowerState = VMStopped, PowerShutdown
 		}
 		v.Move.PrevVMState = ""
-		return eventTxn(tx, v, "compute_rebuild_instance", m.DestHost, nil)
 	})
-	s.setUsages(usages)
-	return err
 }
 
 func (s *Service) evacuateSpawn(ctx context.Context, srv *Server, m *Migration) ([]Port, error) {
-	dd, err := s.driver(m.DestHost)
-	if err != nil {
-		return nil, err
-	}
-	ports, err := s.bindPortsTo(ctx, srv, m.DestHost)
-	if err != nil {
-		return nil, err
-	}
-	spec, err := s.specWith(ctx, srv, srv.Flavor, ports)
+	dd, ports, spec, err := s.destSpec(ctx, srv, m, srv.Flavor)
 	if err != nil {
 		return nil, err
 	}
@@ -350,11 +315,7 @@ func (s *Service) ShelveServer(ctx context.Context, id string, offload bool) err
 
 // ShelveOffloadServer removes a shelved server from its host (admin).
 func (s *Service) ShelveOffloadServer(ctx context.Context, id string) error {
-	_, err := s.startMove(ctx, id, "compute:server:shelve_offload", "shelveOffload", []VMState{VMShelved}, func(_ *store.Txn, _ *identity.Credentials, v *Server) error {
-		v.TaskState = TaskShelvingOffload
-		return nil
-	})
-	return err
+	return s.startTask(ctx, id, "compute:server:shelve_offload", "shelveOffload", []VMState{VMShelved}, TaskShelvingOffload)
 }
 
 // UnshelveServer starts a shelved server again; an offloaded one is
@@ -583,11 +544,7 @@ func (s *Service) RescueServer(ctx context.Context, id, imageRef string) error {
 
 // UnrescueServer boots a rescued server from its own disk again.
 func (s *Service) UnrescueServer(ctx context.Context, id string) error {
-	_, err := s.startMove(ctx, id, "compute:server:action", "unrescue", []VMState{VMRescued}, func(_ *store.Txn, _ *identity.Credentials, v *Server) error {
-		v.TaskState = TaskUnrescuing
-		return nil
-	})
-	return err
+	return s.startTask(ctx, id, "compute:server:action", "unrescue", []VMState{VMRescued}, TaskUnrescuing)
 }
 
 // needDriver refuses an action the server's hypervisor cannot do.

@@ -23,24 +23,12 @@ func TestComputeMovesAfterKill(t *testing.T) {
 	tok := login(t, rc)
 	nova := fmt.Sprintf("http://%s:8774/v2.1", addr)
 	neutron := fmt.Sprintf("http://%s:9696/v2.0", addr)
-	flavor := func(name string, vcpus int) string {
-		code, body := call(t, "POST", nova+"/flavors", tok, map[string]any{"flavor": map[string]any{"name": name, "vcpus": vcpus, "ram": 256 * vcpus, "disk": 1}})
-		if code != http.StatusOK {
-			t.Fatalf("flavor create: %d %v", code, body)
-		}
-		return body["flavor"].(map[string]any)["id"].(string)
-	}
-	small, big := flavor("m1", 1), flavor("m2", 2)
+	small, big := createFlavor(t, nova, tok, "m1", 1), createFlavor(t, nova, tok, "m2", 2)
 	imageID := uploadImage(t, addr, tok, "tiny", make([]byte, 64<<10))
 	networkID := createNetwork(t, addr, tok, "private", "10.0.0.0/24")
 	var ids []string
 	for _, n := range []string{"resized", "migrated"} {
-		code, body := call(t, "POST", nova+"/servers", tok, map[string]any{"server": map[string]any{
-			"name": n, "imageRef": imageID, "flavorRef": small, "networks": []map[string]string{{"uuid": networkID}}}})
-		if code != http.StatusAccepted {
-			t.Fatalf("server create: %d %v", code, body)
-		}
-		ids = append(ids, body["server"].(map[string]any)["id"].(string))
+		ids = append(ids, createServer(t, nova, tok, n, imageID, small, networkID))
 	}
 	before := map[string]any{}
 	for _, id := range ids {
