@@ -140,7 +140,7 @@ func (s *Service) Sweep(ctx context.Context, hostID string) ([]string, error) {
 		}
 		// Read after listing: a server placed here before its domain was
 		// listed is seen, so a spawn under way is never swept.
-		if v, err := store.Get[Server](nil, s.st.Snapshot(), serverTable, dm.ServerID); err == nil && v.HostID == hostID {
+		if v, err := store.Get[Server](nil, s.st.Snapshot(), serverTable, dm.ServerID); err == nil && (v.HostID == hostID || s.moveHolds(v, hostID)) {
 			continue
 		}
 		if err := d.Destroy(ctx, dm.ServerID); err != nil && !errdefs.IsNotFound(err) {

@@ -38,6 +38,8 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 	rt.HandleFunc("GET /v2.1/{$}", a.version)
 	a.routeServers(rt)
 	a.routeResources(rt)
+	a.routeVolumeAttachments(rt)
+	a.routeMoves(rt)
 	h := Microversions.Handler(httpapi.Nova, rt)
 	h = identity.Middleware(v, h, &identity.MiddlewareOptions{Public: func(r *http.Request) bool {
 		switch r.URL.Path {

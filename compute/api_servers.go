@@ -508,12 +508,10 @@ var simpleActions = map[string]Action{
 	"suspend": ActionSuspend, "resume": ActionResume,
 }
 
-// unsupportedActions are Nova actions that compute II will add.
-var unsupportedActions = []string{"resize", "confirmResize", "revertResize", "rebuild", "migrate", "os-migrateLive",
-	"evacuate", "createImage", "createBackup", "rescue", "unrescue", "shelve", "shelveOffload", "unshelve",
-	"changePassword", "addSecurityGroup", "removeSecurityGroup", "restore", "trigger_crash_dump", "os-resetState",
-	"injectNetworkInfo", "resetNetwork", "addFixedIp", "removeFixedIp", "os-getVNCConsole", "os-getSPICEConsole",
-	"os-getSerialConsole", "os-getRDPConsole"}
+// unsupportedActions are Nova actions Stratus does not have (yet).
+var unsupportedActions = []string{"createBackup", "changePassword", "addSecurityGroup", "removeSecurityGroup", "restore",
+	"trigger_crash_dump", "os-resetState", "injectNetworkInfo", "resetNetwork", "addFixedIp", "removeFixedIp",
+	"os-getVNCConsole", "os-getSPICEConsole", "os-getSerialConsole", "os-getRDPConsole"}
 
 func (a *api) serverAction(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
@@ -591,6 +589,9 @@ func (a *api) serverAction(w http.ResponseWriter, r *http.Request) {
 		ok(w, http.StatusOK, map[string]any{"output": out})
 		return
 	default:
+		if a.moveAction(w, r, id, name, arg) {
+			return
+		}
 		if act, found := simpleActions[name]; found {
 			err = a.svc.ServerAction(ctx, id, act)
 		} else if slices.Contains(unsupportedActions, name) {

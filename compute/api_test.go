@@ -101,7 +101,7 @@ func TestAPIHostileBodies(t *testing.T) {
 	if l, _ := c.svc.ListServers(c.env.admin, computeAll()); len(l) != 0 {
 		t.Fatalf("%d servers created by bad requests", len(l))
 	}
-	// Actions: unknown, malformed, and not yet implemented.
+	// Actions: unknown, malformed, a missing flavor, and not implemented.
 	v := c.create(user(c.p1), "ok", nil)
 	for _, tc := range []struct {
 		body string
@@ -110,7 +110,9 @@ func TestAPIHostileBodies(t *testing.T) {
 		{`{"explode":null}`, 400},
 		{`{"reboot":{"type":"GENTLE"}}`, 400},
 		{`{"reboot":null,"os-stop":null}`, 400},
-		{`{"resize":{"flavorRef":"1"}}`, 501},
+		{`{"resize":{"flavorRef":"1"}}`, 400},
+		{`{"resize":"big"}`, 400},
+		{`{"createBackup":{"name":"b"}}`, 501},
 	} {
 		if code, _, out := c.raw(t, "POST", "/servers/"+v.ID+"/action", tc.body, nil); code != tc.code {
 			t.Errorf("%s: %d %v, want %d", tc.body, code, out, tc.code)

@@ -30,6 +30,7 @@ const (
 	quotaTable     = "compute.quotas"
 	quotaUseTable  = "compute.quota_usage"
 	actionTable    = "compute.instance_actions"
+	migrationTable = "compute.migrations"
 )
 
 func strIndex(name, field string, allowMissing bool) *memdb.IndexSchema {
@@ -47,6 +48,7 @@ func Tables() []store.Table {
 			strIndex("project", "ProjectID", false),
 			strIndex("host", "HostID", true),
 			strIndex("task", "TaskState", true),
+			volumeOpsIndexSchema(),
 		}},
 		{Name: hostTable, New: func() store.Record { return new(Host) }, Indexes: []*memdb.IndexSchema{
 			{Name: "name", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Name"}},
@@ -57,6 +59,8 @@ func Tables() []store.Table {
 		{Name: quotaTable, New: func() store.Record { return new(QuotaSet) }},
 		{Name: quotaUseTable, New: func() store.Record { return new(QuotaUsage) }},
 		{Name: actionTable, New: func() store.Record { return new(InstanceAction) }, Indexes: []*memdb.IndexSchema{strIndex("server", "ServerID", false)}},
+		{Name: migrationTable, New: func() store.Record { return new(Migration) }, Indexes: []*memdb.IndexSchema{
+			strIndex("server", "ServerID", false), strIndex("status", "Status", false)}},
 	}
 }
 
@@ -98,6 +102,10 @@ type Config struct {
 	PowerOffTimeout time.Duration
 	// VendorData is served to guests as vendor_data.json.
 	VendorData map[string]any
+	// ResizeConfirmWindow, when positive, confirms resizes and cold
+	// migrations left in VERIFY_RESIZE that long (Nova's
+	// resize_confirm_window). Zero leaves them for the user.
+	ResizeConfirmWindow time.Duration
 }
 
 // SchedulerOptions tunes placement; see compute/scheduler.Options.
@@ -200,6 +208,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	s.sched.refresh()
 	s.wg.Go(s.leadConductor)
+	s.wg.Go(s.moveJanitor)
 	s.mu.RLock()
 	for id := range s.drivers {
 		s.startAgent(id)
@@ -282,6 +291,7 @@ func DefaultPolicy() identity.Policy {
 	p["compute:quota:update"] = identity.Admin
 	p["compute:az:detail"] = identity.SystemReader
 	p["compute:az:list"] = identity.Authenticated
+	movePolicy(p, member)
 	return p
 }
 

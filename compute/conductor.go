@@ -38,6 +38,15 @@ func (c *conductor) Pending(ws memdb.WatchSet, tx *store.Txn) ([]reconcile.Item,
 			out = append(out, reconcile.Item{Key: v.ID, Revision: v.Revision})
 		}
 	}
+	vols, err := pendingVolumeOps(ws, tx)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range vols {
+		if !slices.ContainsFunc(out, func(o reconcile.Item) bool { return o.Key == it.Key }) {
+			out = append(out, it)
+		}
+	}
 	return out, nil
 }
 
@@ -49,9 +58,15 @@ func (c *conductor) Reconcile(ctx context.Context, id string) error {
 		if err != nil {
 			return nil //nolint:nilerr // deleted: nothing to do
 		}
+		if hasVolumeOps(srv) && srv.TaskState != TaskDeleting {
+			if err := s.doVolumeOps(ctx, srv); err != nil {
+				return err
+			}
+			continue
+		}
 		switch srv.TaskState {
 		case TaskNone:
-			return nil
+			return s.afterTask(ctx, srv)
 		case TaskDeleting:
 			err = s.doDelete(ctx, srv)
 		case TaskScheduling:
@@ -63,7 +78,11 @@ func (c *conductor) Reconcile(ctx context.Context, id string) error {
 		case TaskSpawning:
 			err = s.doSpawn(ctx, srv)
 		default:
-			err = s.doPower(ctx, srv)
+			if step := moveStep(srv.TaskState); step != nil {
+				err = step(s, ctx, srv)
+			} else {
+				err = s.doPower(ctx, srv)
+			}
 		}
 		if errors.Is(err, errSuperseded) {
 			continue
@@ -411,7 +430,7 @@ func (s *Service) doVolumes(ctx context.Context, srv *Server) error {
 			continue
 		}
 		a, err := s.deps.Volumes.ReserveAttachment(ctx, srv.ProjectID, bd.UUID, srv.ID)
-		if err == nil {
+		if err == nil && a.Connection == nil { // connected already before a restart
 			a, err = s.deps.Volumes.ConnectAttachment(ctx, a.ID, HostConnector{Host: srv.HostID, Platform: "x86_64", OSType: "linux"})
 		}
 		if err == nil {
@@ -439,10 +458,10 @@ func (s *Service) domainSpecOf(ctx context.Context, srv *Server) (*DomainSpec, e
 	spec := &DomainSpec{ServerID: srv.ID, Name: srv.Name, ProjectID: srv.ProjectID, VCPUs: srv.Flavor.VCPUs,
 		MemoryMB: srv.Flavor.RAMMB, RootGB: srv.Flavor.DiskGB, EphemeralGB: srv.Flavor.EphemeralGB,
 		SwapMB: srv.Flavor.SwapMB, ExtraSpecs: srv.Flavor.ExtraSpecs}
-	if srv.ImageID != "" && s.deps.Images != nil {
-		img, err := s.deps.Images.GetImage(ctx, srv.ProjectID, srv.ImageID)
+	if imageID := cmpOrS(srv.Move.ShelvedImageID, srv.ImageID); imageID != "" && s.deps.Images != nil {
+		img, err := s.deps.Images.GetImage(ctx, srv.ProjectID, imageID)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", srv.ImageID, err)
+			return nil, fmt.Errorf("image %s: %w", imageID, err)
 		}
 		spec.Image = img
 		images, project := s.deps.Images, srv.ProjectID
@@ -588,7 +607,13 @@ func (s *Service) doPower(ctx context.Context, srv *Server) error {
 }
 
 func (s *Service) doDelete(ctx context.Context, srv *Server) error {
+	if err := s.cleanupMove(ctx, srv); err != nil {
+		return err
+	}
 	if err := s.cleanupHost(ctx, srv); err != nil {
+		return err
+	}
+	if err := s.releaseVolumes(ctx, srv); err != nil {
 		return err
 	}
 	if err := s.releasePorts(ctx, srv); err != nil {

@@ -81,6 +81,15 @@ type BlockDevice struct {
 	DeviceName          string `json:"device_name,omitempty"`
 	AttachmentID        string `json:"attachment_id,omitempty"`
 	Connection          *ConnectionInfo
+	// Tag is the device role tag of an attach (2.49).
+	Tag string `json:"tag,omitempty"`
+	// BDMID is the mapping's uuid (bdm_uuid); set for hot-plugged volumes
+	// and on the first detach of the others.
+	BDMID string `json:"bdm_id,omitempty"`
+	// Pending is a volume operation under way: "attach" or "detach"
+	// (see volumeattach.go); ActionID is the instance action it belongs to.
+	Pending  string `json:"pending,omitempty"`
+	ActionID string `json:"action_id,omitempty"`
 }
 
 // SchedulerHints are a create's os:scheduler_hints.
@@ -136,6 +145,9 @@ type Server struct {
 	TerminatedAt   *time.Time        `json:"terminated_at,omitempty"`
 	// AdminPass is set only in the answer to a create; never stored.
 	AdminPass string `json:"-"`
+	// Move is the state of a resize, migration, rebuild, shelve, rescue or
+	// snapshot under way (compute II, move.go).
+	Move MoveState `json:"move,omitzero"`
 }
 
 // StoreKey implements store.Record.
@@ -143,6 +155,9 @@ func (s *Server) StoreKey() string { return s.ID }
 
 // Status returns Nova's status for the server's vm_state and task_state.
 func (s *Server) Status() string {
+	if st := s.moveStatus(); st != "" {
+		return st
+	}
 	switch s.VMState {
 	case VMBuilding:
 		return "BUILD"
@@ -172,6 +187,8 @@ func (s *Server) Status() string {
 var statusStates = map[string][]VMState{
 	"BUILD": {VMBuilding}, "ACTIVE": {VMActive}, "REBOOT": {VMActive}, "HARD_REBOOT": {VMActive},
 	"SHUTOFF": {VMStopped}, "PAUSED": {VMPaused}, "SUSPENDED": {VMSuspended}, "ERROR": {VMError}, "DELETED": {VMDeleted},
+	"RESIZE": {VMActive, VMStopped}, "VERIFY_RESIZE": {VMResized}, "REVERT_RESIZE": {VMResized}, "MIGRATING": {VMActive},
+	"REBUILD": {VMActive, VMStopped, VMError}, "SHELVED": {VMShelved}, "SHELVED_OFFLOADED": {VMShelvedOffloaded}, "RESCUE": {VMRescued},
 }
 
 // CreateServerOpts creates one server, or several with MinCount/MaxCount.
@@ -714,7 +731,7 @@ func (s *Service) ListServers(ctx context.Context, o ListServersOpts) ([]*Server
 		if states != nil && !slices.Contains(states, v.VMState) {
 			continue
 		}
-		if st := strings.ToUpper(o.Status); (st == "REBOOT" || st == "HARD_REBOOT") && v.Status() != st {
+		if st := strings.ToUpper(o.Status); (st == "REBOOT" || st == "HARD_REBOOT" || taskStatuses[st]) && v.Status() != st {
 			continue
 		}
 		if o.Host != "" && v.HostID != o.Host {

@@ -6,9 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/stratuskit/stratus/internal/etcdtest"
 	"github.com/stratuskit/stratus/store"
-	"github.com/stratuskit/stratus/store/etcdstore"
 )
 
 // TestAllocationGuard: two controllers on one etcd allocate the same
@@ -17,29 +15,16 @@ import (
 // refuses, or it had not and etcd refuses its commit for the guard), the
 // address is held once.
 func TestAllocationGuard(t *testing.T) {
-	cl, err := etcdtest.Start(t.TempDir(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Stop)
+	replica := EtcdReplicas(t)
 	ctx := context.Background()
 	var hs []*ipamHarness
 	for range 2 {
-		b, err := etcdstore.Open(ctx, cl.Endpoints(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := store.Open(ctx, b, Tables(), &store.Options{CompactInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
+		st := replica()
 		s, err := New(Config{Store: st, Backend: nopBackend{}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := &ipamHarness{s: s, st: st, sub: newIPAMHarness(t).sub}
-		hs = append(hs, h)
+		hs = append(hs, &ipamHarness{s: s, st: st, sub: newIPAMHarness(t).sub})
 	}
 	first := netip.MustParseAddr(hs[0].sub.AllocationPools[0].Start)
 	for round := range 30 {
@@ -60,15 +45,7 @@ func TestAllocationGuard(t *testing.T) {
 		wg.Wait()
 	}
 	// Read once both replicas have every commit: etcd's, through a third.
-	b, err := etcdstore.Open(ctx, cl.Endpoints(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(ctx, b, Tables(), &store.Options{CompactInterval: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := replica()
 	held := map[string]string{}
 	ports, err := store.List[Port](nil, st.Snapshot(), portTable, store.IDIndex)
 	if err != nil {

@@ -9,11 +9,9 @@ import (
 	"time"
 
 	"github.com/stratuskit/stratus/errdefs"
-	"github.com/stratuskit/stratus/internal/etcdtest"
 	. "github.com/stratuskit/stratus/network"
 	"github.com/stratuskit/stratus/network/fakenet"
 	"github.com/stratuskit/stratus/store"
-	"github.com/stratuskit/stratus/store/etcdstore"
 )
 
 // TestTwoControllersNeverShareAnAddress runs two controllers on one etcd
@@ -23,24 +21,10 @@ import (
 // commits that took from the same view. No address or MAC is ever given
 // twice, and the pool still fills up.
 func TestTwoControllersNeverShareAnAddress(t *testing.T) {
-	cl, err := etcdtest.Start(t.TempDir(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Stop)
-	ctx := context.Background()
+	replica := EtcdReplicas(t)
 	var svcs []*Service
 	for range 2 {
-		b, err := etcdstore.Open(ctx, cl.Endpoints(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := store.Open(ctx, b, Tables(), &store.Options{CompactInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		svcs = append(svcs, must(New(Config{Store: st, Backend: fakenet.New()})))
+		svcs = append(svcs, must(New(Config{Store: replica(), Backend: fakenet.New()})))
 	}
 	c := member("p1")
 	n := must(svcs[0].CreateNetwork(c, CreateNetworkOpts{Name: "n"}))
@@ -99,26 +83,10 @@ func TestTwoControllersNeverShareAnAddress(t *testing.T) {
 // TestTwoControllersDropLegacyRecords: two controllers upgraded at once
 // both find the legacy allocation records and delete them; both start.
 func TestTwoControllersDropLegacyRecords(t *testing.T) {
-	cl, err := etcdtest.Start(t.TempDir(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Stop)
+	replica := EtcdReplicas(t)
 	ctx := context.Background()
-	var sts []*store.Store
-	for range 2 {
-		b, err := etcdstore.Open(ctx, cl.Endpoints(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := store.Open(ctx, b, Tables(), &store.Options{CompactInterval: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		sts = append(sts, st)
-	}
-	err = sts[0].Update(ctx, func(tx *store.Txn) error {
+	sts := []*store.Store{replica(), replica()}
+	err := sts[0].Update(ctx, func(tx *store.Txn) error {
 		for i := range 1200 {
 			if err := tx.Insert(TestIPTable, &TestLegacyAlloc{Key: fmt.Sprintf("s/10.0.%d.%d", i/250, i%250), PortID: "p"}); err != nil {
 				return err

@@ -2,7 +2,6 @@ package objectstore_test
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -30,14 +29,7 @@ func newReplicaEnv(tb testing.TB, replicas int) *benchEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := newCloud(tb, b)
-	u := c.tenant(tb, "bench", "bencher", "member")
-	c.expect(tb, 201, u, "PUT", "/v1/"+u.account+"/bench", "", nil)
-	dir := filepath.Join(root, "files")
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		tb.Fatal(err)
-	}
-	return &benchEnv{c: c, u: u, dir: dir}
+	return benchEnvOn(tb, b, root)
 }
 
 // BenchmarkReplicatedPut compares PUT through the Swift API on a

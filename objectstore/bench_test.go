@@ -36,14 +36,26 @@ func newBenchEnv(tb testing.TB, opts *fsobj.Options) *benchEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	e := benchEnvOn(tb, b, root)
+	e.backend = b
+	return e
+}
+
+// benchEnvOn is a cloud on b with a user and its container "bench"; with
+// root, the baseline's directory is root/files.
+func benchEnvOn(tb testing.TB, b objectstore.Backend, root string) *benchEnv {
+	tb.Helper()
 	c := newCloud(tb, b)
 	u := c.tenant(tb, "bench", "bencher", "member")
 	c.expect(tb, 201, u, "PUT", "/v1/"+u.account+"/bench", "", nil)
-	dir := filepath.Join(root, "files")
-	if err := os.Mkdir(dir, 0o750); err != nil {
-		tb.Fatal(err)
+	e := &benchEnv{c: c, u: u}
+	if root != "" {
+		e.dir = filepath.Join(root, "files")
+		if err := os.Mkdir(e.dir, 0o750); err != nil {
+			tb.Fatal(err)
+		}
 	}
-	return &benchEnv{c: c, u: u, dir: dir, backend: b}
+	return e
 }
 
 func (e *benchEnv) url(name string) string {

@@ -30,10 +30,7 @@ func newS3BenchEnv(tb testing.TB) *s3BenchEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	c := newCloud(tb, b)
-	u := c.tenant(tb, "bench", "bencher", "member")
-	c.expect(tb, 201, u, "PUT", "/v1/"+u.account+"/bench", "", nil)
-	return &s3BenchEnv{benchEnv: &benchEnv{c: c, u: u}, direct: b.Client(), bucket: "bench"}
+	return &s3BenchEnv{benchEnv: benchEnvOn(tb, b, ""), direct: b.Client(), bucket: "bench"}
 }
 
 // The baseline's uploads use what s3obj uses: the same part size and

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
 	"github.com/stratuskit/stratus/internal/httpapi"
@@ -35,7 +37,10 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 	rt.HandleFunc("GET "+p+"/resource_types", a.scoped(a.resourceTypes))
 	rt.HandleFunc("GET "+p+"/resource_types/{type}", a.scoped(a.resourceType))
 	rt.HandleFunc("GET "+p+"/template_versions", a.scoped(a.templateVersions))
-	public := func(r *http.Request) bool { return r.URL.Path == "/" }
+	rt.HandleFunc("POST /signal/{stack}/{resource}/{secret}", a.signal)
+	// The root, and pre-signed signal URLs (their secret is the
+	// credential), need no token.
+	public := func(r *http.Request) bool { return r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/signal/") }
 	h := identity.Middleware(v, rt, &identity.MiddlewareOptions{ServiceType: "orchestration", Public: public})
 	return httpapi.Wrap(h, httpapi.Heat, logger)
 }
@@ -62,6 +67,26 @@ func (a *api) scoped(f http.HandlerFunc) http.HandlerFunc {
 		}
 		f(w, r)
 	}
+}
+
+// signal is POST /signal/{stack}/{resource}/{secret}: a pre-signed
+// signal (a scaling policy's alarm_url, a wait condition handle's
+// endpoint), with an optional JSON body.
+func (a *api) signal(w http.ResponseWriter, r *http.Request) {
+	var data map[string]any
+	if r.ContentLength != 0 {
+		var raw any
+		if err := httpapi.DecodeJSON(w, r, &raw, httpapi.DecodeOptions{MaxBytes: 128 << 10}); err != nil && r.ContentLength > 0 {
+			fail(w, r, err)
+			return
+		}
+		data, _ = raw.(map[string]any)
+	}
+	if err := a.svc.Signal(r.Context(), r.PathValue("stack"), r.PathValue("resource"), r.PathValue("secret"), data); err != nil {
+		fail(w, r, err)
+		return
+	}
+	_ = httpapi.WriteJSON(w, http.StatusOK, nil)
 }
 
 func (a *api) versions(w http.ResponseWriter, r *http.Request) {
@@ -96,8 +121,69 @@ func (a *api) stackJSON(r *http.Request, st *Stack) map[string]any {
 	return map[string]any{"id": st.ID, "stack_name": st.Name, "description": st.Description,
 		"creation_time": tstr(st.Created), "updated_time": tstr(st.Updated), "deletion_time": deleted,
 		"stack_status": st.StackStatus(), "stack_status_reason": st.StatusReason, "stack_owner": nil,
-		"stack_user_project_id": st.ProjectID, "project": st.ProjectID, "parent": nil, "tags": tags,
+		"stack_user_project_id": st.ProjectID, "project": st.ProjectID, "parent": parentOf(st), "tags": tags,
 		"links": []any{map[string]any{"href": a.stackURL(r, st), "rel": "self"}}}
+}
+
+// action is POST …/actions: cancel_update (rolling back) and
+// cancel_without_rollback.
+func (a *api) action(w http.ResponseWriter, r *http.Request, st *Stack) {
+	var body map[string]any
+	if err := httpapi.DecodeJSON(w, r, &body, httpapi.DecodeOptions{MaxBytes: 4 << 10}); err != nil {
+		fail(w, r, err)
+		return
+	}
+	if len(body) != 1 {
+		fail(w, r, errdefs.Invalid("action", "the body must name one action"))
+		return
+	}
+	var err error
+	switch {
+	case hasKey(body, "cancel_update"):
+		err = a.svc.CancelUpdate(r.Context(), st.ID, true)
+	case hasKey(body, "cancel_without_rollback"):
+		err = a.svc.CancelUpdate(r.Context(), st.ID, false)
+	default:
+		for k := range body {
+			err = errdefs.Wrap(errdefs.ErrUnsupported, errdefs.Invalid("action", "the stack action %q is not supported", k))
+		}
+	}
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func hasKey(m map[string]any, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+func parentOf(st *Stack) any {
+	if st.ParentID == "" {
+		return nil
+	}
+	return st.ParentID
+}
+
+// signalResource is POST …/resources/{name}/signal with a token
+// (openstack stack resource signal).
+func (a *api) signalResource(w http.ResponseWriter, r *http.Request, st *Stack, name string) {
+	var data map[string]any
+	if r.ContentLength != 0 {
+		var raw any
+		if err := httpapi.DecodeJSON(w, r, &raw, httpapi.DecodeOptions{MaxBytes: 128 << 10}); err != nil && r.ContentLength > 0 {
+			fail(w, r, err)
+			return
+		}
+		data, _ = raw.(map[string]any)
+	}
+	if err := a.svc.SignalResource(r.Context(), st.ID, name, data); err != nil {
+		fail(w, r, err)
+		return
+	}
+	_ = httpapi.WriteJSON(w, http.StatusOK, nil)
 }
 
 func (a *api) listStacks(w http.ResponseWriter, r *http.Request) {
@@ -148,11 +234,12 @@ func templateBytes(raw json.RawMessage, tmplURL string) ([]byte, error) {
 	return raw, nil
 }
 
-// environmentParams merges the parameters and parameter_defaults of an
-// environment under the request's parameters.
-func environmentParams(raw json.RawMessage, params map[string]any) (map[string]any, error) {
+// parseEnvironment decodes a request's environment: a JSON object with
+// parameters, parameter_defaults and resource_registry (type to type or
+// to a template of the files map).
+func parseEnvironment(raw json.RawMessage) (*Environment, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return params, nil
+		return nil, nil
 	}
 	var env struct {
 		Parameters        map[string]any `json:"parameters"`
@@ -161,22 +248,60 @@ func environmentParams(raw json.RawMessage, params map[string]any) (map[string]a
 	}
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		if strings.TrimSpace(s) != "" {
-			return nil, errdefs.Invalid("environment", "send the environment as a JSON object")
+		// gophercloud sends the environment file's text (YAML or JSON).
+		if strings.TrimSpace(s) == "" {
+			return nil, nil
 		}
-	} else if err := json.Unmarshal(raw, &env); err != nil {
+		var doc any
+		if err := yaml.Unmarshal([]byte(s), &doc); err != nil {
+			return nil, errdefs.Invalid("environment", "not valid YAML or JSON: %s", trimErr(err))
+		}
+		doc, err := normalize(doc, 0, 32)
+		if err != nil {
+			return nil, errdefs.Invalid("environment", "nested too deep")
+		}
+		if raw, err = json.Marshal(doc); err != nil {
+			return nil, errdefs.Invalid("environment", "the environment must be a map")
+		}
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
 		return nil, errdefs.Invalid("environment", "the environment must be a map")
 	}
-	if len(env.ResourceRegistry) > 0 {
-		return nil, errdefs.Wrap(errdefs.ErrUnsupported, errdefs.Invalid("environment.resource_registry", "resource_registry is not supported yet"))
-	}
-	out := map[string]any{}
-	for _, m := range []map[string]any{env.ParameterDefaults, env.Parameters, params} {
-		for k, v := range m {
-			out[k] = v
+	for k := range envKeys(raw) {
+		if !slices.Contains([]string{"parameters", "parameter_defaults", "resource_registry", "event_sinks", "encrypted_param_names", "parameter_merge_strategies"}, k) {
+			return nil, errdefs.Invalid("environment."+k, "%q is not a valid environment section", k)
 		}
 	}
+	out := &Environment{Parameters: env.Parameters, ParameterDefaults: env.ParameterDefaults}
+	if len(env.ResourceRegistry) > 200 {
+		return nil, errdefs.Invalid("environment.resource_registry", "at most 200 entries")
+	}
+	for k, v := range env.ResourceRegistry {
+		switch t := v.(type) {
+		case string:
+			if out.ResourceRegistry == nil {
+				out.ResourceRegistry = map[string]string{}
+			}
+			out.ResourceRegistry[k] = t
+		case map[string]any:
+			if k == "resources" && len(t) == 0 {
+				continue
+			}
+			return nil, errdefs.Wrap(errdefs.ErrUnsupported, errdefs.Invalid("environment.resource_registry."+k, "per-resource registry entries are not supported"))
+		default:
+			return nil, errdefs.Invalid("environment.resource_registry."+k, "must map a type to a type or a template file")
+		}
+	}
+	if len(out.Parameters) == 0 && len(out.ParameterDefaults) == 0 && len(out.ResourceRegistry) == 0 {
+		return nil, nil
+	}
 	return out, nil
+}
+
+func envKeys(raw json.RawMessage) map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &m)
+	return m
 }
 
 func (a *api) createStack(w http.ResponseWriter, r *http.Request) {
@@ -190,12 +315,12 @@ func (a *api) createStack(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	params, err := environmentParams(req.Environment, req.Parameters)
+	env, err := parseEnvironment(req.Environment)
 	if err != nil {
 		fail(w, r, err)
 		return
 	}
-	o := CreateStackOpts{Name: req.StackName, Template: tmpl, Files: req.Files, Parameters: params}
+	o := CreateStackOpts{Name: req.StackName, Template: tmpl, Files: req.Files, Parameters: req.Parameters, Environment: env}
 	if req.DisableRollback != nil {
 		o.DisableRollback = *req.DisableRollback
 	}
@@ -230,6 +355,10 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 		st, err := a.svc.FindStack(ctx, seg[0])
 		if err != nil {
 			fail(w, r, err)
+			return
+		}
+		if (r.Method == http.MethodPut || r.Method == http.MethodPatch) && len(seg) == 1 {
+			a.updateStack(w, r, st, false)
 			return
 		}
 		if r.Method == http.MethodDelete && len(seg) == 1 {
@@ -270,7 +399,9 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	case key == "PUT " || key == "PATCH ":
-		fail(w, r, errdefs.Wrap(errdefs.ErrUnsupported, errdefs.Invalid("stack", "stack update is not supported yet")))
+		a.updateStack(w, r, st, false)
+	case key == "PUT /preview" || key == "PATCH /preview":
+		a.updateStack(w, r, st, true)
 	case key == "GET /template":
 		t, err := a.svc.TemplateOf(ctx, st)
 		if err != nil {
@@ -279,8 +410,19 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 		}
 		_ = httpapi.WriteJSON(w, http.StatusOK, t)
 	case key == "GET /environment":
-		_ = httpapi.WriteJSON(w, http.StatusOK, map[string]any{"parameters": st.Parameters, "parameter_defaults": map[string]any{},
-			"resource_registry": map[string]any{"resources": map[string]any{}}, "event_sinks": []any{}, "encrypted_param_names": []any{}})
+		env := map[string]any{"parameters": st.Parameters, "parameter_defaults": map[string]any{},
+			"resource_registry": map[string]any{"resources": map[string]any{}}, "event_sinks": []any{}, "encrypted_param_names": []any{}}
+		if e := st.Environment; e != nil {
+			if e.ParameterDefaults != nil {
+				env["parameter_defaults"] = e.ParameterDefaults
+			}
+			reg := map[string]any{"resources": map[string]any{}}
+			for k, v := range e.ResourceRegistry {
+				reg[k] = v
+			}
+			env["resource_registry"] = reg
+		}
+		_ = httpapi.WriteJSON(w, http.StatusOK, env)
 	case key == "GET /files":
 		files := st.Files
 		if files == nil {
@@ -306,6 +448,10 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 			md = p.t.Resources[res.Name].Metadata
 		}
 		_ = httpapi.WriteJSON(w, http.StatusOK, map[string]any{"metadata": md})
+	case key == "POST /actions":
+		a.action(w, r, st)
+	case len(rest) == 3 && key == "POST /resources/"+rest[1]+"/signal":
+		a.signalResource(w, r, st, rest[1])
 	case key == "GET /events":
 		a.events(w, r, st, "")
 	case len(rest) == 3 && key == "GET /resources/"+rest[1]+"/events":
@@ -319,6 +465,67 @@ func (a *api) stack(w http.ResponseWriter, r *http.Request) {
 	default:
 		fail(w, r, httpapi.Errorf(http.StatusNotFound, "The resource could not be found."))
 	}
+}
+
+type updateRequest struct {
+	createRequest
+	ClearParameters []string `json:"clear_parameters"`
+	Existing        bool     `json:"existing"`
+}
+
+// updateStack is PUT (or PATCH, existing) /stacks/{name}/{id}, and with
+// preview its /preview.
+func (a *api) updateStack(w http.ResponseWriter, r *http.Request, st *Stack, preview bool) {
+	var req updateRequest
+	if err := httpapi.DecodeJSON(w, r, &req, httpapi.DecodeOptions{MaxBytes: int64(8 * a.svc.limits.MaxTemplateBytes)}); err != nil {
+		fail(w, r, err)
+		return
+	}
+	o := UpdateStackOpts{Existing: r.Method == http.MethodPatch || req.Existing, Files: req.Files, Parameters: req.Parameters,
+		ClearParameters: req.ClearParameters, DisableRollback: req.DisableRollback}
+	if len(req.Template) > 0 && string(req.Template) != "null" || !o.Existing {
+		tmpl, err := templateBytes(req.Template, req.TemplateURL)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		o.Template = tmpl
+	}
+	env, err := parseEnvironment(req.Environment)
+	if err != nil {
+		fail(w, r, err)
+		return
+	}
+	o.Environment = env
+	if req.TimeoutMins != nil {
+		o.TimeoutMins = *req.TimeoutMins
+	}
+	if req.Tags != "" {
+		o.Tags = strings.Split(req.Tags, ",")
+	}
+	if preview {
+		ch, err := a.svc.PreviewUpdate(r.Context(), st.ID, o)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		list := func(l []*StackResource) []any {
+			out := []any{}
+			for _, res := range l {
+				out = append(out, a.resourceJSON(r, st, res, nil))
+			}
+			return out
+		}
+		_ = httpapi.WriteJSON(w, http.StatusOK, map[string]any{"resource_changes": map[string]any{
+			"added": list(ch.Added), "updated": list(ch.Updated), "replaced": list(ch.Replaced),
+			"deleted": list(ch.Deleted), "unchanged": list(ch.Unchanged)}})
+		return
+	}
+	if _, err := a.svc.UpdateStack(r.Context(), st.ID, o); err != nil {
+		fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
 }
 
 func (a *api) showStack(w http.ResponseWriter, r *http.Request, st *Stack) {
@@ -516,12 +723,21 @@ func (a *api) validate(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, err)
 		return
 	}
-	params, err := environmentParams(req.Environment, req.Parameters)
+	env, err := parseEnvironment(req.Environment)
 	if err != nil {
 		fail(w, r, err)
 		return
 	}
-	o := ValidateOpts{Template: tmpl, Files: req.Files}
+	var params map[string]any
+	if env != nil || req.Parameters != nil {
+		t, err := ParseTemplate(tmpl, a.svc.limits)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		params = envParams(env, req.Parameters, t)
+	}
+	o := ValidateOpts{Template: tmpl, Files: req.Files, Environment: env}
 	if len(params) > 0 {
 		o.Parameters = params
 	}

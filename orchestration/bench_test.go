@@ -66,3 +66,43 @@ func BenchmarkStackCreateDelete(b *testing.B) {
 		b.Run(fmt.Sprintf("N=200/wait=2ms/concurrency=%d", c), func(b *testing.B) { benchTemplate(b, latencyTemplate(200, 0.002), 200, c) })
 	}
 }
+
+// BenchmarkStackUpdate updates a stack of 200 resources: with nothing
+// changed (the per-resource diff alone) and with every TestResource's
+// value changed in place, against creating the same stack.
+func BenchmarkStackUpdate(b *testing.B) {
+	const n = 200
+	tmpl := bigTemplate(n)
+	changed := []byte(strings.ReplaceAll(string(tmpl), "heat_template_version: 2018-08-31\n", "heat_template_version: 2018-08-31\nparameters: {p: {type: string, default: x}}\n"))
+	changed = []byte(strings.ReplaceAll(string(changed), "properties: {wait_secs: 0, value: ", "properties: {wait_secs: 0, value: {list_join: ['-', [{get_param: p}, "))
+	changed = []byte(strings.ReplaceAll(string(changed), "]}}}\n", "]}]]}}}\n"))
+	for _, c := range []struct {
+		name string
+		next []byte
+	}{{"unchanged", tmpl}, {"all-in-place", changed}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := newService(b, Config{Limits: Limits{MaxResources: 1000}})
+			ctx := member("p1")
+			st, err := s.CreateStack(ctx, CreateStackOpts{Name: "u", Template: tmpl})
+			if err != nil {
+				b.Fatal(err)
+			}
+			waitStack(b, s, ctx, st.ID)
+			b.ResetTimer()
+			for i := range b.N {
+				next := c.next
+				if i%2 == 1 {
+					next = tmpl
+				}
+				if _, err := s.UpdateStack(ctx, st.ID, UpdateStackOpts{Template: next}); err != nil {
+					b.Fatal(err)
+				}
+				if got := waitStack(b, s, ctx, st.ID); got.StackStatus() != "UPDATE_COMPLETE" {
+					b.Fatalf("%s: %s", got.StackStatus(), got.StatusReason)
+				}
+			}
+			b.ReportMetric(n, "resources/stack")
+		})
+	}
+	b.Run("create-baseline", func(b *testing.B) { benchStacks(b, n, 16) })
+}

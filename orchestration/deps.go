@@ -17,6 +17,12 @@ type Deps struct {
 	Attacher VolumeAttacher
 	// Containers backs OS::Swift::Container.
 	Containers Containers
+	// Images backs OS::Glance::WebImage.
+	Images Images
+	// Trusts, if set, gives every stack a trust from its owner, with
+	// which signals (a scaling policy's alarm_url) act long after the
+	// owner's token expired.
+	Trusts Trusts
 	// Checker checks custom constraints (nova.flavor, glance.image,
 	// neutron.network ...); nil refuses templates that use them.
 	Checker Checker
@@ -83,6 +89,15 @@ type Compute interface {
 	CreateServerGroup(ctx context.Context, name string, policies []string) (string, error)
 	// DeleteServerGroup deletes a server group; nil if already gone.
 	DeleteServerGroup(ctx context.Context, id string) error
+}
+
+// ServerResizer is a Compute that can resize a server: with it a flavor
+// change of OS::Nova::Server is an update in place (same server id);
+// without it the server is replaced.
+type ServerResizer interface {
+	// ResizeServer moves the server to the flavor (an id or a name) and
+	// returns once the resize is confirmed and the server is ACTIVE.
+	ResizeServer(ctx context.Context, id, flavor string) error
 }
 
 // FlavorSpec is what OS::Nova::Flavor asks for.
@@ -227,4 +242,35 @@ type Containers interface {
 	DeleteContainer(ctx context.Context, name string, purge bool) error
 	// ContainerURL is the container's URL.
 	ContainerURL(ctx context.Context, name string) (string, error)
+}
+
+// WebImageSpec is what OS::Glance::WebImage asks for.
+type WebImageSpec struct {
+	Name, Location, DiskFormat, ContainerFormat, Visibility string
+	MinDiskGB, MinRAMMB                                     int
+	Protected                                               bool
+	Tags                                                    []string
+}
+
+// ImageInfo is an image as OS::Glance::WebImage shows it.
+type ImageInfo struct {
+	ID, Name, Status string
+	// FailedImport says why the last import failed, if it did.
+	FailedImport string
+	// Show is the image as the image API shows it.
+	Show map[string]any
+}
+
+// Images is what OS::Glance::WebImage needs of the image service.
+type Images interface {
+	// CreateWebImage creates an image and starts its web-download import
+	// of spec.Location, which the image service's allow-list must accept
+	// (the image is deleted again if it does not); it returns the id.
+	CreateWebImage(ctx context.Context, spec WebImageSpec) (string, error)
+	// GetImage returns an image; errdefs.ErrNotFound once deleted.
+	GetImage(ctx context.Context, id string) (*ImageInfo, error)
+	// FindImage returns the id of the caller's image with this name, or "".
+	FindImage(ctx context.Context, name string) (string, error)
+	// DeleteImage deletes an image; nil if it is already gone.
+	DeleteImage(ctx context.Context, id string) error
 }

@@ -107,14 +107,14 @@ func (s *Service) ensureRun(ctx context.Context, st *Stack) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r := s.running[st.ID]; r != nil {
-		if r.action != st.Action {
+		if r.action != st.Action || r.gen != st.Gen {
 			r.again = true
 			r.cancel()
 		}
 		return
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	r := &run{cancel: cancel, action: st.Action}
+	r := &run{cancel: cancel, action: st.Action, gen: st.Gen}
 	s.running[st.ID] = r
 	s.runs.Add(1)
 	go func() {
@@ -134,7 +134,7 @@ func (s *Service) ensureRun(ctx context.Context, st *Stack) {
 			rctx, cancel = context.WithCancel(ctx)
 			r.cancel = cancel
 			if cur, err := store.Get[Stack](nil, s.st.Snapshot(), stackTable, id); err == nil {
-				r.action = cur.Action
+				r.action, r.gen = cur.Action, cur.Gen
 			}
 			s.mu.Unlock()
 		}
@@ -152,10 +152,12 @@ func (s *Service) work(ctx context.Context, id string) {
 		s.finish(ctx, st.ID, st.Action, StatusFailed, err.Error())
 		return
 	}
-	switch st.Action {
-	case ActionCreate:
+	switch {
+	case st.Action == ActionCreate:
 		s.create(ctx, st, p)
-	case ActionRollback, ActionDelete:
+	case st.Action == ActionUpdate || st.Action == ActionRollback && st.Prev != nil:
+		s.update(ctx, st, p)
+	case st.Action == ActionRollback, st.Action == ActionDelete:
 		s.delete(ctx, st, p)
 	}
 }
@@ -165,20 +167,31 @@ func (s *Service) planOf(ctx context.Context, st *Stack) (*plan, error) {
 	s.mu.Lock()
 	p := s.plans[st.ID]
 	s.mu.Unlock()
-	if p != nil {
+	if p != nil && p.gen == st.Gen {
 		return p, nil
 	}
-	t, err := ParseTemplate([]byte(st.Template), s.limits)
+	p, err := s.buildPlan(ctx, st.Template, st.Parameters, st.Files, st.Environment, nil)
 	if err != nil {
 		return nil, err
 	}
-	if p, err = analyze(ctx, t, st.Files, s.plugins, s.limits, nil); err != nil {
-		return nil, err
-	}
+	p.gen = st.Gen
 	s.mu.Lock()
 	s.plans[st.ID] = p
 	s.mu.Unlock()
 	return p, nil
+}
+
+// buildPlan parses and analyses a template with resolved parameters.
+func (s *Service) buildPlan(ctx context.Context, tmpl string, params map[string]any, files map[string]string, env *Environment, chk Checker) (*plan, error) {
+	t, err := ParseTemplate([]byte(tmpl), s.limits)
+	if err != nil {
+		return nil, err
+	}
+	plugins, err := s.pluginsFor(env, files)
+	if err != nil {
+		return nil, err
+	}
+	return analyze(ctx, t, params, files, plugins, s.limits, chk)
 }
 
 // engineCtx carries the stack owner's credentials, with which the plugins
@@ -202,13 +215,13 @@ func (s *Service) evaluator(ctx context.Context, st *Stack, p *plan, recs func(s
 			return r
 		}
 	}
-	return &evaluator{t: p.t, params: st.Parameters, files: st.Files, lim: s.limits, stackName: st.Name, stackID: st.ID, projectID: st.ProjectID,
+	return &evaluator{t: p.t, conds: p.conds, params: st.Parameters, files: st.Files, lim: s.limits, stackName: st.Name, stackID: st.ID, projectID: st.ProjectID,
 		ref: func(name string) (any, error) {
 			r := recs(name)
 			if r == nil || r.PhysicalID == "" {
 				return nil, fmt.Errorf("orchestration: the resource %q has not been created", name)
 			}
-			if rf, ok := s.plugins[r.Type].(Referencer); ok {
+			if rf, ok := p.plugins[r.Type].(Referencer); ok {
 				return rf.RefID(toPlugin(st, r)), nil
 			}
 			return r.PhysicalID, nil
@@ -218,8 +231,11 @@ func (s *Service) evaluator(ctx context.Context, st *Stack, p *plan, recs func(s
 			if r == nil || r.PhysicalID == "" {
 				return nil, fmt.Errorf("orchestration: the resource %q has not been created", name)
 			}
-			pl := s.plugins[r.Type]
-			if _, ok := pl.Schema().Attributes[attr]; !ok && attr != "show" {
+			pl := p.plugins[r.Type]
+			if pl == nil {
+				return nil, fmt.Errorf("orchestration: the resource type %q is unknown", r.Type)
+			}
+			if _, ok := pl.Schema().Attributes[attr]; !ok && attr != "show" && !openAttributes(pl) {
 				return nil, invalid("get_attr", "the resource %q (%s) has no attribute %q", name, r.Type, attr)
 			}
 			return pl.Attribute(ctx, toPlugin(st, r), attr)
@@ -362,7 +378,7 @@ func (s *Service) create(ctx context.Context, st *Stack, p *plan) {
 					results <- outcome{name, perr}
 					return
 				}
-				results <- outcome{name, s.createOne(cctx, st, p, r, props)}
+				results <- outcome{name, s.createOne(cctx, st, p, r, props, ActionCreate)}
 			}()
 		}
 		if inflight == 0 {
@@ -435,20 +451,20 @@ func (s *Service) resolveProps(ctx context.Context, st *Stack, p *plan, name str
 		return nil, err
 	}
 	props, _ := v.(map[string]any)
-	return checkProperties(ectx, "resources."+name+".properties", s.plugins[rd.Type].Schema(), props, true, s.deps.Checker)
+	return checkProperties(ectx, "resources."+name+".properties", p.plugins[rd.Type].Schema(), props, true, s.deps.Checker)
 }
 
 // createOne creates one resource: IN_PROGRESS (with its physical name
 // already stored), then the physical id as soon as the plugin returns it,
 // then COMPLETE once the plugin says it is ready.
-func (s *Service) createOne(ctx context.Context, st *Stack, p *plan, r *StackResource, props map[string]any) error {
-	pl := s.plugins[r.Type]
+func (s *Service) createOne(ctx context.Context, st *Stack, p *plan, r *StackResource, props map[string]any, action string) error {
+	pl := p.plugins[r.Type]
 	ectx := s.engineCtx(ctx, st)
-	resumed := r.Action == ActionCreate && r.Status == StatusInProgress
+	resumed := r.Action == action && r.Status == StatusInProgress
 	if !resumed {
 		var err error
 		r, err = s.updateResource(st, r.Name, true, func(r *StackResource) {
-			r.Action, r.Status, r.StatusReason = ActionCreate, StatusInProgress, "state changed"
+			r.Action, r.Status, r.StatusReason = action, StatusInProgress, "state changed"
 		})
 		if err != nil {
 			return err
@@ -464,7 +480,7 @@ func (s *Service) createOne(ctx context.Context, st *Stack, p *plan, r *StackRes
 			return err // the engine is stopping: the next Start resumes here
 		}
 		_, _ = s.updateResource(st, r.Name, true, func(r *StackResource) {
-			r.Action, r.Status, r.StatusReason = ActionCreate, StatusFailed, reasonOf(err, r.Name)
+			r.Action, r.Status, r.StatusReason = action, StatusFailed, reasonOf(err, r.Name)
 		})
 		return err
 	}
@@ -500,7 +516,8 @@ func (s *Service) createOne(ctx context.Context, st *Stack, p *plan, r *StackRes
 		}
 	}
 	_, err := s.updateResource(st, r.Name, true, func(r *StackResource) {
-		r.Action, r.Status, r.StatusReason = ActionCreate, StatusComplete, "state changed"
+		r.Action, r.Status, r.StatusReason = action, StatusComplete, "state changed"
+		r.Properties, r.Gen, r.Data = props, st.Gen, res.Data
 	})
 	return err
 }
@@ -565,10 +582,17 @@ func (s *Service) delete(ctx context.Context, st *Stack, p *plan) {
 			gone[r.Name] = true
 		}
 	}
+	// Every record goes, those of the template in reverse dependency
+	// order, others (left by an interrupted update) first.
+	all := map[string]bool{}
 	for name := range p.t.Resources {
+		all[name] = true
 		if state[name] == nil {
 			gone[name] = true
 		}
+	}
+	for name := range state {
+		all[name] = true
 	}
 	// left[r] counts the resources that need r and are not gone yet; r
 	// can go when it reaches zero.
@@ -581,7 +605,7 @@ func (s *Service) delete(ctx context.Context, st *Stack, p *plan) {
 			}
 		}
 	}
-	for _, name := range slices.Sorted(maps.Keys(p.t.Resources)) {
+	for _, name := range slices.Sorted(maps.Keys(all)) {
 		if !gone[name] && left[name] == 0 {
 			ready = append(ready, name)
 		}
@@ -602,8 +626,8 @@ func (s *Service) delete(ctx context.Context, st *Stack, p *plan) {
 			ready = ready[1:]
 			inflight++
 			r := state[name]
-			retain := action == ActionDelete && p.t.Resources[name].DeletionPolicy == PolicyRetain
-			go func() { results <- outcome{name, s.deleteOne(ctx, st, r, retain)} }()
+			retain := action == ActionDelete && p.t.Resources[name] != nil && p.t.Resources[name].DeletionPolicy == PolicyRetain
+			go func() { results <- outcome{name, s.deleteOne(ctx, st, p, r, retain)} }()
 		}
 		if inflight == 0 {
 			break
@@ -622,7 +646,7 @@ func (s *Service) delete(ctx context.Context, st *Stack, p *plan) {
 	if ctx.Err() != nil {
 		return
 	}
-	if failure == nil && len(gone) < len(p.t.Resources) {
+	if failure == nil && len(gone) < len(all) {
 		failure = errors.New("not every resource could be deleted")
 	}
 	if failure != nil {
@@ -634,6 +658,11 @@ func (s *Service) delete(ctx context.Context, st *Stack, p *plan) {
 		return
 	}
 	if s.finish(ctx, st.ID, action, StatusComplete, "Stack DELETE completed successfully") {
+		if s.deps.Trusts != nil && st.TrustID != "" && st.ParentID == "" {
+			if err := s.deps.Trusts.Revoke(s.engineCtx(ctx, st), st.TrustID); err != nil {
+				s.log.Warn("orchestration: cannot revoke a deleted stack's trust", "stack", st.ID, "err", err)
+			}
+		}
 		_ = s.st.Update(context.Background(), func(tx *store.Txn) error {
 			for _, r := range recs {
 				if err := tx.Delete(resourceTable, r.StoreKey()); err != nil && !errdefs.IsNotFound(err) {
@@ -650,9 +679,14 @@ func (s *Service) delete(ctx context.Context, st *Stack, p *plan) {
 
 // deleteOne deletes one resource, adopting first what an interrupted
 // create may have made.
-func (s *Service) deleteOne(ctx context.Context, st *Stack, r *StackResource, retain bool) error {
-	pl := s.plugins[r.Type]
+func (s *Service) deleteOne(ctx context.Context, st *Stack, p *plan, r *StackResource, retain bool) error {
+	pl := p.plugins[r.Type]
 	ectx := s.engineCtx(ctx, st)
+	if r.Old != nil {
+		if err := s.deleteOld(ctx, st, p, r); err != nil {
+			return err
+		}
+	}
 	r, err := s.updateResource(st, r.Name, true, func(r *StackResource) {
 		r.Action, r.Status, r.StatusReason = ActionDelete, StatusInProgress, "state changed"
 	})

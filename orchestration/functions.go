@@ -23,13 +23,14 @@ var funcSince = map[string]string{
 	"get_param": "2013-05-23", "get_resource": "2013-05-23", "get_attr": "2013-05-23",
 	"get_file": "2013-05-23", "str_replace": "2013-05-23", "list_join": "2013-05-23",
 	"digest": "2015-04-30", "repeat": "2015-04-30", "str_split": "2015-10-15",
-	"map_merge": "2016-04-08",
+	"map_merge": "2016-04-08", "if": "2016-10-14",
+	"Fn::Select": "2013-05-23", "Fn::Base64": "2013-05-23", "Fn::FindInMap": "2013-05-23",
 }
 
 // notYet are Heat functions that this package does not implement yet:
 // naming one is an Unsupported error rather than "unknown function".
-var notYet = []string{"resource_facade", "yaql", "if", "equals", "not", "and", "or", "map_replace",
-	"filter", "make_url", "list_concat", "list_concat_unique", "contains", "str_replace_strict",
+var notYet = []string{"resource_facade", "yaql", "map_replace",
+	"filter", "make_url", "list_concat", "list_concat_unique", "str_replace_strict",
 	"str_replace_vstrict", "get_resource_facade"}
 
 // asFunc reports whether v is a function call: a one-key map whose key is
@@ -59,6 +60,10 @@ type checker struct {
 	files map[string]string
 	lim   Limits
 	deps  map[string]bool
+	// conds, when set, are the conditions' values: if is checked on the
+	// branch it takes only. params are the parameter values.
+	conds  map[string]bool
+	params map[string]any
 }
 
 func (c *checker) check(field string, v any, depth int) error {
@@ -68,6 +73,17 @@ func (c *checker) check(field string, v any, depth int) error {
 	if name, arg, ok := asFunc(v); ok {
 		if err := c.checkFunc(field, name, arg); err != nil {
 			return err
+		}
+		if name == "if" {
+			l, _ := arg.([]any)
+			if c.conds != nil {
+				b, err := ifBranch(field, arg, c.conds, c.t, c.params)
+				if err != nil {
+					return err
+				}
+				return c.check(field, b, depth+1)
+			}
+			return c.check(field, anyList(l[1:]), depth+1)
 		}
 		return c.check(field, arg, depth+1)
 	}
@@ -156,6 +172,14 @@ func (c *checker) checkFunc(field, name string, arg any) error {
 		if !ok || m["template"] == nil || m["params"] == nil {
 			return invalid(field, "str_replace: the argument must be a map with template and params")
 		}
+	case "if":
+		l, ok := arg.([]any)
+		if !ok || len(l) < 2 || len(l) > 3 {
+			return invalid(field, "if: the arguments must be [condition, value_if_true, value_if_false]")
+		}
+		if s, ok := l[0].(string); ok && c.t.Conditions[s] == nil && s != "true" && s != "false" {
+			return invalid(field, "if: the condition %q is not defined", s)
+		}
 	case "repeat":
 		m, ok := arg.(map[string]any)
 		if !ok || m["for_each"] == nil || m["template"] == nil {
@@ -164,6 +188,8 @@ func (c *checker) checkFunc(field, name string, arg any) error {
 	}
 	return nil
 }
+
+func anyList(l []any) any { return l }
 
 func newHash(alg string) hash.Hash {
 	switch alg {
@@ -192,6 +218,8 @@ type evaluator struct {
 	stackName string
 	stackID   string
 	projectID string
+	// conds are the conditions' values, for if.
+	conds map[string]bool
 	// ref answers get_resource; attr answers get_attr.
 	ref  func(name string) (any, error)
 	attr func(name, attr string) (any, error)
@@ -235,6 +263,13 @@ func (e *evaluator) call(field, name string, rawArg any, depth int) (any, error)
 		if err := c.checkFunc(field, name, rawArg); err != nil {
 			return nil, err
 		}
+	}
+	if name == "if" {
+		b, err := ifBranch(field, rawArg, e.conds, e.t, e.params)
+		if err != nil {
+			return nil, err
+		}
+		return e.resolve(field, b, depth+1)
 	}
 	var arg any
 	var err error
@@ -423,6 +458,8 @@ func (e *evaluator) call(field, name string, rawArg any, depth int) (any, error)
 		return hex.EncodeToString(h.Sum(nil)), nil
 	case "repeat":
 		return e.repeat(field, rawArg, depth)
+	case "Fn::Select", "Fn::Base64", "Fn::FindInMap":
+		return e.cfnCall(field, name, arg)
 	}
 	return fail("is not implemented")
 }

@@ -203,6 +203,30 @@ func TestGophercloudStackLifecycle(t *testing.T) {
 	if err != nil || sch.Properties["length"].Type != "integer" || sch.Attributes["value"].Description == "" {
 		t.Fatalf("schema %+v %v", sch, err)
 	}
+	// PATCH (gophercloud's UpdatePatch): the greeting changes in place,
+	// the count comes from the environment's parameter_defaults, sent as
+	// YAML text as gophercloud does.
+	err = stacks.UpdatePatch(ctx, hc, "web", created.ID, stacks.UpdateOpts{Parameters: map[string]any{"greeting": "hello"},
+		EnvironmentOpts: &stacks.Environment{TE: stacks.TE{Bin: []byte("parameter_defaults: {count: 7}\n")}}}).ExtractErr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s = waitStack(t, hc, "web", created.ID, "UPDATE_COMPLETE")
+	outs = map[string]any{}
+	for _, o := range s.Outputs {
+		outs[o["output_key"].(string)] = o["output_value"]
+	}
+	if outs["echo"] != "hello-"+strings.TrimPrefix(echo, "hi-") || outs["merged"].(map[string]any)["b"] != float64(7) {
+		t.Fatalf("after the update: outputs %v", outs)
+	}
+	if again, _ := stackresources.Get(ctx, hc, "web", created.ID, "echo").Extract(); again.PhysicalID != echoRes.PhysicalID || again.Status != "UPDATE_COMPLETE" {
+		t.Fatalf("echo after the update: %+v", again)
+	}
+	// PUT needs a template.
+	if err := stacks.Update(ctx, hc, "web", created.ID, stacks.UpdateOpts{TemplateOpts: &stacks.Template{TE: stacks.TE{Bin: []byte(webTemplate)}}}).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitStack(t, hc, "web", created.ID, "UPDATE_COMPLETE")
 	if err := stacks.Delete(ctx, hc, "web", created.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
 	}

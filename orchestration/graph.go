@@ -12,6 +12,13 @@ import (
 // plan is a validated template: its dependency graph.
 type plan struct {
 	t *Template
+	// conds are the values of the template's conditions; gen is the
+	// stack generation the plan is for.
+	conds map[string]bool
+	gen   int
+	// plugins are the resource types the stack sees (its environment's
+	// registry included).
+	plugins map[string]Plugin
 	// deps[r] are the resources r needs; requiredBy[r] those that need r.
 	deps, requiredBy map[string][]string
 }
@@ -19,9 +26,13 @@ type plan struct {
 // analyze validates a template against the plugins (types, property
 // names, functions, references) and builds its dependency graph from
 // depends_on and from get_resource and get_attr, refusing cycles.
-func analyze(ctx context.Context, t *Template, files map[string]string, plugins map[string]Plugin, lim Limits, chk Checker) (*plan, error) {
+func analyze(ctx context.Context, t *Template, params map[string]any, files map[string]string, plugins map[string]Plugin, lim Limits, chk Checker) (*plan, error) {
 	lim = lim.withDefaults()
-	p := &plan{t: t, deps: map[string][]string{}, requiredBy: map[string][]string{}}
+	t, conds, err := t.withConditions(params)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{t: t, conds: conds, plugins: plugins, deps: map[string][]string{}, requiredBy: map[string][]string{}}
 	names := slices.Sorted(maps.Keys(t.Resources))
 	for _, name := range names {
 		rd := t.Resources[name]
@@ -30,7 +41,7 @@ func analyze(ctx context.Context, t *Template, files map[string]string, plugins 
 		if !ok {
 			return nil, invalid(field+".type", "the resource type %q of %q is unknown", rd.Type, name)
 		}
-		c := &checker{t: t, files: files, lim: lim, deps: map[string]bool{}}
+		c := &checker{t: t, files: files, lim: lim, deps: map[string]bool{}, conds: conds, params: params}
 		if err := c.check(field+".properties", anyMap(rd.Properties), 1); err != nil {
 			return nil, err
 		}
@@ -56,7 +67,7 @@ func analyze(ctx context.Context, t *Template, files map[string]string, plugins 
 	}
 	implicitSubnetDeps(t, p)
 	for _, name := range slices.Sorted(maps.Keys(t.Outputs)) {
-		c := &checker{t: t, files: files, lim: lim, deps: map[string]bool{}}
+		c := &checker{t: t, files: files, lim: lim, deps: map[string]bool{}, conds: conds, params: params}
 		if err := c.check("outputs."+name, t.Outputs[name].Value, 1); err != nil {
 			return nil, err
 		}
@@ -155,13 +166,18 @@ func (s *Service) ValidateTemplate(ctx context.Context, opts ValidateOpts) (*Tem
 	if err != nil {
 		return nil, err
 	}
-	if _, err := analyze(ctx, t, opts.Files, s.plugins, s.limits, s.deps.Checker); err != nil {
-		return nil, err
-	}
+	var params map[string]any
 	if opts.Parameters != nil {
-		if _, err := t.ResolveParameters(ctx, opts.Parameters, s.deps.Checker); err != nil {
+		if params, err = t.ResolveParameters(ctx, opts.Parameters, s.deps.Checker); err != nil {
 			return nil, err
 		}
+	}
+	plugins, err := s.pluginsFor(opts.Environment, opts.Files)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := analyze(ctx, t, params, opts.Files, plugins, s.limits, s.deps.Checker); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
@@ -173,6 +189,8 @@ type ValidateOpts struct {
 	// Parameters, if not nil, are checked against the template's
 	// parameters (presence, types, constraints).
 	Parameters map[string]any
+	// Environment's resource_registry adds types.
+	Environment *Environment
 }
 
 var _ = errdefs.ErrNotFound

@@ -40,6 +40,10 @@ type Config struct {
 	// readable (by id, for clients that wait on a delete) before they are
 	// purged (default 1h).
 	DeletedRetention time.Duration
+	// PublicURL is the service's public base URL (scheme://host:port),
+	// from which pre-signed signal URLs (alarm_url, a wait condition
+	// handle's endpoint) are made.
+	PublicURL string
 }
 
 // Service is the orchestration service: stacks of resources made from
@@ -70,9 +74,10 @@ type Service struct {
 // run is one engine goroutine working on a stack.
 type run struct {
 	cancel context.CancelFunc
-	// action is the stack action the run works on; again asks it to look
-	// at the stack once more when done.
+	// action and gen are the stack action and generation the run works
+	// on; again asks it to look at the stack once more when done.
 	action string
+	gen    int
 	again  bool
 }
 
@@ -113,15 +118,20 @@ func (s *Service) Use(d Deps) {
 		p["OS::Nova::KeyPair"] = keypairPlugin{d.Compute}
 		p["OS::Nova::Flavor"] = flavorPlugin{d.Compute}
 		p["OS::Nova::ServerGroup"] = serverGroupPlugin{d.Compute}
+		p["AWS::EC2::Instance"] = ec2Instance{serverPlugin{d.Compute}, d.Network}
 	}
 	if d.Network != nil {
 		maps.Copy(p, neutronPlugins(d.Network))
+		p["AWS::EC2::SecurityGroup"] = ec2SecurityGroup{d.Network}
 	}
 	if d.Volumes != nil {
 		p["OS::Cinder::Volume"] = volumePlugin{d.Volumes}
 	}
 	if d.Attacher != nil {
 		p["OS::Cinder::VolumeAttachment"] = attachmentPlugin{d.Attacher}
+	}
+	if d.Images != nil {
+		p["OS::Glance::WebImage"] = webImagePlugin{d.Images}
 	}
 	if d.Containers != nil {
 		p["OS::Swift::Container"] = containerPlugin{d.Containers}
@@ -133,9 +143,15 @@ func (s *Service) Use(d Deps) {
 // builtins are the resource types that need no other service.
 func (s *Service) builtins() map[string]Plugin {
 	return map[string]Plugin{
-		"OS::Heat::RandomString": randomString{},
-		"OS::Heat::None":         nonePlugin{},
-		"OS::Heat::TestResource": testResource{},
+		"OS::Heat::RandomString":        randomString{},
+		"OS::Heat::None":                nonePlugin{},
+		"OS::Heat::TestResource":        testResource{},
+		"OS::Heat::Stack":               stackPlugin{nested{s}},
+		"OS::Heat::ResourceGroup":       groupPlugin{nested{s}},
+		"OS::Heat::AutoScalingGroup":    asgPlugin{groupPlugin{nested{s}}},
+		"OS::Heat::ScalingPolicy":       policyPlugin{s},
+		"OS::Heat::WaitConditionHandle": handlePlugin{s},
+		"OS::Heat::WaitCondition":       waitPlugin{s},
 	}
 }
 
@@ -145,7 +161,7 @@ func DefaultPolicy() identity.Policy {
 	read := identity.AnyOf(identity.Admin, identity.ProjectRole(identity.RoleReader))
 	write := identity.AnyOf(identity.Admin, identity.ProjectRole(identity.RoleMember))
 	return identity.Policy{
-		"stacks:get": read, "stacks:create": write, "stacks:delete": write,
+		"stacks:get": read, "stacks:create": write, "stacks:delete": write, "stacks:update": write,
 		"stacks:validate_template": write, "resource_types:get": read,
 	}
 }

@@ -111,7 +111,7 @@ func (testResource) Schema() *TypeSchema {
 			"fail":             {Type: PropBoolean, Default: false, Description: "Fail the create.", UpdateAllowed: true},
 			"wait_secs":        {Type: PropNumber, Default: 0.0, Description: "Seconds to wait before the action completes.", Constraints: []Constraint{{IsRange: true, Min: ptr(0), Max: ptr(3600)}}},
 			"action_wait_secs": {Type: PropMap, Description: "Seconds to wait per action (create, delete)."},
-			"update_replace":   {Type: PropBoolean, Default: false, Description: "Replace on update (not used yet)."},
+			"update_replace":   {Type: PropBoolean, Default: false, Description: "Not updatable: changing it replaces the resource."},
 			"client_name":      str("Unused; for compatibility."),
 			"entity_name":      str("Unused; for compatibility."),
 		},
@@ -155,6 +155,18 @@ func (testResource) Create(ctx context.Context, r *Resource) (string, error) {
 		}
 	}
 	return r.PhysicalName, nil
+}
+
+// Update changes value (and fail) in place, failing when fail is true.
+func (testResource) Update(ctx context.Context, r *Resource, _ map[string]any) error {
+	if err := sleepCtx(ctx, waitSecs(r, "update")); err != nil {
+		return err
+	}
+	if r.Bool("fail") {
+		return errors.New("test resource failed")
+	}
+	r.Data["output"] = r.Str("value")
+	return nil
 }
 
 func (testResource) Delete(ctx context.Context, r *Resource) error {

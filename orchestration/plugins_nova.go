@@ -31,14 +31,15 @@ func strList(l []any) []string {
 // serverPlugin is OS::Nova::Server.
 type serverPlugin struct{ c Compute }
 
-func (serverPlugin) Schema() *TypeSchema {
+func (p serverPlugin) Schema() *TypeSchema {
+	_, resizes := p.c.(ServerResizer)
 	return &TypeSchema{
 		Description: "A compute server.",
 		Properties: map[string]*PropSchema{
 			"name":  str("Server name; default the resource's physical name."),
 			"image": {Type: PropString, Description: "Image id or name.", Constraints: []Constraint{{Custom: "glance.image"}}},
-			"flavor": {Type: PropString, Required: true, Description: "Flavor id or name.",
-				Constraints: []Constraint{{Custom: "nova.flavor"}}},
+			"flavor": {Type: PropString, Required: true, Description: "Flavor id or name; a change resizes the server.",
+				Constraints: []Constraint{{Custom: "nova.flavor"}}, UpdateAllowed: resizes},
 			"key_name":                {Type: PropString, Description: "Key pair name.", Constraints: []Constraint{{Custom: "nova.keypair"}}},
 			"networks":                {Type: PropList, Description: "NICs: maps with network, port or fixed_ip."},
 			"security_groups":         {Type: PropList, Description: "Security group names or ids."},
@@ -83,6 +84,33 @@ func (p serverPlugin) Create(ctx context.Context, r *Resource) (string, error) {
 	}
 	return p.c.CreateServer(ctx, spec)
 }
+
+// Update resizes the server to a new flavor (the only property updated in
+// place).
+func (p serverPlugin) Update(ctx context.Context, r *Resource, old map[string]any) error {
+	if r.Str("flavor") == textOf(old["flavor"]) {
+		return nil
+	}
+	rz, ok := p.c.(ServerResizer)
+	if !ok {
+		return errdefs.Wrap(errdefs.ErrUnsupported, errors.New("this cloud cannot resize servers"))
+	}
+	return rz.ResizeServer(ctx, r.PhysicalID, r.Str("flavor"))
+}
+
+// DeleteBeforeReplace: a server on a port of the stack must leave it
+// before its replacement can take it.
+func (serverPlugin) DeleteBeforeReplace(old *Resource) bool {
+	for _, n := range old.List("networks") {
+		if m, ok := n.(map[string]any); ok && textOf(m["port"]) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// DeleteBeforeReplace: a key pair's name is its id.
+func (keypairPlugin) DeleteBeforeReplace(*Resource) bool { return true }
 
 func (p serverPlugin) Find(ctx context.Context, r *Resource) (string, error) {
 	return p.c.FindServer(ctx, nameOf(r))

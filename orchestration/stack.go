@@ -25,6 +25,7 @@ const (
 	ActionCreate   = "CREATE"
 	ActionDelete   = "DELETE"
 	ActionRollback = "ROLLBACK"
+	ActionUpdate   = "UPDATE"
 
 	StatusInProgress = "IN_PROGRESS"
 	StatusComplete   = "COMPLETE"
@@ -59,6 +60,44 @@ type Stack struct {
 	Created         time.Time  `json:"creation_time"`
 	Updated         time.Time  `json:"updated_time"`
 	Deleted         *time.Time `json:"deletion_time,omitempty"`
+	// Environment is the stack's environment (resource_registry,
+	// parameter_defaults), as given.
+	Environment *Environment `json:"environment,omitempty"`
+	// Gen counts the stack's updates and rollbacks; a resource is up to
+	// date when its Gen is the stack's.
+	Gen int `json:"gen,omitempty"`
+	// Started is when the current action started (its timeout counts
+	// from there).
+	Started time.Time `json:"started,omitzero"`
+	// Prev, during an update, is what the stack was before: a failed
+	// update rolls back to it. During that rollback it is the failed
+	// update's target.
+	Prev *Prior `json:"prev,omitempty"`
+	// ParentID and ParentResource name the stack and resource a nested
+	// stack belongs to; Depth is its nesting depth (0 at the top).
+	// TrustID is the trust from the owner with which signals act.
+	TrustID        string `json:"trust_id,omitempty"`
+	ParentID       string `json:"parent,omitempty"`
+	ParentResource string `json:"parent_resource,omitempty"`
+	Depth          int    `json:"depth,omitempty"`
+}
+
+// Prior is a stack's template, files, parameters and environment at one
+// point.
+type Prior struct {
+	Template    string            `json:"template"`
+	Files       map[string]string `json:"files,omitempty"`
+	Parameters  map[string]any    `json:"parameters"`
+	Environment *Environment      `json:"environment,omitempty"`
+}
+
+// Environment is a Heat environment: parameter values, parameter
+// defaults (which also reach nested stacks) and a resource registry
+// mapping resource types to template files (or to other types).
+type Environment struct {
+	Parameters        map[string]any    `json:"parameters,omitempty"`
+	ParameterDefaults map[string]any    `json:"parameter_defaults,omitempty"`
+	ResourceRegistry  map[string]string `json:"resource_registry,omitempty"`
 }
 
 // StoreKey implements store.Record.
@@ -79,8 +118,25 @@ type StackResource struct {
 	Status       string            `json:"status"`
 	StatusReason string            `json:"resource_status_reason"`
 	Data         map[string]string `json:"data,omitempty"`
-	Created      time.Time         `json:"creation_time"`
-	Updated      time.Time         `json:"updated_time"`
+	// Properties are the resolved properties the physical resource was
+	// last created or updated with (an update compares them).
+	Properties map[string]any `json:"properties,omitempty"`
+	// Gen is the stack generation the resource was last settled in.
+	Gen int `json:"gen,omitempty"`
+	// Old is the physical resource an update in progress replaces: it is
+	// deleted when the update ends, restored by its rollback.
+	Old     *Replaced `json:"replaced,omitempty"`
+	Created time.Time `json:"creation_time"`
+	Updated time.Time `json:"updated_time"`
+}
+
+// Replaced is a physical resource being replaced by an update.
+type Replaced struct {
+	Type         string            `json:"type"`
+	PhysicalName string            `json:"physical_name"`
+	PhysicalID   string            `json:"physical_id"`
+	Data         map[string]string `json:"data,omitempty"`
+	Properties   map[string]any    `json:"properties,omitempty"`
 }
 
 // StoreKey implements store.Record.
@@ -120,6 +176,12 @@ type CreateStackOpts struct {
 	// TimeoutMins is the create's timeout (default 60).
 	TimeoutMins int
 	Tags        []string
+	// Environment, if set, gives parameter values and defaults (under
+	// Parameters) and the resource registry.
+	Environment *Environment
+
+	parentID, parentResource, trustID string
+	depth                             int
 }
 
 var stackNamePattern = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_.-]{0,254}$`)
@@ -156,35 +218,54 @@ func (s *Service) CreateStack(ctx context.Context, o CreateStackOpts) (*Stack, e
 	if err != nil {
 		return nil, err
 	}
-	p, err := analyze(ctx, t, o.Files, s.plugins, s.limits, s.deps.Checker)
+	params, err := t.ResolveParameters(ctx, envParams(o.Environment, o.Parameters, t), s.deps.Checker)
 	if err != nil {
 		return nil, err
 	}
-	params, err := t.ResolveParameters(ctx, o.Parameters, s.deps.Checker)
+	plugins, err := s.pluginsFor(o.Environment, o.Files)
 	if err != nil {
 		return nil, err
+	}
+	p, err := analyze(ctx, t, params, o.Files, plugins, s.limits, s.deps.Checker)
+	if err != nil {
+		return nil, err
+	}
+	trustID := o.trustID
+	if s.deps.Trusts != nil && o.parentID == "" {
+		if trustID, err = s.deps.Trusts.Delegate(ctx); err != nil {
+			return nil, fmt.Errorf("orchestration: cannot create the stack's trust: %w", err)
+		}
 	}
 	now := s.st.Now().UTC()
-	st := &Stack{ID: newUUID(), Name: o.Name, ProjectID: c.ProjectID, UserID: c.UserID, Roles: slices.Clone(c.Roles),
+	st := &Stack{ID: newUUID(), TrustID: trustID, Name: o.Name, ProjectID: c.ProjectID, UserID: c.UserID, Roles: slices.Clone(c.Roles),
 		AdminProject: c.IsAdminProject, ProjectDomainID: c.ProjectDomainID,
 		Description: t.Description, Template: string(o.Template), Files: o.Files, Parameters: params,
 		Action: ActionCreate, Status: StatusInProgress, StatusReason: "Stack CREATE started",
-		DisableRollback: o.DisableRollback, TimeoutMins: o.TimeoutMins, Tags: o.Tags, Created: now, Updated: now}
+		DisableRollback: o.DisableRollback, TimeoutMins: o.TimeoutMins, Tags: o.Tags, Created: now, Updated: now, Started: now,
+		Environment: o.Environment, ParentID: o.parentID, ParentResource: o.parentResource, Depth: o.depth}
 	err = s.st.Update(ctx, func(tx *store.Txn) error {
 		it, err := store.List[Stack](nil, tx, stackTable, projectIndex, c.ProjectID)
 		if err != nil {
 			return err
 		}
+		live := 0
 		for other := range it {
-			if other.Name == o.Name && other.Deleted == nil {
+			if other.Deleted != nil {
+				continue
+			}
+			if other.Name == o.Name {
 				return fmt.Errorf("orchestration: the stack (%s) already exists: %w", o.Name, errdefs.ErrConflict)
 			}
+			live++
+		}
+		if live >= s.limits.MaxStacksPerProject {
+			return fmt.Errorf("orchestration: the project has %d stacks (nested ones included), the limit: %w", live, errdefs.ErrQuotaExceeded)
 		}
 		if err := tx.Insert(stackTable, st); err != nil {
 			return err
 		}
-		for _, name := range slices.Sorted(maps.Keys(t.Resources)) {
-			r := &StackResource{StackID: st.ID, Name: name, Type: t.Resources[name].Type,
+		for _, name := range slices.Sorted(maps.Keys(p.t.Resources)) {
+			r := &StackResource{StackID: st.ID, Name: name, Type: p.t.Resources[name].Type,
 				PhysicalName: physicalName(st, name), Action: ActionInit, Status: StatusComplete, Created: now, Updated: now}
 			if err := tx.Insert(resourceTable, r); err != nil {
 				return err
@@ -193,6 +274,9 @@ func (s *Service) CreateStack(ctx context.Context, o CreateStackOpts) (*Stack, e
 		return s.stackEventTxn(tx, st)
 	})
 	if err != nil {
+		if trustID != "" && o.parentID == "" {
+			_ = s.deps.Trusts.Revoke(ctx, trustID)
+		}
 		return nil, err
 	}
 	s.mu.Lock()
@@ -312,7 +396,7 @@ func (s *Service) ListStacks(ctx context.Context) ([]*Stack, error) {
 	}
 	var out []*Stack
 	for st := range it {
-		if st.Deleted == nil {
+		if st.Deleted == nil && st.ParentID == "" {
 			out = append(out, st)
 		}
 	}
@@ -384,7 +468,11 @@ func (s *Service) GetResource(ctx context.Context, stackID, name string) (*Stack
 // name, as resource show lists them.
 func (s *Service) ResourceAttributes(ctx context.Context, st *Stack, r *StackResource) map[string]any {
 	out := map[string]any{}
-	pl, ok := s.plugins[r.Type]
+	p, err := s.planOf(ctx, st)
+	if err != nil {
+		return out
+	}
+	pl, ok := p.plugins[r.Type]
 	if !ok || r.PhysicalID == "" {
 		return out
 	}

@@ -45,6 +45,16 @@ type Limits struct {
 	// MaxValueBytes bounds any string or list a function produces
 	// (default 1 MiB).
 	MaxValueBytes int
+	// MaxNestingDepth is how deep stacks may nest (default 5, Heat's
+	// max_nested_stack_depth).
+	MaxNestingDepth int
+	// MaxGroupSize is the most members a ResourceGroup or
+	// AutoScalingGroup may have (default 1000).
+	MaxGroupSize int
+	// MaxStacksPerProject bounds a project's live stacks, nested ones
+	// included, so that groups of nested stacks cannot fan out without
+	// end (default 1000).
+	MaxStacksPerProject int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -59,6 +69,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxValueBytes <= 0 {
 		l.MaxValueBytes = 1 << 20
+	}
+	if l.MaxNestingDepth <= 0 {
+		l.MaxNestingDepth = 5
+	}
+	if l.MaxGroupSize <= 0 {
+		l.MaxGroupSize = 1000
+	}
+	if l.MaxStacksPerProject <= 0 {
+		l.MaxStacksPerProject = 1000
 	}
 	return l
 }
@@ -79,6 +98,10 @@ type Template struct {
 	Resources map[string]*ResourceDef
 	// Outputs are the template's outputs by name.
 	Outputs map[string]*OutputDef
+	// Conditions are the conditions section's expressions by name.
+	Conditions map[string]any
+	// Mappings are a CloudFormation template's Mappings (Fn::FindInMap).
+	Mappings map[string]any
 	// Raw is the whole document, as template show returns it.
 	Raw map[string]any
 }
@@ -135,6 +158,11 @@ type ResourceDef struct {
 	DependsOn []string
 	// DeletionPolicy is PolicyDelete or PolicyRetain.
 	DeletionPolicy string
+	// Condition, if not nil, is the condition (a name or an expression)
+	// without which the resource is left out.
+	Condition any
+	// UpdatePolicy is the update_policy section, as written.
+	UpdatePolicy map[string]any
 }
 
 // OutputDef is one template output.
@@ -143,6 +171,9 @@ type OutputDef struct {
 	Name, Description string
 	// Value is the output's value as written (functions unresolved).
 	Value any
+	// Condition, if not nil, is the condition without which the output's
+	// value is null.
+	Condition any
 }
 
 // Deletion policies.
@@ -253,8 +284,16 @@ func FromDocument(doc any, lim Limits) (*Template, error) {
 	if !ok {
 		return nil, invalid("template", "the template must be a map")
 	}
+	orig := raw
+	var mappings map[string]any
 	if _, ok := raw["AWSTemplateFormatVersion"]; ok {
-		return nil, errdefs.Wrap(errdefs.ErrUnsupported, invalid("AWSTemplateFormatVersion", "CloudFormation templates are not supported yet"))
+		hot, err := fromCFN(raw)
+		if err != nil {
+			return nil, err
+		}
+		mappings, _ = hot["mappings"].(map[string]any)
+		delete(hot, "mappings")
+		raw = hot
 	}
 	ver, ok := raw["heat_template_version"].(string)
 	if !ok {
@@ -273,11 +312,16 @@ func FromDocument(doc any, lim Limits) (*Template, error) {
 			return nil, invalid(k, "%q is not a valid template section", k)
 		}
 	}
-	if c, ok := raw["conditions"]; ok && c != nil {
-		return nil, errdefs.Wrap(errdefs.ErrUnsupported, invalid("conditions", "conditions are not supported yet"))
-	}
-	t := &Template{Version: ver, Date: date, Raw: raw, Parameters: map[string]*Parameter{},
+	t := &Template{Version: ver, Date: date, Raw: orig, Mappings: mappings, Parameters: map[string]*Parameter{},
 		Resources: map[string]*ResourceDef{}, Outputs: map[string]*OutputDef{}}
+	conds, err := section(raw, "conditions")
+	if err != nil {
+		return nil, err
+	}
+	if len(conds) > 0 && date < "2016-10-14" {
+		return nil, invalid("conditions", "conditions need heat_template_version 2016-10-14 or later")
+	}
+	t.Conditions = conds
 	if d, ok := raw["description"]; ok && d != nil {
 		if t.Description, ok = d.(string); !ok {
 			return nil, invalid("description", "must be a string")
@@ -313,9 +357,7 @@ func FromDocument(doc any, lim Limits) (*Template, error) {
 			return nil, invalid("outputs."+name, "each output must be a map")
 		}
 		o := &OutputDef{Name: name, Value: m["value"]}
-		if c, ok := m["condition"]; ok && c != nil {
-			return nil, errdefs.Wrap(errdefs.ErrUnsupported, invalid("outputs."+name+".condition", "conditions are not supported yet"))
-		}
+		o.Condition = m["condition"]
 		for k := range m {
 			if k != "value" && k != "description" && k != "condition" {
 				return nil, invalid("outputs."+name+"."+k, "%q is not a valid output key", k)
@@ -360,12 +402,15 @@ func parseResource(name string, v any) (*ResourceDef, error) {
 			return nil, invalid(field+"."+k, "%q is not a valid resource key", k)
 		}
 	}
-	for _, k := range []string{"condition", "external_id"} {
-		if v, ok := m[k]; ok && v != nil {
-			return nil, errdefs.Wrap(errdefs.ErrUnsupported, invalid(field+"."+k, "%s is not supported yet", k))
+	if v, ok := m["external_id"]; ok && v != nil {
+		return nil, errdefs.Wrap(errdefs.ErrUnsupported, invalid(field+".external_id", "external_id is not supported yet"))
+	}
+	rd := &ResourceDef{Name: name, DeletionPolicy: PolicyDelete, Condition: m["condition"]}
+	if up, ok := m["update_policy"]; ok && up != nil {
+		if rd.UpdatePolicy, ok = up.(map[string]any); !ok {
+			return nil, invalid(field+".update_policy", "update_policy of %q must be a map", name)
 		}
 	}
-	rd := &ResourceDef{Name: name, DeletionPolicy: PolicyDelete}
 	if rd.Type, ok = m["type"].(string); !ok || rd.Type == "" {
 		return nil, invalid(field+".type", "resource %q has no type", name)
 	}

@@ -34,13 +34,6 @@ func TestEveryTemplateVersion(t *testing.T) {
 			t.Errorf("%s: %v", bad, err)
 		}
 	}
-	for _, unsupported := range []string{"AWSTemplateFormatVersion: 2010-09-09\n",
-		"heat_template_version: 2016-10-14\nconditions: {c: true}\n",
-		"heat_template_version: 2016-10-14\nresources: {a: {type: OS::Heat::None, condition: c}}\n"} {
-		if _, err := ParseTemplate([]byte(unsupported), Limits{}); !errors.Is(err, errdefs.ErrUnsupported) {
-			t.Errorf("%q: %v", unsupported, err)
-		}
-	}
 }
 
 func TestLimitsBoundHostileTemplates(t *testing.T) {
@@ -229,7 +222,7 @@ resources:
   d: {type: OS::Heat::TestResource, properties: {value: {get_resource: a}}, depends_on: a}
 `
 	tm, _ := ParseTemplate([]byte(src), Limits{})
-	p, err := analyze(context.Background(), tm, nil, (&Service{}).builtins(), Limits{}, nil)
+	p, err := analyze(context.Background(), tm, nil, nil, (&Service{}).builtins(), Limits{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +232,7 @@ resources:
 	}
 	self := "heat_template_version: 2013-05-23\nresources:\n  a: {type: OS::Heat::TestResource, properties: {value: {get_attr: [a, output]}}}\n"
 	tm, _ = ParseTemplate([]byte(self), Limits{})
-	if _, err := analyze(context.Background(), tm, nil, (&Service{}).builtins(), Limits{}, nil); err == nil || !strings.Contains(err.Error(), "a -> a") {
+	if _, err := analyze(context.Background(), tm, nil, nil, (&Service{}).builtins(), Limits{}, nil); err == nil || !strings.Contains(err.Error(), "a -> a") {
 		t.Fatalf("self reference: %v", err)
 	}
 }

@@ -4,8 +4,8 @@
 //
 // The minimum every driver supports: spawn (idempotent), destroy, power
 // off and on, soft and hard reboot, console output, state, a List limited
-// to Stratus's own domains, and host stats. Pause and suspend are tested
-// when Capabilities says the driver has them.
+// to Stratus's own domains, and host stats. Pause and suspend, and volume
+// hot-plug, are tested when Capabilities says the driver has them.
 package drivertest
 
 import (
@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,14 @@ type Harness struct {
 	Spec func(serverID string) *compute.DomainSpec
 	// Timeout bounds each operation. Default 2 minutes.
 	Timeout time.Duration
+	// NewVolume returns the connection info of a fresh volume this
+	// backend can hot-plug. Nil skips the hot-plug test (a backend whose
+	// domains run no guest OS cannot finish a hot-unplug: the real
+	// driver's is tested with the tiny guest instead).
+	NewVolume func(t *testing.T) compute.ConnectionInfo
+	// Disks, when set, returns the guest device names ("vda", "vdb") of
+	// a domain's disks, so that the suite sees hot-plug take effect.
+	Disks func(t *testing.T, serverID string) []string
 }
 
 // SampleSpec is a small spec with no image, NICs or volumes.
@@ -63,6 +72,10 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"Stats", testStats},
 		{"CanceledContext", testCanceled},
 		{"ConcurrentSpawns", testConcurrent},
+		{"VolumeHotPlug", testVolumes},
+		{"Resize", testResize},
+		{"Snapshot", testSnapshot},
+		{"Rescue", testRescue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -306,4 +319,65 @@ func testConcurrent(t *testing.T, h *Harness) {
 		}
 		h.wantPower(t, id, compute.PowerRunning)
 	}
+}
+
+// testVolumes: attach and detach are idempotent, take effect on the
+// domain's disks, and name a missing server.
+func testVolumes(t *testing.T, h *Harness) {
+	if !h.Driver.Capabilities().VolumeAttach {
+		t.Skip("the driver does not hot-plug volumes")
+	}
+	if h.NewVolume == nil {
+		t.Skip("the harness has no volumes to hot-plug")
+	}
+	ctx := h.ctx(t)
+	missing := NewServerID()
+	a := compute.DiskAttachment{VolumeID: "dt-vol-1", Device: "/dev/vdb", BootIndex: -1, Connection: h.NewVolume(t)}
+	wantNotFound(t, "AttachVolume", missing, h.Driver.AttachVolume(ctx, missing, a))
+	wantNotFound(t, "DetachVolume", missing, h.Driver.DetachVolume(ctx, missing, a.VolumeID))
+	id := h.spawn(t)
+	before := h.disks(t, id)
+	for i := range 2 {
+		if err := h.Driver.AttachVolume(ctx, id, a); err != nil {
+			t.Fatalf("AttachVolume #%d: %v (must be idempotent)", i+1, err)
+		}
+	}
+	if h.Disks != nil {
+		after := h.disks(t, id)
+		if len(after) != len(before)+1 {
+			t.Fatalf("disks before attach %v, after %v: want exactly one more", before, after)
+		}
+	}
+	b := compute.DiskAttachment{VolumeID: "dt-vol-2", BootIndex: -1, Connection: h.NewVolume(t)}
+	if err := h.Driver.AttachVolume(ctx, id, b); err != nil {
+		t.Fatalf("AttachVolume of a second volume: %v", err)
+	}
+	if h.Disks != nil {
+		d := h.disks(t, id)
+		if len(d) != len(before)+2 || len(slices.Compact(slices.Sorted(slices.Values(d)))) != len(d) {
+			t.Fatalf("disks with two volumes: %v (before %v): want two more, all names distinct", d, before)
+		}
+	}
+	for _, v := range []string{a.VolumeID, b.VolumeID} {
+		if err := h.Driver.DetachVolume(ctx, id, v); err != nil {
+			t.Fatalf("DetachVolume %s: %v", v, err)
+		}
+	}
+	if err := h.Driver.DetachVolume(ctx, id, a.VolumeID); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("DetachVolume of a detached volume: %v, want nil or ErrNotFound", err)
+	}
+	if h.Disks != nil {
+		if after := h.disks(t, id); !slices.Equal(after, before) {
+			t.Fatalf("disks after detach %v, want %v", after, before)
+		}
+	}
+	h.wantPower(t, id, compute.PowerRunning)
+}
+
+func (h *Harness) disks(t *testing.T, id string) []string {
+	t.Helper()
+	if h.Disks == nil {
+		return nil
+	}
+	return slices.Sorted(slices.Values(h.Disks(t, id)))
 }

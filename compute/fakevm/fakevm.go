@@ -5,9 +5,14 @@
 package fakevm
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -36,6 +41,10 @@ const (
 	OpConsole   Op = "console"
 	OpStats     Op = "stats"
 	OpListState Op = "list"
+	OpResize    Op = "resize"
+	OpMigrate   Op = "migrate"
+	OpRescue    Op = "rescue"
+	OpSnapshot  Op = "snapshot"
 )
 
 // Options configures a Driver. The zero value is usable.
@@ -54,6 +63,10 @@ type Options struct {
 	Fail func(op Op, serverID string) error
 	// FailRate makes spawns fail at random with this probability.
 	FailRate float64
+	// StateFile, when set, keeps the domains in this JSON file (written
+	// after every change, read by New), so that a host program restarted
+	// after a crash finds its fake domains as libvirt would its real ones.
+	StateFile string
 }
 
 type domain struct {
@@ -75,11 +88,15 @@ type Driver struct {
 	subs    []chan compute.DomainEvent
 	started time.Time
 	calls   map[Op]int
+	saveMu  sync.Mutex // orders state file writes
 }
 
 var _ compute.Hypervisor = (*Driver)(nil)
 var _ compute.EventSource = (*Driver)(nil)
 var _ compute.Resizer = (*Driver)(nil)
+var _ compute.Migrator = (*Driver)(nil)
+var _ compute.Rescuer = (*Driver)(nil)
+var _ compute.Snapshotter = (*Driver)(nil)
 
 // New returns a fake hypervisor.
 func New(opts *Options) *Driver {
@@ -96,7 +113,9 @@ func New(opts *Options) *Driver {
 	if o.DiskGB == 0 {
 		o.DiskGB = 2048
 	}
-	return &Driver{opts: o, doms: map[string]*domain{}, started: time.Now(), calls: map[Op]int{}}
+	d := &Driver{opts: o, doms: map[string]*domain{}, started: time.Now(), calls: map[Op]int{}}
+	d.load()
+	return d
 }
 
 // SetFail replaces the failure hook (nil: no injected failures).
@@ -117,6 +136,7 @@ func (d *Driver) AddForeignDomain(name string) {
 // Crash powers a domain off as if the guest shut itself down, and reports
 // the event.
 func (d *Driver) Crash(serverID string) {
+	defer d.persist()
 	d.mu.Lock()
 	dm, ok := d.doms[serverID]
 	if ok {
@@ -201,6 +221,7 @@ func (d *Driver) Capabilities() compute.Capabilities {
 
 // Spawn implements compute.Hypervisor.
 func (d *Driver) Spawn(ctx context.Context, spec *compute.DomainSpec) error {
+	defer d.persist()
 	if spec == nil || spec.ServerID == "" {
 		return errdefs.Invalid("spec.ServerID", "is required")
 	}
@@ -240,6 +261,7 @@ func (d *Driver) Spawn(ctx context.Context, spec *compute.DomainSpec) error {
 
 // Destroy implements compute.Hypervisor.
 func (d *Driver) Destroy(ctx context.Context, id string) error {
+	defer d.persist()
 	return d.onDomain(ctx, OpDestroy, id, func(*domain) error {
 		delete(d.doms, id)
 		return nil
@@ -263,6 +285,7 @@ func (d *Driver) onDomain(ctx context.Context, op Op, id string, f func(dm *doma
 
 // power applies a power change after checking the domain's current state.
 func (d *Driver) power(ctx context.Context, op Op, id string, from []compute.PowerState, to compute.PowerState, line string) error {
+	defer d.persist()
 	if err := d.begin(ctx, op, id); err != nil {
 		return err
 	}
@@ -307,6 +330,7 @@ func (d *Driver) PowerOff(ctx context.Context, id string, _ time.Duration) error
 // Reboot implements compute.Hypervisor. A hard reboot also starts a
 // stopped, paused or suspended domain.
 func (d *Driver) Reboot(ctx context.Context, id string, hard bool) error {
+	defer d.persist()
 	if err := d.begin(ctx, OpReboot, id); err != nil {
 		return err
 	}
@@ -400,6 +424,7 @@ func (d *Driver) ConsoleOutput(ctx context.Context, id string, lines int) (strin
 
 // AttachVolume implements compute.Hypervisor.
 func (d *Driver) AttachVolume(ctx context.Context, id string, a compute.DiskAttachment) error {
+	defer d.persist()
 	if err := d.begin(ctx, OpAttach, id); err != nil {
 		return err
 	}
@@ -413,7 +438,7 @@ func (d *Driver) AttachVolume(ctx context.Context, id string, a compute.DiskAtta
 		return missing(id)
 	}
 	if _, ok := dm.volumes[a.VolumeID]; ok {
-		return fmt.Errorf("fakevm: volume %s already attached to %s: %w", a.VolumeID, id, errdefs.ErrConflict)
+		return nil // attached already: attach is idempotent, as libvirtvm's
 	}
 	dm.volumes[a.VolumeID] = a
 	return nil
@@ -421,6 +446,7 @@ func (d *Driver) AttachVolume(ctx context.Context, id string, a compute.DiskAtta
 
 // DetachVolume implements compute.Hypervisor.
 func (d *Driver) DetachVolume(ctx context.Context, id, volumeID string) error {
+	defer d.persist()
 	return d.onDomain(ctx, OpDetach, id, func(dm *domain) error {
 		if _, ok := dm.volumes[volumeID]; !ok {
 			return fmt.Errorf("fakevm: volume %s not attached to %s: %w", volumeID, id, errdefs.ErrNotFound)
@@ -430,8 +456,26 @@ func (d *Driver) DetachVolume(ctx context.Context, id, volumeID string) error {
 	})
 }
 
+// Disks returns the guest device names of a domain's volumes ("vdb"), in
+// no particular order; nil for a missing domain. A volume attached
+// without a device name is named after its volume id.
+func (d *Driver) Disks(serverID string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dm, ok := d.doms[serverID]
+	if !ok {
+		return nil
+	}
+	out := []string{}
+	for _, v := range dm.volumes {
+		out = append(out, cmp.Or(strings.TrimPrefix(v.Device, "/dev/"), v.VolumeID))
+	}
+	return out
+}
+
 // AttachInterface implements compute.Hypervisor.
 func (d *Driver) AttachInterface(ctx context.Context, id string, nic compute.NIC) error {
+	defer d.persist()
 	return d.onDomain(ctx, OpAttach, id, func(dm *domain) error {
 		dm.nics[nic.PortID] = nic
 		return nil
@@ -440,6 +484,7 @@ func (d *Driver) AttachInterface(ctx context.Context, id string, nic compute.NIC
 
 // DetachInterface implements compute.Hypervisor.
 func (d *Driver) DetachInterface(ctx context.Context, id, portID string) error {
+	defer d.persist()
 	return d.onDomain(ctx, OpDetach, id, func(dm *domain) error {
 		if _, ok := dm.nics[portID]; !ok {
 			return fmt.Errorf("fakevm: port %s not attached to %s: %w", portID, id, errdefs.ErrNotFound)
@@ -468,13 +513,133 @@ func (d *Driver) Stats(ctx context.Context) (*compute.HostStats, error) {
 	return st, nil
 }
 
-// Resize implements compute.Resizer: the domain takes the new spec's size.
+// Resize implements compute.Resizer: the domain takes the new spec's
+// size, NICs and volumes; the console reports what the guest now sees.
 func (d *Driver) Resize(ctx context.Context, id string, spec *compute.DomainSpec) error {
-	return d.onDomain(ctx, OpSpawn, id, func(dm *domain) error {
-		dm.spec.VCPUs, dm.spec.MemoryMB, dm.spec.RootGB = spec.VCPUs, spec.MemoryMB, spec.RootGB
-		dm.log("resized to %d vcpus, %d MB", spec.VCPUs, spec.MemoryMB)
+	defer d.persist()
+	return d.onDomain(ctx, OpResize, id, func(dm *domain) error {
+		dm.spec.VCPUs, dm.spec.MemoryMB, dm.spec.RootGB, dm.spec.EphemeralGB = spec.VCPUs, spec.MemoryMB, spec.RootGB, spec.EphemeralGB
+		dm.spec.NICs, dm.spec.Volumes = spec.NICs, spec.Volumes
+		dm.nics = map[string]compute.NIC{}
+		for _, n := range spec.NICs {
+			dm.nics[n.PortID] = n
+		}
+		dm.log("fakevm %s: resized to %d vcpus, %d MB, %d GB", d.opts.Name, spec.VCPUs, spec.MemoryMB, spec.RootGB)
 		return nil
 	})
+}
+
+// Migrate implements compute.Migrator between fake drivers: a cold
+// migration copies the stopped domain to dest and keeps the source's
+// copy; a live one moves the running domain. Repeating a finished
+// migration is nil.
+func (d *Driver) Migrate(ctx context.Context, id string, dest compute.Hypervisor, live bool) error {
+	defer d.persist()
+	dd, ok := dest.(*Driver)
+	if !ok {
+		return fmt.Errorf("fakevm: migrate %s: destination is not a fake hypervisor: %w", id, errdefs.ErrUnsupported)
+	}
+	if dd == d {
+		return fmt.Errorf("fakevm: migrate %s: source and destination are the same host: %w", id, errdefs.ErrInvalid)
+	}
+	if err := d.begin(ctx, OpMigrate, id); err != nil {
+		return err
+	}
+	defer dd.persist()
+	d.mu.Lock()
+	dm, ok := d.doms[id]
+	if !ok || !dm.stratus {
+		d.mu.Unlock()
+		if dd.has(id) {
+			return nil // moved already
+		}
+		return missing(id)
+	}
+	if live && dm.power != compute.PowerRunning && dm.power != compute.PowerPaused {
+		d.mu.Unlock()
+		return fmt.Errorf("fakevm: live migration of %s: domain is %s: %w", id, dm.power, errdefs.ErrConflict)
+	}
+	if !live && dm.power == compute.PowerRunning {
+		d.mu.Unlock()
+		return fmt.Errorf("fakevm: cold migration of %s: domain is running: %w", id, errdefs.ErrConflict)
+	}
+	cp := &domain{spec: dm.spec, power: dm.power, stratus: true, name: dm.name, console: slices.Clone(dm.console),
+		volumes: maps.Clone(dm.volumes), nics: maps.Clone(dm.nics)}
+	if live {
+		delete(d.doms, id)
+	}
+	d.mu.Unlock()
+	dd.mu.Lock()
+	if _, exists := dd.doms[id]; !exists {
+		kind := "cold"
+		if live {
+			kind = "live"
+		}
+		cp.log("fakevm %s: %s migration in from %s", dd.opts.Name, kind, d.opts.Name)
+		dd.doms[id] = cp
+	}
+	dd.mu.Unlock()
+	return nil
+}
+
+func (d *Driver) has(id string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dm, ok := d.doms[id]
+	return ok && dm.stratus
+}
+
+// Rescue implements compute.Rescuer.
+func (d *Driver) Rescue(ctx context.Context, spec *compute.DomainSpec) error {
+	defer d.persist()
+	return d.onDomain(ctx, OpRescue, spec.ServerID, func(dm *domain) error {
+		img := ""
+		if spec.Image != nil {
+			img = spec.Image.ID
+		}
+		dm.power = compute.PowerRunning
+		dm.log("stratus-guest: rescue image=%s", img)
+		return nil
+	})
+}
+
+// Unrescue implements compute.Rescuer.
+func (d *Driver) Unrescue(ctx context.Context, id string) error {
+	defer d.persist()
+	return d.onDomain(ctx, OpRescue, id, func(dm *domain) error {
+		dm.power = compute.PowerRunning
+		dm.log("stratus-guest: up")
+		return nil
+	})
+}
+
+// Snapshot implements compute.Snapshotter: the fake's root disk is the
+// boot image's bytes when it has one (so a snapshot of a server booted
+// from an image boots like it), else 64 KiB of zeros; raw either way
+// unless the boot image says otherwise.
+func (d *Driver) Snapshot(ctx context.Context, id string) (io.ReadCloser, string, error) {
+	var spec compute.DomainSpec
+	if err := d.onDomain(ctx, OpSnapshot, id, func(dm *domain) error {
+		spec = dm.spec
+		dm.log("fakevm %s: snapshot", d.opts.Name)
+		return nil
+	}); err != nil {
+		return nil, "", err
+	}
+	if spec.Image != nil && spec.OpenImage != nil {
+		rc, err := spec.OpenImage(ctx, spec.Image.ID)
+		if err == nil {
+			return rc, cmpOr(spec.Image.DiskFormat, "raw"), nil
+		}
+	}
+	return io.NopCloser(bytes.NewReader(make([]byte, 64<<10))), "raw", nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // Events implements compute.EventSource.

@@ -61,10 +61,11 @@ func newTestDriver(t testing.TB, mod func(*libvirtvm.Options)) (*libvirtvm.Drive
 // images is a compute.Images over in-memory images, with sha512
 // checksums as Glance's os_hash_value, counting opens.
 type images struct {
-	mu    sync.Mutex
-	data  map[string][]byte
-	info  map[string]compute.ImageInfo
-	opens atomic.Int64
+	mu     sync.Mutex
+	data   map[string][]byte
+	info   map[string]compute.ImageInfo
+	queued map[string]compute.ImageInfo // created, not uploaded (ImageWriter)
+	opens  atomic.Int64
 }
 
 func newImages() *images {

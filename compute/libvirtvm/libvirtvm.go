@@ -39,6 +39,7 @@ var (
 	_ compute.Resizer           = (*Driver)(nil)
 	_ compute.Migrator          = (*Driver)(nil)
 	_ compute.DomainStatsReader = (*Driver)(nil)
+	_ compute.Snapshotter       = (*Driver)(nil)
 )
 
 var eventLoop sync.Once
@@ -512,16 +513,6 @@ func (d *Driver) removeFiles(id string) error {
 		return fmt.Errorf("libvirtvm: remove files of server %s: %w", id, err)
 	}
 	return nil
-}
-
-// Resize implements compute.Resizer; not done yet.
-func (d *Driver) Resize(_ context.Context, id string, _ *compute.DomainSpec) error {
-	return fmt.Errorf("libvirtvm: resize of server %s: %w", id, errdefs.ErrUnsupported)
-}
-
-// Migrate implements compute.Migrator; not done yet.
-func (d *Driver) Migrate(_ context.Context, id string, _ compute.Hypervisor, _ bool) error {
-	return fmt.Errorf("libvirtvm: migration of server %s: %w", id, errdefs.ErrUnsupported)
 }
 
 // keyedMutex is a set of mutexes by key, dropped when unused.

@@ -181,11 +181,13 @@ func TestVMGuest(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitConsole(t, id, "stratus-guest: disks=vda,vdb,vdc", 1, time.Minute)
+	e.waitConsole(t, id, "stratus-guest: disk vdc bytes=8388608", 1, time.Second)
 	step("detach")
 	if err := d.DetachVolume(ctx, id, "vol-1"); err != nil {
 		t.Fatal(err)
 	}
 	e.waitConsole(t, id, "stratus-guest: disks=vda,vdb", 2, time.Minute)
+	e.waitConsole(t, id, "stratus-guest: disk vdc removed", 1, time.Second)
 
 	step("reboot")
 	// Each reboot boots the guest again.

@@ -27,8 +27,9 @@ import (
 
 // Images is an in-memory compute.Images.
 type Images struct {
-	mu   sync.Mutex
-	imgs map[string]image
+	mu      sync.Mutex
+	imgs    map[string]image
+	pending map[string]image // created by compute, not uploaded yet
 }
 
 type image struct {
@@ -40,7 +41,7 @@ type image struct {
 var _ compute.Images = (*Images)(nil)
 
 // NewImages returns an empty image registry.
-func NewImages() *Images { return &Images{imgs: map[string]image{}} }
+func NewImages() *Images { return &Images{imgs: map[string]image{}, pending: map[string]image{}} }
 
 // Add registers an image; project "" makes it public.
 func (m *Images) Add(info compute.ImageInfo, data []byte, project string) {
@@ -314,7 +315,10 @@ type vol struct {
 	project string
 }
 
-var _ compute.Volumes = (*Volumes)(nil)
+var (
+	_ compute.Volumes       = (*Volumes)(nil)
+	_ compute.VolumeDeleter = (*Volumes)(nil)
+)
 
 // NewVolumes returns a volume service with no volumes.
 func NewVolumes() *Volumes {
@@ -424,6 +428,24 @@ func (v *Volumes) DeleteAttachment(_ context.Context, id string) error {
 	if x, ok := v.vols[a.VolumeID]; ok {
 		x.Status = "available"
 	}
+	return nil
+}
+
+// DeleteVolume implements compute.VolumeDeleter: an attached volume is
+// refused, an absent one is nil.
+func (v *Volumes) DeleteVolume(_ context.Context, project, id string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	x, ok := v.vols[id]
+	if !ok || x.project != project {
+		return nil
+	}
+	for _, a := range v.atts {
+		if a.VolumeID == id {
+			return fmt.Errorf("standin: volume %s is attached: %w", id, errdefs.ErrConflict)
+		}
+	}
+	delete(v.vols, id)
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -51,14 +50,6 @@ func alarmingCatalog(cfg Config) identity.ServiceEndpoints {
 // aodhUser is the alarming service's user, the trustee of the trusts its
 // trust+http(s) actions act through.
 const aodhUser = "aodh"
-
-// servicePassword derives a service user's password from the cloud's
-// generated admin password, so that every controller knows it.
-func servicePassword(adminPassword, user string) string {
-	m := hmac.New(sha256.New, []byte(adminPassword))
-	m.Write([]byte("stratus-service-user\x00" + user))
-	return hex.EncodeToString(m.Sum(nil))
-}
 
 // alarmingServiceUsers are the service users identity's Bootstrap makes
 // for alarming.

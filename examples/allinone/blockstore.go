@@ -108,7 +108,10 @@ func (a imageAdapter) UploadImage(ctx context.Context, id string, r io.Reader) e
 // found.
 type computeVolumes struct{ svc *blockstore.Service }
 
-var _ compute.Volumes = computeVolumes{}
+var (
+	_ compute.Volumes       = computeVolumes{}
+	_ compute.VolumeDeleter = computeVolumes{}
+)
 
 func projectCtx(ctx context.Context, projectID string) context.Context {
 	return identity.WithCredentials(ctx, &identity.Credentials{UserName: "compute", ProjectID: projectID,
@@ -182,6 +185,16 @@ func (a computeVolumes) DeleteAttachment(ctx context.Context, attachmentID strin
 		return err
 	}
 	err = a.svc.DeleteAttachment(pctx, attachmentID)
+	if isNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// DeleteVolume deletes a volume of the project, for a server's block
+// device with delete_on_termination (absent is nil).
+func (a computeVolumes) DeleteVolume(ctx context.Context, projectID, volumeID string) error {
+	err := a.svc.DeleteVolume(projectCtx(ctx, projectID), volumeID, blockstore.DeleteVolumeOpts{})
 	if isNotFound(err) {
 		return nil
 	}

@@ -70,6 +70,12 @@ type Config struct {
 	FakeHosts int
 	// FakeSpawnDelay is how long a fake host takes to spawn a server.
 	FakeSpawnDelay time.Duration
+	// FakeMoveDelay is how long a fake host takes to migrate, resize or
+	// snapshot a server.
+	FakeMoveDelay time.Duration
+	// ResizeConfirmWindow confirms resizes left unconfirmed that long
+	// (zero: never).
+	ResizeConfirmWindow time.Duration
 	// Network names the network dataplane: "fake" (the default).
 	Network string
 	// Objects chooses the object store's backend (image data follows it):
@@ -281,7 +287,7 @@ func buildCloud(cfg Config, st *store.Store, cloud *cloudRecord, logger *slog.Lo
 	}
 	netSvc.Use(network.Deps{Devices: computeDevices{compSvc}, Notify: computeDevices{compSvc}})
 	md.use(netSvc, compSvc)
-	heat, _, err := orchestrationComponent(cfg, st, identSvc, heatServices{cfg: cfg, compute: compSvc, network: netSvc,
+	heat, _, err := orchestrationComponent(cfg, st, identSvc, heatServices{adminPassword: cloud.AdminPassword, cfg: cfg, compute: compSvc, network: netSvc,
 		volumes: volSvc, images: imgSvc, objects: objSvc}, logger)
 	if err != nil {
 		return nil, err

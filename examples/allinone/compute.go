@@ -7,7 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"time"
+	"path/filepath"
 
 	"github.com/stratuskit/stratus/compute"
 	"github.com/stratuskit/stratus/compute/fakevm"
@@ -35,7 +35,7 @@ func computeComponent(cfg Config, st *store.Store, tokens identity.TokenValidato
 	default:
 		return component{}, nil, fmt.Errorf("-hypervisor %q: want auto, libvirt or fake", cfg.Hypervisor)
 	}
-	svc, err := compute.New(compute.Config{Store: st, Logger: logger})
+	svc, err := compute.New(compute.Config{Store: st, Logger: logger, ResizeConfirmWindow: cfg.ResizeConfirmWindow})
 	if err != nil {
 		return component{}, nil, err
 	}
@@ -45,7 +45,7 @@ func computeComponent(cfg Config, st *store.Store, tokens identity.TokenValidato
 		if cfg.Hypervisor == hypervisorFake {
 			for i := range cfg.FakeHosts {
 				name := fmt.Sprintf("host%d", i+1)
-				d := fakevm.New(&fakevm.Options{Name: name, PerOp: map[fakevm.Op]time.Duration{fakevm.OpSpawn: cfg.FakeSpawnDelay}})
+				d := fakevm.New(&fakevm.Options{Name: name, PerOp: fakeDelays(cfg), StateFile: filepath.Join(cfg.DataDir, "fakevm-"+name+".json")})
 				if _, err := svc.AddHost(ctx, compute.HostOpts{Name: name}, d); err != nil {
 					return err
 				}

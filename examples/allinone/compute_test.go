@@ -25,22 +25,12 @@ func TestComputeResumesAfterKill(t *testing.T) {
 	rc := openrc(t, data)
 	tok := login(t, rc)
 	nova := fmt.Sprintf("http://%s:8774/v2.1", addr)
-	code, body := call(t, "POST", nova+"/flavors", tok, map[string]any{"flavor": map[string]any{"name": "m1", "vcpus": 1, "ram": 256, "disk": 1}})
-	if code != http.StatusOK {
-		t.Fatalf("flavor create: %d %v", code, body)
-	}
-	flavor := body["flavor"].(map[string]any)["id"].(string)
+	flavor := createFlavor(t, nova, tok, "m1", 1)
 	imageID := uploadImage(t, addr, tok, "tiny", make([]byte, 64<<10))
 	networkID := createNetwork(t, addr, tok, "private", "10.0.0.0/24")
 	var ids []string
 	for i := range 5 {
-		code, body := call(t, "POST", nova+"/servers", tok, map[string]any{"server": map[string]any{
-			"name": fmt.Sprintf("k%d", i), "imageRef": imageID, "flavorRef": flavor,
-			"networks": []map[string]string{{"uuid": networkID}}}})
-		if code != http.StatusAccepted {
-			t.Fatalf("server create: %d %v", code, body)
-		}
-		ids = append(ids, body["server"].(map[string]any)["id"].(string))
+		ids = append(ids, createServer(t, nova, tok, fmt.Sprintf("k%d", i), imageID, flavor, networkID))
 	}
 	time.Sleep(500 * time.Millisecond)
 	for _, id := range ids {
@@ -73,7 +63,7 @@ func TestComputeResumesAfterKill(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	code, body = call(t, "GET", nova+"/limits", tok, nil)
+	code, body := call(t, "GET", nova+"/limits", tok, nil)
 	abs := body["limits"].(map[string]any)["absolute"].(map[string]any)
 	if code != http.StatusOK || abs["totalInstancesUsed"] != float64(5) || abs["totalCoresUsed"] != float64(5) {
 		t.Fatalf("limits after restart: %d %v", code, abs)
@@ -104,6 +94,29 @@ func uploadImage(t *testing.T, addr, tok, name string, data []byte) string {
 	return id
 }
 
+// createFlavor makes a flavor of vcpus CPUs with 256 MB of RAM each and
+// a 1 GB disk through nova and returns its id.
+func createFlavor(t *testing.T, nova, tok, name string, vcpus int) string {
+	t.Helper()
+	code, body := call(t, "POST", nova+"/flavors", tok, map[string]any{"flavor": map[string]any{"name": name, "vcpus": vcpus, "ram": 256 * vcpus, "disk": 1}})
+	if code != http.StatusOK {
+		t.Fatalf("flavor create: %d %v", code, body)
+	}
+	return body["flavor"].(map[string]any)["id"].(string)
+}
+
+// createServer boots a server called name from imageID with flavorID on
+// networkID through nova and returns its id.
+func createServer(t *testing.T, nova, tok, name, imageID, flavorID, networkID string) string {
+	t.Helper()
+	code, body := call(t, "POST", nova+"/servers", tok, map[string]any{"server": map[string]any{
+		"name": name, "imageRef": imageID, "flavorRef": flavorID, "networks": []map[string]string{{"uuid": networkID}}}})
+	if code != http.StatusAccepted {
+		t.Fatalf("server create %s: %d %v", name, code, body)
+	}
+	return body["server"].(map[string]any)["id"].(string)
+}
+
 // createNetwork makes a network with one subnet in the all-in-one at addr.
 func createNetwork(t *testing.T, addr, tok, name, cidr string) string {
 	t.Helper()
@@ -130,19 +143,10 @@ func TestServerDeleteFreesPorts(t *testing.T) {
 	tok := login(t, openrc(t, data))
 	nova := fmt.Sprintf("http://%s:8774/v2.1", addr)
 	neutron := fmt.Sprintf("http://%s:9696/v2.0", addr)
-	code, body := call(t, "POST", nova+"/flavors", tok, map[string]any{"flavor": map[string]any{"name": "m1", "vcpus": 1, "ram": 256, "disk": 1}})
-	if code != http.StatusOK {
-		t.Fatalf("flavor create: %d %v", code, body)
-	}
-	flavor := body["flavor"].(map[string]any)["id"].(string)
+	flavor := createFlavor(t, nova, tok, "m1", 1)
 	imageID := uploadImage(t, addr, tok, "tiny", make([]byte, 4<<10))
 	networkID := createNetwork(t, addr, tok, "private", "10.0.0.0/24")
-	code, body = call(t, "POST", nova+"/servers", tok, map[string]any{"server": map[string]any{
-		"name": "s", "imageRef": imageID, "flavorRef": flavor, "networks": []map[string]string{{"uuid": networkID}}}})
-	if code != http.StatusAccepted {
-		t.Fatalf("server create: %d %v", code, body)
-	}
-	id := body["server"].(map[string]any)["id"].(string)
+	id := createServer(t, nova, tok, "s", imageID, flavor, networkID)
 	waitStatus(t, nova, tok, id, "ACTIVE")
 	if code, body := call(t, "DELETE", nova+"/servers/"+id, tok, nil); code != http.StatusNoContent {
 		t.Fatalf("server delete: %d %v", code, body)

@@ -22,7 +22,7 @@ const identityPort = 5000
 // catalog) and writes DIR/admin-openrc.sh.
 func identityComponent(cfg Config, st *store.Store, password string, logger *slog.Logger, catalog []identity.ServiceEndpoints) (component, *identity.Service, error) {
 	svc, err := identity.New(identity.Config{Store: st, Logger: logger, Security: cfg.Identity.Security,
-		KeyRotationInterval: cfg.Identity.KeyRotation})
+		KeyRotationInterval: cfg.Identity.KeyRotation, TokenTTL: cfg.Identity.TokenTTL})
 	if err != nil {
 		return component{}, nil, err
 	}
@@ -31,7 +31,8 @@ func identityComponent(cfg Config, st *store.Store, password string, logger *slo
 			return err
 		}
 		if err := svc.Bootstrap(ctx, identity.BootstrapOptions{AdminPassword: password, Services: catalog,
-			ServiceUsers: alarmingServiceUsers(password)}); err != nil {
+			ServiceUsers: append([]identity.ServiceUser{{Name: heatUser, Password: servicePassword(password, heatUser)}},
+				alarmingServiceUsers(password)...)}); err != nil {
 			return err
 		}
 		return writeOpenRC(cfg, password)
@@ -70,11 +71,14 @@ type IdentityOptions struct {
 	Security identity.SecurityCompliance
 	// KeyRotation rotates the token keys on that schedule; zero never.
 	KeyRotation time.Duration
+	// TokenTTL is the lifetime of new tokens (default one hour).
+	TokenTTL time.Duration
 }
 
 // identityFlags registers the identity options on fs.
 func identityFlags(fs *flag.FlagSet, o *IdentityOptions) {
 	sc := &o.Security
+	fs.DurationVar(&o.TokenTTL, "token-ttl", time.Hour, "lifetime of new tokens")
 	fs.IntVar(&sc.LockoutFailureAttempts, "lockout-failure-attempts", 0, "lock a user out after this many failed logins in a row (0: never)")
 	fs.DurationVar(&sc.LockoutDuration, "lockout-duration", 30*time.Minute, "how long a locked-out user stays locked")
 	fs.IntVar(&sc.UniqueLastPasswordCount, "unique-last-password-count", 0, "refuse a new password equal to one of the last N-1 (0 or 1: no history)")

@@ -78,14 +78,8 @@ func TestImageSurvivesKill(t *testing.T) {
 	p := start(t, "-data", data, "-listen", addr)
 	p.waitLine(t, "stratus: ready")
 	ic := imageClient(t, data)
-	img, err := images.Create(ctx, ic, images.CreateOpts{Name: "kept", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
 	payload := bytes.Repeat([]byte("durable "), 400_000)
-	if err := imagedata.Upload(ctx, ic, img.ID, bytes.NewReader(payload)).ExtractErr(); err != nil {
-		t.Fatal(err)
-	}
+	imgID := glanceUpload(t, ic, "kept", payload)
 
 	// An upload in flight when the process dies.
 	cut, err := images.Create(ctx, ic, images.CreateOpts{Name: "cut", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
@@ -125,11 +119,11 @@ func TestImageSurvivesKill(t *testing.T) {
 	p = start(t, "-data", data, "-listen", addr)
 	p.waitLine(t, "stratus: ready")
 	ic = imageClient(t, data)
-	got, err := images.Get(ctx, ic, img.ID).Extract()
+	got, err := images.Get(ctx, ic, imgID).Extract()
 	if err != nil || got.Status != images.ImageStatusActive || got.SizeBytes != int64(len(payload)) {
 		t.Fatalf("after SIGKILL and restart: %+v, %v", got, err)
 	}
-	rc, err := imagedata.Download(ctx, ic, img.ID).Extract()
+	rc, err := imagedata.Download(ctx, ic, imgID).Extract()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +137,7 @@ func TestImageSurvivesKill(t *testing.T) {
 		t.Fatalf("cut upload after restart: %+v, %v", got, err)
 	}
 	p.stop(t, syscall.SIGTERM)
-	if blobs := imageBlobs(t, data); len(blobs) != 1 || !strings.HasPrefix(blobs[0], "images/"+img.ID+"/") {
-		t.Fatalf("image bytes in the object store: %v, want only the kept image %s", blobs, img.ID)
+	if blobs := imageBlobs(t, data); len(blobs) != 1 || !strings.HasPrefix(blobs[0], "images/"+imgID+"/") {
+		t.Fatalf("image bytes in the object store: %v, want only the kept image %s", blobs, imgID)
 	}
 }

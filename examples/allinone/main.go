@@ -59,6 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.FakeSpawnDelay, "fake-spawn-delay", 0, "how long a fake host takes to spawn a server (for tests)")
 	meteringFlags(fs, &cfg.Metering)
 	alarmingFlags(fs, &cfg.Alarming)
+	fs.DurationVar(&cfg.FakeMoveDelay, "fake-move-delay", 0, "how long a fake host takes to migrate, resize or snapshot a server (for tests)")
+	fs.DurationVar(&cfg.ResizeConfirmWindow, "resize-confirm-window", 0, "confirm resizes and migrations left unconfirmed this long (0: never)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

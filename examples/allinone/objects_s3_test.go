@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
-	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
-	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/containers"
 	"github.com/gophercloud/gophercloud/v2/openstack/objectstorage/v1/objects"
 
 	"github.com/stratuskit/stratus/image/objblob"
@@ -35,22 +33,11 @@ func TestObjectsOnS3(t *testing.T) {
 	p.waitLine(t, "stratus: ready")
 
 	sc := swiftClient(t, data, addr)
-	if _, err := containers.Create(ctx, sc, "on-s3", nil).Extract(); err != nil {
-		t.Fatal(err)
-	}
 	body := strings.Repeat("s3 ", 10_000)
-	if _, err := objects.Create(ctx, sc, "on-s3", "o", objects.CreateOpts{Content: strings.NewReader(body)}).Extract(); err != nil {
-		t.Fatal(err)
-	}
+	putObject(t, sc, "on-s3", body)
 	ic := imageClient(t, data)
-	img, err := images.Create(ctx, ic, images.CreateOpts{Name: "s3img", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
 	payload := bytes.Repeat([]byte("image "), 100_000)
-	if err := imagedata.Upload(ctx, ic, img.ID, bytes.NewReader(payload)).ExtractErr(); err != nil {
-		t.Fatal(err)
-	}
+	imgID := glanceUpload(t, ic, "s3img", payload)
 	p.stop(t, syscall.SIGTERM)
 	if _, err := os.Stat(filepath.Join(data, "objects")); !os.IsNotExist(err) {
 		t.Fatalf("DATA/objects exists with -objects s3: %v", err)
@@ -75,7 +62,7 @@ func TestObjectsOnS3(t *testing.T) {
 		t.Fatalf("after restart: %d bytes, %v", len(got), err)
 	}
 	ic = imageClient(t, data)
-	rc, err := imagedata.Download(ctx, ic, img.ID).Extract()
+	rc, err := imagedata.Download(ctx, ic, imgID).Extract()
 	if err != nil {
 		t.Fatal(err)
 	}

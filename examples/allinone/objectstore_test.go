@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -49,6 +50,34 @@ func swiftClient(t *testing.T, data, addr string) *gophercloud.ServiceClient {
 	return sc
 }
 
+// putObject creates container and writes body as its object "o" through
+// Swift.
+func putObject(t *testing.T, sc *gophercloud.ServiceClient, container, body string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := containers.Create(ctx, sc, container, nil).Extract(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := objects.Create(ctx, sc, container, "o", objects.CreateOpts{Content: strings.NewReader(body)}).Extract(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// glanceUpload creates a raw image called name, uploads payload as its
+// data and returns its id.
+func glanceUpload(t *testing.T, ic *gophercloud.ServiceClient, name string, payload []byte) string {
+	t.Helper()
+	ctx := context.Background()
+	img, err := images.Create(ctx, ic, images.CreateOpts{Name: name, DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := imagedata.Upload(ctx, ic, img.ID, bytes.NewReader(payload)).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	return img.ID
+}
+
 // TestObjectsSurviveRestart stores an object, kills the all-in-one with
 // SIGKILL, and reads the object back after a restart.
 func TestObjectsSurviveRestart(t *testing.T) {
@@ -58,13 +87,8 @@ func TestObjectsSurviveRestart(t *testing.T) {
 	p := start(t, "-data", data, "-listen", addr)
 	p.waitLine(t, "stratus: ready")
 	sc := swiftClient(t, data, addr)
-	if _, err := containers.Create(ctx, sc, "keep", nil).Extract(); err != nil {
-		t.Fatal(err)
-	}
 	body := strings.Repeat("durable ", 10_000)
-	if _, err := objects.Create(ctx, sc, "keep", "o", objects.CreateOpts{Content: strings.NewReader(body)}).Extract(); err != nil {
-		t.Fatal(err)
-	}
+	putObject(t, sc, "keep", body)
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -94,22 +118,11 @@ func TestObjectsReplicated(t *testing.T) {
 	p := start(t, "-data", data, "-listen", addr, "-objects", "fs:"+strings.Join(devs, ","))
 	p.waitLine(t, "stratus: ready")
 	sc := swiftClient(t, data, addr)
-	if _, err := containers.Create(ctx, sc, "rep", nil).Extract(); err != nil {
-		t.Fatal(err)
-	}
 	body := strings.Repeat("replicated ", 10_000)
-	if _, err := objects.Create(ctx, sc, "rep", "o", objects.CreateOpts{Content: strings.NewReader(body)}).Extract(); err != nil {
-		t.Fatal(err)
-	}
+	putObject(t, sc, "rep", body)
 	// Image data follows -objects.
 	ic := imageClient(t, data)
-	img, err := images.Create(ctx, ic, images.CreateOpts{Name: "rep", DiskFormat: "raw", ContainerFormat: "bare"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := imagedata.Upload(ctx, ic, img.ID, strings.NewReader(body)).ExtractErr(); err != nil {
-		t.Fatal(err)
-	}
+	glanceUpload(t, ic, "rep", []byte(body))
 	p.stop(t, syscall.SIGTERM)
 	if _, err := os.Stat(filepath.Join(data, "objects")); err == nil {
 		t.Fatal("DATA/objects exists although -objects chose other directories")

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +13,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/stratuskit/stratus/blockstore"
@@ -33,24 +37,153 @@ func orchestrationCatalog(cfg Config) identity.ServiceEndpoints {
 // orchestrationComponent builds the orchestration service; its resource
 // plugins drive the other services as the stack's owner.
 func orchestrationComponent(cfg Config, st *store.Store, ident *identity.Service, h heatServices, logger *slog.Logger) (component, *orchestration.Service, error) {
-	svc, err := orchestration.New(orchestration.Config{Store: st, Logger: logger})
+	svc, err := orchestration.New(orchestration.Config{Store: st, Logger: logger, PublicURL: serviceURL(cfg, orchestrationPort, "")})
 	if err != nil {
 		return component{}, nil, err
 	}
-	svc.Use(orchestration.Deps{Compute: heatCompute{h}, Network: heatNetwork{h}, Volumes: heatVolumes{h},
-		Attacher: heatAttacher{h}, Containers: heatContainers{h}, Checker: heatChecker{h}})
+	var comp orchestration.Compute = heatCompute{h}
+	if rz, ok := any(h.compute).(computeResizer); ok {
+		comp = heatResizer{heatCompute{h}, rz}
+	}
+	svc.Use(orchestration.Deps{Compute: comp, Network: heatNetwork{h}, Volumes: heatVolumes{h},
+		Attacher: heatAttacher{h}, Containers: heatContainers{h}, Images: heatImages{h}, Checker: heatChecker{h},
+		Trusts: &heatTrusts{ident: ident, password: servicePassword(h.adminPassword, heatUser)}})
 	return component{name: "orchestration", port: orchestrationPort, handler: orchestration.NewHandler(svc, ident, logger),
 		start: svc.Start, close: svc.Close}, svc, nil
 }
 
+// heatUser is orchestration's service user: the trustee of the stacks'
+// trusts.
+const heatUser = "heat"
+
+// servicePassword derives a service user's password from the admin
+// password, so that it is the same at every start.
+func servicePassword(admin, user string) string {
+	m := hmac.New(sha256.New, []byte(admin))
+	m.Write([]byte("stratus service user " + user))
+	return hex.EncodeToString(m.Sum(nil))[:32]
+}
+
+// heatTrusts is orchestration.Trusts over identity's trusts: each stack
+// gets a trust from its owner to the heat user, who authenticates with its
+// password and turns the trust into a trust-scoped token when a signal
+// must act.
+type heatTrusts struct {
+	ident    *identity.Service
+	password string
+
+	mu    sync.Mutex
+	creds *identity.Credentials
+}
+
+// service returns the heat user's credentials, logging in again shortly
+// before they expire.
+func (t *heatTrusts) service(ctx context.Context) (*identity.Credentials, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.creds != nil && time.Until(t.creds.ExpiresAt) > 30*time.Second {
+		return t.creds, nil
+	}
+	_, tok, err := t.ident.Authenticate(ctx, identity.AuthRequest{Methods: []string{"password"},
+		Password: &identity.PasswordAuth{UserName: heatUser, DomainID: identity.DefaultDomainID, Password: t.password},
+		Scope:    identity.AuthScope{ProjectName: identity.ServiceProjectName, ProjectDomainID: identity.DefaultDomainID}})
+	if err != nil {
+		return nil, fmt.Errorf("orchestration: the heat service user cannot log in: %w", err)
+	}
+	t.creds = tok.Credentials()
+	return t.creds, nil
+}
+
+func (t *heatTrusts) Delegate(ctx context.Context) (string, error) {
+	c := identity.CredentialsFrom(ctx)
+	if c == nil {
+		return "", errdefs.ErrUnauthenticated
+	}
+	sc, err := t.service(ctx)
+	if err != nil {
+		return "", err
+	}
+	roles := make([]identity.Ref, 0, len(c.Roles))
+	for _, r := range c.Roles {
+		roles = append(roles, identity.Ref{Name: r})
+	}
+	tr, err := t.ident.CreateTrust(ctx, identity.CreateTrustOpts{TrustorUserID: c.UserID, TrusteeUserID: sc.UserID,
+		ProjectID: c.ProjectID, Impersonation: true, Roles: roles})
+	if err != nil {
+		return "", err
+	}
+	return tr.ID, nil
+}
+
+func (t *heatTrusts) Credentials(ctx context.Context, trustID string) (*identity.Credentials, error) {
+	sc, err := t.service(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, tok, err := t.ident.AuthenticateTrust(identity.WithCredentials(ctx, sc), trustID)
+	if err != nil {
+		return nil, err
+	}
+	return tok.Credentials(), nil
+}
+
+func (t *heatTrusts) Revoke(ctx context.Context, trustID string) error {
+	return ignoreNotFound(t.ident.DeleteTrust(ctx, trustID))
+}
+
+// computeResizer is the resize API of compute, when it has one.
+type computeResizer interface {
+	ResizeServer(ctx context.Context, id, flavorID string) error
+	ConfirmResize(ctx context.Context, id string) error
+}
+
+// heatResizer is heatCompute with orchestration.ServerResizer: a flavor
+// change of a stack's server is a resize, confirmed at once.
+type heatResizer struct {
+	heatCompute
+	rz computeResizer
+}
+
+func (a heatResizer) ResizeServer(ctx context.Context, id, flavor string) error {
+	fid, err := a.flavorID(ctx, flavor)
+	if err != nil {
+		return err
+	}
+	if err := a.rz.ResizeServer(ctx, id, fid); err != nil {
+		return err
+	}
+	for wait := 10 * time.Millisecond; ; wait = min(wait*2, 500*time.Millisecond) {
+		s, err := a.GetServer(ctx, id)
+		if err != nil {
+			return err
+		}
+		switch s.Status {
+		case "VERIFY_RESIZE":
+			return a.rz.ConfirmResize(ctx, id)
+		case "ERROR":
+			return fmt.Errorf("the resize failed: %s", s.Fault)
+		case "ACTIVE", "SHUTOFF":
+			if f, _ := s.Show["flavor"].(map[string]any); f != nil && (f["id"] == fid || f["original_name"] == flavor) {
+				return nil // confirmed already
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
 // heatServices are the services orchestration's adapters use.
 type heatServices struct {
-	cfg     Config
-	compute *compute.Service
-	network *network.Service
-	volumes *blockstore.Service
-	images  *image.Service
-	objects *objectstore.Service
+	adminPassword string
+	cfg           Config
+	compute       *compute.Service
+	network       *network.Service
+	volumes       *blockstore.Service
+	images        *image.Service
+	objects       *objectstore.Service
 }
 
 // asMap is a record as its JSON shows it.
@@ -568,45 +701,42 @@ func (a heatVolumes) DeleteVolume(ctx context.Context, id string) error {
 	return waitGone(ctx, func() error { _, err := a.h.volumes.GetVolume(ctx, id); return err })
 }
 
-// heatAttacher is orchestration.VolumeAttacher. Compute has no Go call to
-// attach a volume to a running server yet, so this drives block storage's
-// attachment flow (reserve, connect on the server's host, complete): the
-// volume is in-use and attached to the server in both APIs, but the
-// hypervisor is not asked to plug the disk into the guest.
+// heatAttacher is orchestration.VolumeAttacher over compute's volume
+// attachments (os-volume_attachments): compute reserves the volume, block
+// storage connects it and the hypervisor plugs the disk into the guest.
+// Attach returns once the attachment is complete, Detach once it is gone.
 type heatAttacher struct{ h heatServices }
 
-func (a heatAttacher) AttachVolume(ctx context.Context, server, volume, _ string) (string, error) {
-	srv, err := a.h.compute.GetServer(ctx, server)
+func (a heatAttacher) AttachVolume(ctx context.Context, server, volume, device string) (string, error) {
+	va, err := a.h.compute.GetVolumeAttachment(ctx, server, volume)
+	if errdefs.IsNotFound(err) {
+		va, err = a.h.compute.AttachVolume(ctx, server, compute.AttachVolumeOpts{VolumeID: volume, Device: device})
+	}
 	if err != nil {
 		return "", err
 	}
-	if l, err := a.h.volumes.ListAttachments(ctx, false, volume, server); err == nil && len(l) > 0 {
-		return l[0].ID, nil
+	for wait := 5 * time.Millisecond; va.State != "attached"; wait = min(wait*2, 200*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return va.AttachmentID, ctx.Err()
+		case <-time.After(wait):
+		}
+		if va, err = a.h.compute.GetVolumeAttachment(ctx, server, volume); err != nil {
+			// Gone while attaching: compute rolled the attach back.
+			return "", fmt.Errorf("attaching volume %s to server %s failed: %w", volume, server, err)
+		}
 	}
-	at, err := a.h.volumes.CreateAttachment(ctx, blockstore.CreateAttachmentOpts{VolumeID: volume, InstanceID: server})
-	if err != nil {
-		return "", err
-	}
-	if _, err := a.h.volumes.UpdateAttachment(ctx, at.ID, blockstore.Connector{Host: srv.HostID, Platform: "x86_64", OSType: "linux"}); err != nil {
-		return at.ID, errors.Join(err, ignoreNotFound(a.h.volumes.DeleteAttachment(ctx, at.ID)))
-	}
-	if err := a.h.volumes.CompleteAttachment(ctx, at.ID); err != nil {
-		return at.ID, err
-	}
-	return at.ID, nil
+	return va.AttachmentID, nil
 }
 
 func (a heatAttacher) DetachVolume(ctx context.Context, server, volume string) error {
-	l, err := a.h.volumes.ListAttachments(ctx, false, volume, server)
-	if err != nil {
+	if err := a.h.compute.DetachVolume(ctx, server, volume); err != nil {
 		return ignoreNotFound(err)
 	}
-	for _, at := range l {
-		if err := ignoreNotFound(a.h.volumes.DeleteAttachment(ctx, at.ID)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return waitGone(ctx, func() error {
+		_, err := a.h.compute.GetVolumeAttachment(ctx, server, volume)
+		return err
+	})
 }
 
 // heatContainers is orchestration.Containers over the object store, in
@@ -691,4 +821,43 @@ func (a heatChecker) CheckConstraint(ctx context.Context, constraint, value stri
 		return fmt.Errorf("constraint %q: %w", constraint, errdefs.ErrUnsupported)
 	}
 	return err
+}
+
+// heatImages is orchestration.Images over the image service.
+type heatImages struct{ h heatServices }
+
+func (a heatImages) CreateWebImage(ctx context.Context, spec orchestration.WebImageSpec) (string, error) {
+	img, err := a.h.images.CreateImage(ctx, image.CreateImageOpts{Name: spec.Name, Visibility: image.Visibility(spec.Visibility),
+		Protected: spec.Protected, DiskFormat: spec.DiskFormat, ContainerFormat: spec.ContainerFormat,
+		MinDisk: int64(spec.MinDiskGB), MinRAM: int64(spec.MinRAMMB), Tags: spec.Tags})
+	if err != nil {
+		return "", err
+	}
+	if err := a.h.images.ImportImage(ctx, img.ID, image.ImportOpts{Method: image.ImportWebDownload, URI: spec.Location}); err != nil {
+		if derr := a.h.images.DeleteImage(ctx, img.ID); derr != nil {
+			return img.ID, errors.Join(err, derr)
+		}
+		return "", err
+	}
+	return img.ID, nil
+}
+
+func (a heatImages) GetImage(ctx context.Context, id string) (*orchestration.ImageInfo, error) {
+	img, err := a.h.images.GetImage(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &orchestration.ImageInfo{ID: img.ID, Name: img.Name, Status: string(img.Status), FailedImport: img.FailedImport, Show: asMap(img)}, nil
+}
+
+func (a heatImages) FindImage(ctx context.Context, name string) (string, error) {
+	imgs, _, err := a.h.images.ListImages(ctx, image.ListImagesOpts{Name: name})
+	if err != nil || len(imgs) == 0 {
+		return "", err
+	}
+	return imgs[0].ID, nil
+}
+
+func (a heatImages) DeleteImage(ctx context.Context, id string) error {
+	return ignoreNotFound(a.h.images.DeleteImage(ctx, id))
 }

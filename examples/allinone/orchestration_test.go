@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +250,58 @@ func TestOrchestrationResourceTypes(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("container left after delete: %v", resp.Status)
+	}
+}
+
+// TestOrchestrationWebImage makes an OS::Glance::WebImage from an allowed
+// host (the image ends active with the data) and refuses one from a host
+// the image service's web-download allow-list does not name.
+func TestOrchestrationWebImage(t *testing.T) {
+	payload := bytes.Repeat([]byte("stratus"), 4096)
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(payload) }))
+	defer web.Close()
+	host := strings.TrimPrefix(web.URL, "http://")
+	data := t.TempDir()
+	addr := loopback()
+	p := start(t, "-data", data, "-listen", addr, "-log-level", "warn", "-hypervisor", "fake", "-image-web-download-hosts", host)
+	p.waitLine(t, "stratus: ready")
+	rc := openrc(t, data)
+	tok := login(t, rc)
+	_, body := call(t, "GET", rc["OS_AUTH_URL"]+"/projects?name=admin", tok, nil)
+	project := body["projects"].([]any)[0].(map[string]any)["id"].(string)
+	heat := fmt.Sprintf("http://%s:8004/v1/%s", addr, project)
+	glance := fmt.Sprintf("http://%s:9292/v2", addr)
+	mk := func(name, location string) string {
+		tmpl := map[string]any{"heat_template_version": "2018-08-31", "resources": map[string]any{
+			"img": map[string]any{"type": "OS::Glance::WebImage", "properties": map[string]any{"location": location, "disk_format": "raw", "name": name}}},
+			"outputs": map[string]any{"status": map[string]any{"value": map[string]any{"get_attr": []any{"img", "status"}}}}}
+		code, body := call(t, "POST", heat+"/stacks", tok, map[string]any{"stack_name": name, "template": tmpl, "disable_rollback": true})
+		if code != http.StatusCreated {
+			t.Fatalf("stack create: %d %v", code, body)
+		}
+		url := heat + "/stacks/" + name + "/" + body["stack"].(map[string]any)["id"].(string)
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			_, body := call(t, "GET", url, tok, nil)
+			st := body["stack"].(map[string]any)
+			if s := st["stack_status"].(string); !strings.HasSuffix(s, "IN_PROGRESS") {
+				return s + " " + fmt.Sprint(st["stack_status_reason"]) + " " + fmt.Sprint(st["outputs"])
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stack %s: %v", name, st)
+			}
+		}
+	}
+	if got := mk("good", web.URL+"/disk.raw"); !strings.HasPrefix(got, "CREATE_COMPLETE") || !strings.Contains(got, "active") {
+		t.Fatalf("allowed host: %s", got)
+	}
+	_, imgs := call(t, "GET", glance+"/images?name=good", tok, nil)
+	if l := imgs["images"].([]any); len(l) != 1 || l[0].(map[string]any)["size"] != float64(len(payload)) {
+		t.Fatalf("images %v", imgs)
+	}
+	if got := mk("bad", "http://198.51.100.7/disk.raw"); !strings.HasPrefix(got, "CREATE_FAILED") || !strings.Contains(got, "not allowed for web-download") {
+		t.Fatalf("host not allowed: %s", got)
+	}
+	if _, imgs := call(t, "GET", glance+"/images?name=bad", tok, nil); len(imgs["images"].([]any)) != 0 {
+		t.Fatalf("refused import left an image: %v", imgs)
 	}
 }

@@ -126,7 +126,7 @@ func (b *Backend) applyFilters() error {
 	if err != nil {
 		return err
 	}
-	empty := len(secured) == 0 && len(b.groups) == 0
+	empty := len(secured) == 0 && len(b.groups) == 0 && len(zones) == 0
 	for _, fam := range filterFamilies {
 		t := &nftables.Table{Name: tableName, Family: fam}
 		c.AddTable(t)
@@ -256,16 +256,17 @@ func (b *Backend) applyGroup(g network.SecurityGroupSpec) error {
 }
 
 // skeleton adds the base chains of an ip or ip6 table: egress
-// (prerouting, after conntrack) and ingress (forward), and the fence of
-// the external bridges.
+// (prerouting, after conntrack) and ingress (forward), the fence of the
+// external bridges and the host's fence against the tenant bridges.
 func skeleton(c *nftables.Conn, t *nftables.Table, fence []string) map[string]*nftables.Chain {
 	pre := c.AddChain(&nftables.Chain{Name: "egress", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityFilter, Policy: ptr(nftables.ChainPolicyAccept)})
 	fwd := c.AddChain(&nftables.Chain{Name: "ingress", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: ptr(nftables.ChainPolicyAccept)})
+	fc := c.AddChain(&nftables.Chain{Name: "fence", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-1), Policy: ptr(nftables.ChainPolicyAccept)})
+	fenceChains(c, t, fc)
 	if t.Family == nftables.TableFamilyIPv4 {
-		fc := c.AddChain(&nftables.Chain{Name: "fence", Table: t, Type: nftables.ChainTypeFilter,
-			Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityRef(-1), Policy: ptr(nftables.ChainPolicyAccept)})
 		for _, br := range fence {
 			// Routed (not bridged) traffic from the external bridge to any
 			// other interface: only with Masquerade.

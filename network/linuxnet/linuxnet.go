@@ -12,6 +12,10 @@
 //     security groups on the bridged path (br_netfilter, ip/ip6 families
 //     and the xtables physdev match, since the kernel has no bridge
 //     conntrack); remote groups are address sets;
+//   - the host itself is fenced off the tenant bridges: they have no
+//     address, answer no ARP, run no IPv6, and what the host would
+//     receive or route from them is dropped (mapped bridges with
+//     BridgeAddrs are the host's own and stay reachable);
 //   - a router is a namespace qrouter-<id> with a qr- interface per
 //     subnet and a qg- gateway on the external network, SNAT, floating IPs
 //     as DNAT/SNAT pairs and static routes;
@@ -246,6 +250,15 @@ func (b *Backend) resync(ctx context.Context) error {
 	if len(b.ports) > 0 {
 		if err := b.hostSysctls(); err != nil {
 			return err
+		}
+	}
+	for id, n := range b.nets {
+		if _, mapped := b.mappedBridge(n); !mapped {
+			if _, err := b.nl.LinkByName(BridgeName(id)); err == nil {
+				if err := b.fenceBridge(BridgeName(id)); err != nil {
+					return fmt.Errorf("linuxnet: resync network %s: %w", id, err)
+				}
+			}
 		}
 	}
 	if err := b.applyFilters(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -95,6 +97,11 @@ func (b *Backend) EnsureNetwork(ctx context.Context, spec network.NetworkSpec) e
 			return fmt.Errorf("linuxnet: network %s: zone: %w", spec.ID, err)
 		}
 		newZone = true
+	}
+	if !mapped {
+		if err := b.fenceBridge(name); err != nil {
+			return fmt.Errorf("linuxnet: network %s: %w", spec.ID, err)
+		}
 	}
 	if !mapped || strings.HasPrefix(l.Attrs().Alias, aliasPrefix) {
 		if l.Attrs().MTU != spec.MTU {
@@ -257,7 +264,8 @@ func (b *Backend) freeZone() (int, error) {
 	return 0, fmt.Errorf("linuxnet: no free conntrack zone: %w", errdefs.ErrQuotaExceeded)
 }
 
-// bridgeZones returns, per tenant bridge, its zone.
+// bridgeZones returns every tenant bridge and its zone (0 while it has
+// none yet).
 func (b *Backend) bridgeZones() (map[string]uint16, error) {
 	links, err := b.nl.LinkList()
 	if err != nil {
@@ -265,26 +273,30 @@ func (b *Backend) bridgeZones() (map[string]uint16, error) {
 	}
 	out := map[string]uint16{}
 	for _, l := range links {
-		if g := l.Attrs().Group; strings.HasPrefix(l.Attrs().Alias, aliasNet) && g > 0 && g < 1<<16 {
-			out[l.Attrs().Name] = uint16(g)
+		if g := l.Attrs().Group; strings.HasPrefix(l.Attrs().Alias, aliasNet) {
+			out[l.Attrs().Name] = 0
+			if g < 1<<16 {
+				out[l.Attrs().Name] = uint16(g)
+			}
 		}
 	}
 	return out, nil
 }
 
-// applyZones refreshes the zone chains when the filter tables exist
-// (they are created with them otherwise).
+// applyZones refreshes what follows the tenant bridges: their zones and
+// the set the host fence drops (see fenceChains). The tables come and go
+// with the first and last bridge (applyFilters).
 func (b *Backend) applyZones() error {
 	c, err := nftConn(int(b.host))
 	if err != nil {
 		return err
 	}
-	if !b.tablesExist(c) {
-		return nil
-	}
 	zones, err := b.bridgeZones()
 	if err != nil {
 		return err
+	}
+	if !b.tablesExist(c) || len(zones) == 0 {
+		return b.applyFilters()
 	}
 	for _, fam := range filterFamilies[1:] {
 		zoneChain(c, &nftables.Table{Name: tableName, Family: fam}, zones)
@@ -293,14 +305,73 @@ func (b *Backend) applyZones() error {
 }
 
 // zoneChain (re)fills the raw prerouting chain setting each tenant
-// bridge's zone.
+// bridge's zone, and the set of tenant bridges.
 func zoneChain(c *nftables.Conn, t *nftables.Table, zones map[string]uint16) {
 	ch := c.AddChain(&nftables.Chain{Name: "zones", Table: t, Type: nftables.ChainTypeFilter,
 		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: ptr(nftables.ChainPolicyAccept)})
 	c.FlushChain(ch)
+	set := tenantSet(c, t)
+	c.FlushSet(set)
+	var els []nftables.SetElement
 	for _, br := range slices.Sorted(maps.Keys(zones)) {
+		els = append(els, nftables.SetElement{Key: ifname(br)})
+		if zones[br] == 0 {
+			continue
+		}
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(metaIs(expr.MetaKeyIIFNAME, ifname(br)),
 			exprs{&expr.Immediate{Register: 1, Data: binary.NativeEndian.AppendUint16(nil, zones[br])},
 				&expr.Ct{Key: expr.CtKeyZONE, Register: 1, SourceRegister: true}})})
 	}
+	if len(els) > 0 {
+		_ = c.SetAddElements(set, els)
+	}
+}
+
+// The host fence. A tenant bridge has no address, but the host is
+// still there: it would answer ARP for its own addresses on any
+// interface, give the bridge an IPv6 link-local address, and accept
+// what arrives (a guest routing a host address on-link reaches the
+// control plane's APIs), or route it elsewhere when forwarding is on.
+// Nothing of the host needs to hear a tenant network (DHCP, metadata and
+// routers live in namespaces on the bridge), so the host drops whatever
+// it would receive or route from a tenant bridge (the set "tenants";
+// bridged traffic, which stays within its bridge, is untouched), and the
+// bridge neither answers ARP nor runs IPv6 (the bridge carries guests'
+// IPv6 all the same). Mapped bridges keep their host addresses
+// (Config.BridgeAddrs) and are not fenced.
+
+// tenantSet makes sure the set of tenant bridge names exists.
+func tenantSet(c *nftables.Conn, t *nftables.Table) *nftables.Set {
+	s := &nftables.Set{Table: t, Name: "tenants", KeyType: nftables.TypeIFName}
+	_ = c.AddSet(s, nil)
+	return s
+}
+
+// fenceChains adds the input chain dropping what a tenant bridge brings
+// to the host, and to fwd the rule dropping what the host would route
+// out of one.
+func fenceChains(c *nftables.Conn, t *nftables.Table, fwd *nftables.Chain) {
+	tenantSet(c, t)
+	in := c.AddChain(&nftables.Chain{Name: "host", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityRef(-1), Policy: ptr(nftables.ChainPolicyAccept)})
+	iif := exprs{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1}, &expr.Lookup{SourceRegister: 1, SetName: "tenants"}}
+	c.AddRule(&nftables.Rule{Table: t, Chain: in, Exprs: append(slices.Clone(iif), verdict(expr.VerdictDrop))})
+	c.AddRule(&nftables.Rule{Table: t, Chain: fwd, Exprs: slices.Concat(iif,
+		exprs{&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1}, &expr.Lookup{SourceRegister: 1, SetName: "tenants", Invert: true}, verdict(expr.VerdictDrop)})})
+}
+
+// fenceBridge keeps the host off tenant bridge br: no ARP answers (it
+// has no address of its own), no IPv6 address.
+func (b *Backend) fenceBridge(br string) error {
+	return inNS(b.host, func() error {
+		for _, kv := range [][2]string{{"ipv4/conf/" + br + "/arp_ignore", "1"}, {"ipv4/conf/" + br + "/arp_announce", "2"},
+			{"ipv6/conf/" + br + "/disable_ipv6", "1"}} {
+			err := os.WriteFile(filepath.Join("/proc/sys/net", kv[0]), []byte(kv[1]), 0o644)
+			noIPv6 := errors.Is(err, os.ErrNotExist) && strings.HasPrefix(kv[0], "ipv6/") // the host runs no IPv6
+			if err != nil && !noIPv6 {
+				return fmt.Errorf("sysctl %s: %w", kv[0], err)
+			}
+		}
+		return nil
+	})
 }

@@ -39,6 +39,41 @@ func openCluster(t *testing.T, dirs []string) *fsobj.Cluster {
 	return c
 }
 
+// clusterWithContainer opens a cluster on n new devices with container
+// AUTH_p/c in it; it is closed when the test ends.
+func clusterWithContainer(t *testing.T, n int) (*fsobj.Cluster, []string) {
+	t.Helper()
+	dirs := devDirs(t, n)
+	c := openCluster(t, dirs)
+	t.Cleanup(func() { _ = c.Close() })
+	mustContainer(t, c)
+	return c, dirs
+}
+
+// mustContainer creates container AUTH_p/c in b.
+func mustContainer(t *testing.T, b objectstore.Backend) {
+	t.Helper()
+	if err := b.CreateContainer(context.Background(), "AUTH_p", "c"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustPut writes data as object name of AUTH_p/c in b.
+func mustPut(t *testing.T, b objectstore.Backend, name string, data []byte) {
+	t.Helper()
+	if _, err := b.Put(context.Background(), key(name), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mustPass runs one replication pass over c.
+func mustPass(t *testing.T, c *fsobj.Cluster) {
+	t.Helper()
+	if _, err := fsobj.NewReplicator(c, 0).Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestClusterConformance runs the conformance suite on four devices with
 // three replicas (without fsync: the suite tests semantics; the tests
 // below and TestCrash test durability).
@@ -97,20 +132,13 @@ func copies(t *testing.T, c *fsobj.Cluster, dirs []string, k objectstore.ObjectK
 // replica's file; GETs running all the while return the right bytes, and
 // the auditor and the replicator restore both copies.
 func TestClusterDurability(t *testing.T) {
-	dirs := devDirs(t, 3)
-	c := openCluster(t, dirs)
-	defer c.Close()
+	c, dirs := clusterWithContainer(t, 3)
 	ctx := context.Background()
-	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
-		t.Fatal(err)
-	}
 	objs := map[string][]byte{}
 	for i, size := range []int{1 << 10, 200_000, 1_300_000} {
 		name := fmt.Sprintf("o%d", i)
 		objs[name] = randData(size, uint64(i+1))
-		if _, err := c.Put(ctx, key(name), bytes.NewReader(objs[name]), objectstore.PutOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		mustPut(t, c, name, objs[name])
 	}
 	reps := c.Replicas("AUTH_p", "c")
 	if len(reps) != 3 {
@@ -244,18 +272,11 @@ func flip(t *testing.T, path string, off int64) {
 func TestClusterDeviceAway(t *testing.T) {
 	for _, n := range []int{3, 4} {
 		t.Run(fmt.Sprintf("%d devices", n), func(t *testing.T) {
-			dirs := devDirs(t, n)
-			c := openCluster(t, dirs)
-			defer c.Close()
+			c, dirs := clusterWithContainer(t, n)
 			ctx := context.Background()
-			if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
-				t.Fatal(err)
-			}
 			old := randData(100_000, 1)
 			for _, name := range []string{"keep", "gone", "changed"} {
-				if _, err := c.Put(ctx, key(name), bytes.NewReader(old), objectstore.PutOptions{}); err != nil {
-					t.Fatal(err)
-				}
+				mustPut(t, c, name, old)
 			}
 			reps := c.Replicas("AUTH_p", "c")
 			away := reps[0] // the first replica: listings would come from it
@@ -266,9 +287,7 @@ func TestClusterDeviceAway(t *testing.T) {
 			if _, err := c.Put(ctx, key("new"), bytes.NewReader(fresh), objectstore.PutOptions{}); err != nil {
 				t.Fatalf("put with a device away: %v", err)
 			}
-			if _, err := c.Put(ctx, key("changed"), bytes.NewReader(fresh), objectstore.PutOptions{}); err != nil {
-				t.Fatal(err)
-			}
+			mustPut(t, c, "changed", fresh)
 			if err := c.Delete(ctx, key("gone")); err != nil {
 				t.Fatalf("delete with a device away: %v", err)
 			}
@@ -361,13 +380,8 @@ func contains(s []string, v string) bool {
 
 // TestClusterQuorum: with two of three devices away a write fails.
 func TestClusterQuorum(t *testing.T) {
-	dirs := devDirs(t, 3)
-	c := openCluster(t, dirs)
-	defer c.Close()
+	c, dirs := clusterWithContainer(t, 3)
 	ctx := context.Background()
-	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
-		t.Fatal(err)
-	}
 	for _, d := range dirs[:2] {
 		if err := os.Rename(d, d+".away"); err != nil {
 			t.Fatal(err)
@@ -408,9 +422,7 @@ func TestClusterRebalance(t *testing.T) {
 	if c.Ring().Version != 2 {
 		t.Fatalf("ring version %d, want 2", c.Ring().Version)
 	}
-	if _, err := fsobj.NewReplicator(c, 0).Pass(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustPass(t, c)
 	for _, name := range conts {
 		k := objectstore.ObjectKey{Account: "AUTH_p", Container: name, Name: "o"}
 		reps := c.Replicas("AUTH_p", name)
@@ -433,9 +445,7 @@ func TestClusterDeviceMissingAtOpen(t *testing.T) {
 	dirs := devDirs(t, 3)
 	ctx := context.Background()
 	c := openCluster(t, dirs)
-	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
-		t.Fatal(err)
-	}
+	mustContainer(t, c)
 	c.Close()
 	if err := os.Rename(dirs[1], dirs[1]+".away"); err != nil {
 		t.Fatal(err)
@@ -457,9 +467,7 @@ func TestClusterDeviceMissingAtOpen(t *testing.T) {
 	}
 	c = openCluster(t, dirs)
 	defer c.Close()
-	if _, err := fsobj.NewReplicator(c, 0).Pass(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustPass(t, c)
 	if n := copies(t, c, dirs, key("o"), data); n != 3 {
 		t.Fatalf("%d copies after the device came back, want 3", n)
 	}
@@ -469,13 +477,8 @@ func TestClusterDeviceMissingAtOpen(t *testing.T) {
 // fails that write alone (quorum holds), then counts as down: the next
 // write goes to a handoff.
 func TestClusterErroringDevice(t *testing.T) {
-	dirs := devDirs(t, 4)
-	c := openCluster(t, dirs)
-	defer c.Close()
+	c, dirs := clusterWithContainer(t, 4)
 	ctx := context.Background()
-	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
-		t.Fatal(err)
-	}
 	reps := c.Replicas("AUTH_p", "c")
 	bad := reps[2]
 	// Writes to the device's scratch directory now fail (ENOTDIR).
@@ -492,9 +495,7 @@ func TestClusterErroringDevice(t *testing.T) {
 	if n := copies(t, c, dirs, key("first"), data); n != 2 {
 		t.Fatalf("first write has %d copies, want 2", n)
 	}
-	if _, err := c.Put(ctx, key("second"), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, c, "second", data)
 	var handoff string
 	for _, d := range dirs {
 		if !contains(reps, d) {
@@ -519,12 +520,8 @@ func TestClusterReclaim(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Put(ctx, key("o"), bytes.NewReader([]byte("x")), objectstore.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	mustContainer(t, c)
+	mustPut(t, c, "o", []byte("x"))
 	if err := c.Delete(ctx, key("o")); err != nil {
 		t.Fatal(err)
 	}
@@ -543,24 +540,17 @@ func TestClusterReclaim(t *testing.T) {
 // and objects to the new devices.
 func TestClusterFromOneDirectory(t *testing.T) {
 	dirs := devDirs(t, 3)
-	ctx := context.Background()
 	b := open(t, dirs[0])
-	if err := b.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
-		t.Fatal(err)
-	}
+	mustContainer(t, b)
 	data := randData(70_000, 9)
-	if _, err := b.Put(ctx, key("o"), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, b, "o", data)
 	b.Close()
 	c := openCluster(t, dirs)
 	defer c.Close()
 	if got := readKey(t, c, key("o")); !bytes.Equal(got, data) {
 		t.Fatal("object of the old directory reads differently")
 	}
-	if _, err := fsobj.NewReplicator(c, 0).Pass(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustPass(t, c)
 	if n := copies(t, c, dirs, key("o"), data); n != 3 {
 		t.Fatalf("%d copies after replication, want 3", n)
 	}
@@ -571,12 +561,8 @@ func TestAuditorRate(t *testing.T) {
 	c := openCluster(t, devDirs(t, 3))
 	defer c.Close()
 	ctx := context.Background()
-	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Put(ctx, key("o"), bytes.NewReader(randData(500_000, 3)), objectstore.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	mustContainer(t, c)
+	mustPut(t, c, "o", randData(500_000, 3))
 	const rate = 5_000_000 // 1.5 MB in 3 copies: at least 0.3 s
 	start := time.Now()
 	st, err := fsobj.NewAuditor(c, rate, 0).Pass(ctx)
@@ -606,9 +592,7 @@ func TestClusterReplicateUnderWrites(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
-		t.Fatal(err)
-	}
+	mustContainer(t, c)
 	reps := c.Replicas("AUTH_p", "c")
 	var mu sync.Mutex
 	last := map[string][]byte{} // nil: deleted
@@ -711,16 +695,9 @@ func TestClusterReplicateUnderWrites(t *testing.T) {
 // then its container were deleted loses both when it returns (no zombie
 // container keeping its bytes).
 func TestClusterDeletedContainerWhileAway(t *testing.T) {
-	dirs := devDirs(t, 3)
-	c := openCluster(t, dirs)
-	defer c.Close()
+	c, _ := clusterWithContainer(t, 3)
 	ctx := context.Background()
-	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Put(ctx, key("o"), bytes.NewReader(randData(80_000, 4)), objectstore.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, c, "o", randData(80_000, 4))
 	away := c.Replicas("AUTH_p", "c")[0]
 	path, err := c.Device(away).DataPath(key("o"))
 	if err != nil {
@@ -741,9 +718,7 @@ func TestClusterDeletedContainerWhileAway(t *testing.T) {
 	if _, err := c.ContainerStats(ctx, "AUTH_p", "c"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("deleted container visible: %v", err)
 	}
-	if _, err := fsobj.NewReplicator(c, 0).Pass(ctx); err != nil {
-		t.Fatal(err)
-	}
+	mustPass(t, c)
 	if _, err := c.Device(away).ContainerStats(ctx, "AUTH_p", "c"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("the returned device keeps the deleted container: %v", err)
 	}
@@ -755,17 +730,9 @@ func TestClusterDeletedContainerWhileAway(t *testing.T) {
 // TestClusterLoops: started, the auditor and the replicator find and
 // repair a flipped byte by themselves, and Close stops them.
 func TestClusterLoops(t *testing.T) {
-	dirs := devDirs(t, 3)
-	c := openCluster(t, dirs)
-	defer c.Close()
-	ctx := context.Background()
-	if err := c.CreateContainer(ctx, "AUTH_p", "c"); err != nil {
-		t.Fatal(err)
-	}
+	c, dirs := clusterWithContainer(t, 3)
 	data := randData(90_000, 8)
-	if _, err := c.Put(ctx, key("o"), bytes.NewReader(data), objectstore.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, c, "o", data)
 	p, err := c.Device(dirs[1]).DataPath(key("o"))
 	if err != nil {
 		t.Fatal(err)

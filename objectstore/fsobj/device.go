@@ -183,12 +183,10 @@ func (b *Backend) expired(now time.Time, limit int) ([]objectstore.ObjectKey, []
 			if at > now.Unix() {
 				break
 			}
-			parts := bytes.SplitN(k[8:], []byte{0}, 3)
-			if len(parts) != 3 {
-				continue
+			if key, ok := parseExpiryKey(k); ok {
+				keys = append(keys, key)
+				ats = append(ats, at)
 			}
-			keys = append(keys, objectstore.ObjectKey{Account: string(parts[0]), Container: string(parts[1]), Name: string(parts[2])})
-			ats = append(ats, at)
 		}
 		return nil
 	})
@@ -587,12 +585,7 @@ var errCorruptCopy = errors.New("fsobj: corrupt copy")
 
 // lookupID returns key's record if it still has file id.
 func (b *Backend) lookupID(key objectstore.ObjectKey, id string) (*record, error) {
-	var r *record
-	err := b.db.View(func(tx *bolt.Tx) error {
-		var err error
-		r, err = getRecord(tx, key)
-		return err
-	})
+	r, err := b.loadRecord(key)
 	if err != nil {
 		return nil, err
 	}
@@ -639,12 +632,11 @@ func (b *Backend) quarantine(key objectstore.ObjectKey, id string) (bool, error)
 // reclaim removes the object and container tombstones older than before
 // and returns how many.
 func (b *Backend) reclaim(before int64) (int, error) {
-	n := 0
 	// Look first: a pass with nothing to reclaim writes nothing.
 	found := false
 	_ = b.db.View(func(tx *bolt.Tx) error {
-		_ = tx.Bucket(bucketContainers).ForEachBucket(func(k []byte) error {
-			if d := tx.Bucket(bucketContainers).Bucket(k).Bucket(bucketDeleted); d != nil && !found {
+		return tombstoneBuckets(tx, func(d *bolt.Bucket) error {
+			if !found {
 				_ = d.ForEach(func(_, v []byte) error {
 					found = found || getU64(v) < before
 					return nil
@@ -652,43 +644,14 @@ func (b *Backend) reclaim(before int64) (int, error) {
 			}
 			return nil
 		})
-		if d := tx.Bucket(bucketDeletedContainers); d != nil && !found {
-			_ = d.ForEach(func(_, v []byte) error {
-				found = found || getU64(v) < before
-				return nil
-			})
-		}
-		return nil
 	})
 	if !found {
 		return 0, nil
 	}
+	n := 0
 	err := b.commit.update(func(tx *bolt.Tx) error {
 		n = 0
-		err := tx.Bucket(bucketContainers).ForEachBucket(func(k []byte) error {
-			d := tx.Bucket(bucketContainers).Bucket(k).Bucket(bucketDeleted)
-			if d == nil {
-				return nil
-			}
-			var old [][]byte
-			_ = d.ForEach(func(name, v []byte) error {
-				if getU64(v) < before {
-					old = append(old, bytes.Clone(name))
-				}
-				return nil
-			})
-			for _, name := range old {
-				if err := d.Delete(name); err != nil {
-					return err
-				}
-			}
-			n += len(old)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		if d := tx.Bucket(bucketDeletedContainers); d != nil {
+		return tombstoneBuckets(tx, func(d *bolt.Bucket) error {
 			var old [][]byte
 			_ = d.ForEach(func(k, v []byte) error {
 				if getU64(v) < before {
@@ -702,8 +665,26 @@ func (b *Backend) reclaim(before int64) (int, error) {
 				}
 			}
 			n += len(old)
+			return nil
+		})
+	})
+	return n, err
+}
+
+// tombstoneBuckets calls fn with each bucket of tombstones: every
+// container's deleted objects, then the deleted containers.
+func tombstoneBuckets(tx *bolt.Tx, fn func(d *bolt.Bucket) error) error {
+	err := tx.Bucket(bucketContainers).ForEachBucket(func(k []byte) error {
+		if d := tx.Bucket(bucketContainers).Bucket(k).Bucket(bucketDeleted); d != nil {
+			return fn(d)
 		}
 		return nil
 	})
-	return n, err
+	if err != nil {
+		return err
+	}
+	if d := tx.Bucket(bucketDeletedContainers); d != nil {
+		return fn(d)
+	}
+	return nil
 }

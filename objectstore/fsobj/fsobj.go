@@ -289,6 +289,17 @@ func containerBucket(tx *bolt.Tx, account, cont string) (*bolt.Bucket, error) {
 	return c, nil
 }
 
+// loadRecord reads key's record in a read transaction of its own.
+func (b *Backend) loadRecord(key objectstore.ObjectKey) (*record, error) {
+	var r *record
+	err := b.db.View(func(tx *bolt.Tx) error {
+		var err error
+		r, err = getRecord(tx, key)
+		return err
+	})
+	return r, err
+}
+
 func getRecord(tx *bolt.Tx, key objectstore.ObjectKey) (*record, error) {
 	c, err := containerBucket(tx, key.Account, key.Container)
 	if err != nil {
@@ -380,6 +391,16 @@ func expiryKey(at int64, key objectstore.ObjectKey) []byte {
 	k = append(k, key.Container...)
 	k = append(k, 0)
 	return append(k, key.Name...)
+}
+
+// parseExpiryKey returns the object of an expiry key (expiryKey's
+// inverse), or false for a malformed key.
+func parseExpiryKey(k []byte) (objectstore.ObjectKey, bool) {
+	parts := bytes.SplitN(k[8:], []byte{0}, 3)
+	if len(parts) != 3 {
+		return objectstore.ObjectKey{}, false
+	}
+	return objectstore.ObjectKey{Account: string(parts[0]), Container: string(parts[1]), Name: string(parts[2])}, true
 }
 
 func checkName(key objectstore.ObjectKey) error {
@@ -679,12 +700,7 @@ func (b *Backend) install(tmp, final string) error {
 // Get implements objectstore.Backend.
 func (b *Backend) Get(_ context.Context, key objectstore.ObjectKey, offset, length int64) (io.ReadCloser, *objectstore.ObjectInfo, error) {
 	for attempt := 0; ; attempt++ {
-		var r *record
-		err := b.db.View(func(tx *bolt.Tx) error {
-			var err error
-			r, err = getRecord(tx, key)
-			return err
-		})
+		r, err := b.loadRecord(key)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -878,12 +894,7 @@ func (r *reader) Close() error {
 
 // Head implements objectstore.Backend.
 func (b *Backend) Head(_ context.Context, key objectstore.ObjectKey) (*objectstore.ObjectInfo, error) {
-	var r *record
-	err := b.db.View(func(tx *bolt.Tx) error {
-		var err error
-		r, err = getRecord(tx, key)
-		return err
-	})
+	r, err := b.loadRecord(key)
 	if err != nil {
 		return nil, err
 	}
@@ -905,8 +916,8 @@ func (b *Backend) setMeta(_ context.Context, key objectstore.ObjectKey, opts obj
 	}
 	var out *objectstore.ObjectInfo
 	for attempt := 0; ; attempt++ {
-		var r *record
-		if err := b.db.View(func(tx *bolt.Tx) error { r, err = getRecord(tx, key); return err }); err != nil {
+		r, err := b.loadRecord(key)
+		if err != nil {
 			return nil, err
 		}
 		info := newInfo(key.Name, opts, at)
@@ -1088,12 +1099,11 @@ func (b *Backend) ReapExpired(_ context.Context, now time.Time, limit int) ([]ob
 			if at > now.Unix() {
 				break
 			}
-			parts := bytes.SplitN(k[8:], []byte{0}, 3)
-			if len(parts) != 3 {
+			key, ok := parseExpiryKey(k)
+			if !ok {
 				stale = append(stale, bytes.Clone(k))
 				continue
 			}
-			key := objectstore.ObjectKey{Account: string(parts[0]), Container: string(parts[1]), Name: string(parts[2])}
 			r, err := getRecord(tx, key)
 			if err != nil || r.Info.DeleteAt != at {
 				stale = append(stale, bytes.Clone(k))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of real servers: the all-in-one on libvirt (qemu:///system)
 # boots the tiny guest, which it registered at start as stratus-tiny, through
-# Debian's python3-openstackclient; stop, start, reboot and delete.
+# Debian's python3-openstackclient; volume hot-plug the guest sees; stop,
+# start, reboot and delete.
 #
 #   scripts/e2e/libvirt.sh   (needs root, libvirtd running: scripts/libvirtd.sh,
 #                             and the guest: make guest)
@@ -44,6 +45,19 @@ expect "server create --wait" "ACTIVE" os server show vm1 -f value -c status
 id=$(os server show vm1 -f value -c id)
 if console_has vm1 "stratus-guest: metadata ok name=vm1"; then ok "guest up with its config drive"; else bad "no metadata marker: $(os console log show vm1 | tail -5)"; fi
 expect "domain running" "running" virsh -c qemu:///system domstate "$id"
+
+# Volume hot-plug: server add volume, and the guest reports the new disk
+# with the volume's size; server remove volume, and it reports it gone.
+volume_is() { for _ in $(seq 1 150); do [[ $(os volume show "$1" -f value -c status) == "$2" ]] && return 0; sleep 0.2; done; return 1; }
+os volume create --size 1 vol1 >/dev/null
+volume_is vol1 available || bad "vol1 is not available"
+dev=$(os server add volume vm1 vol1 -f value -c Device)
+dev=${dev#/dev/}
+if console_has vm1 "stratus-guest: disk $dev bytes=1073741824"; then ok "the guest sees $dev with 1 GiB"; else bad "no disk $dev on the console: $(os console log show vm1 | tail -5)"; fi
+if volume_is vol1 in-use; then ok "vol1 in-use"; else bad "vol1 is $(os volume show vol1 -f value -c status)"; fi
+os server remove volume vm1 vol1
+if console_has vm1 "stratus-guest: disk $dev removed"; then ok "the guest saw $dev go"; else bad "$dev not removed on the console: $(os console log show vm1 | tail -5)"; fi
+if volume_is vol1 available; then ok "vol1 available again"; else bad "vol1 is $(os volume show vol1 -f value -c status)"; fi
 
 os server stop vm1
 for _ in $(seq 1 300); do [[ $(os server show vm1 -f value -c status) == SHUTOFF ]] && break; sleep 0.2; done

@@ -14,9 +14,13 @@
 # console, configures eth0 by DHCP, reads the config drive (label config-2)
 # or the metadata service, installs the public keys, and reports its disks:
 #   stratus-guest: up
+#   stratus-guest: cpus=<n> mem_mb=<MemTotal in MiB>   (what the guest sees)
 #   stratus-guest: ip=<addr>
 #   stratus-guest: metadata ok name=<server name>
 #   stratus-guest: disks=vda,vdb,...   (again whenever the set changes)
+#   stratus-guest: disk vdc bytes=<size>   (each disk that appears)
+#   stratus-guest: disk vdc removed        (each disk that goes)
+#   stratus-guest: power button            (ACPI power button: it powers off)
 # Needs: apt-get (with package lists), dpkg-deb, cpio, gzip, mke2fs.
 set -euo pipefail
 
@@ -58,10 +62,17 @@ mkdir -p "$root"/{bin,dev,proc,sys,tmp,mnt,run,etc,root,lib/modules}
 cp "$work/bb/bin/busybox" "$root/bin/busybox"
 install -m 755 "$here/init" "$root/init"
 install -m 755 "$here/udhcpc.script" "$root/etc/udhcpc.script"
+# busybox acpid runs /etc/acpi/PWRF/00000080 on the power button.
+mkdir -p "$root/etc/acpi/PWRF"
+printf '#!/bin/sh\necho "stratus-guest: power button" >/dev/console\nsync\npoweroff -f\n' >"$root/etc/acpi/PWRF/00000080"
+chmod 755 "$root/etc/acpi/PWRF/00000080"
 # busybox-static's wget resolves through glibc, which wants these.
 printf 'hosts: files dns\n' >"$root/etc/nsswitch.conf"
 printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
-mods=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_blk cdrom isofs)
+# button and evdev give busybox's acpid the ACPI power button, so a clean
+# shutdown (virsh shutdown, Nova's stop) ends the guest at once instead of
+# after the hypervisor's timeout.
+mods=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_blk cdrom isofs button evdev)
 : >"$root/lib/modules/order"
 for m in "${mods[@]}"; do
 	f=$(find "$work/k/lib/modules/$kver" -name "$m.ko" -o -name "$m.ko.xz" | head -n1)

@@ -32,11 +32,12 @@ qemu-system-x86_64 -accel tcg -m 256 -nographic -no-reboot -nodefaults -serial s
 	-kernel "$dir/vmlinuz" -initrd "$dir/initrd.img" -append "console=ttyS0 quiet panic=-1" \
 	-netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= \
 	-drive "file=$dir/root.img,if=virtio,format=raw,readonly=on" \
-	-drive "file=$tmp/config.iso,if=virtio,format=raw,readonly=on" >"$tmp/console.log" 2>&1 &
+	-drive "file=$tmp/config.iso,if=virtio,format=raw,readonly=on" \
+	-monitor "unix:$tmp/monitor.sock,server,nowait" >"$tmp/console.log" 2>&1 &
 qemu=$!
 
 want=("stratus-guest: up" "stratus-guest: ip=10.0.2.15" 'stratus-guest: metadata ok name=check "one"'
-	"stratus-guest: user_data ran" "stratus-guest: root ok" "stratus-guest: disks=vda,vdb")
+	"stratus-guest: user_data ran" "stratus-guest: root ok" "stratus-guest: disks=vda,vdb" "stratus-guest: disk vda bytes=$(stat -c %s "$dir/root.img")")
 up=""
 for _ in $(seq 1 600); do
 	if [[ -z "$up" ]] && grep -qa "stratus-guest: up" "$tmp/console.log"; then
@@ -59,4 +60,22 @@ if [[ $failed -ne 0 ]]; then
 	echo "--- console" && tr -d '\r' <"$tmp/console.log" | tail -30
 	exit 1
 fi
+
+# The ACPI power button (what virsh shutdown and Nova's stop press) powers
+# the guest off at once.
+pressed=$(date +%s%N)
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); time.sleep(0.2)
+s.sendall(b"system_powerdown\n"); time.sleep(0.3)' "$tmp/monitor.sock"
+for _ in $(seq 1 400); do
+	kill -0 "$qemu" 2>/dev/null || break
+	sleep 0.05
+done
+if kill -0 "$qemu" 2>/dev/null || ! grep -qa "stratus-guest: power button" "$tmp/console.log"; then
+	echo "FAIL the guest did not power off on the ACPI power button within 20 s"
+	tr -d '\r' <"$tmp/console.log" | tail -10
+	exit 1
+fi
+qemu=""
+echo "ok   stratus-guest: power button (off $((($(date +%s%N) - pressed) / 1000000)) ms after the press)"
 echo "guest check: passed; 'up' ${up} ms after QEMU started"
