@@ -617,6 +617,11 @@ func (s *Service) doResizeMigrating(ctx context.Context, srv *Server) error {
 		if m.WasStopped {
 			v.PowerState = PowerShutdown
 		}
+		if m.NewFlavor.ID != m.OldFlavor.ID { // metering and rating: the server runs on its new flavor from now
+			if err := tx.Emit("compute.server.resize", v.ID, v.ProjectID, map[string]any{"flavor": m.NewFlavor.ID}); err != nil {
+				return err
+			}
+		}
 		return eventTxn(tx, v, "compute_finish_resize", m.DestHost, nil)
 	})
 }
@@ -815,6 +820,11 @@ func (s *Service) doResizeRevert(ctx context.Context, srv *Server) error {
 		v.VMState, v.TaskState, v.PowerState = VMActive, TaskNone, PowerRunning
 		if m.WasStopped {
 			v.VMState, v.PowerState = VMStopped, PowerShutdown
+		}
+		if m.NewFlavor.ID != m.OldFlavor.ID {
+			if err := tx.Emit("compute.server.resize.revert", v.ID, v.ProjectID, map[string]any{"flavor": m.OldFlavor.ID}); err != nil {
+				return err
+			}
 		}
 		return eventTxn(tx, v, "compute_revert_resize", m.SourceHost, nil)
 	})

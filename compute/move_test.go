@@ -2,6 +2,7 @@ package compute_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -115,6 +116,24 @@ func TestResizeConfirmAndRevert(t *testing.T) {
 	}
 	if a := acts[0]; len(a.Events) == 0 || a.Events[len(a.Events)-1].Event != "compute_revert_resize" || a.Events[len(a.Events)-1].Result != "Success" {
 		t.Fatalf("revert events %+v", a.Events)
+	}
+
+	// Metering and rating learn each flavor change from the outbox.
+	evs, err := e.st.Consumer("test-resize").Next(context.Background(), 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resizes []string
+	for _, ev := range evs {
+		if strings.HasPrefix(ev.Type, "compute.server.resize") && ev.ResourceID == srv.ID {
+			var p struct{ Flavor string }
+			_ = json.Unmarshal(ev.Payload, &p)
+			resizes = append(resizes, ev.Type+" "+p.Flavor)
+		}
+	}
+	if want := []string{"compute.server.resize " + big.ID, "compute.server.resize " + bigger.ID,
+		"compute.server.resize.revert " + big.ID}; !slices.Equal(resizes, want) {
+		t.Fatalf("resize events %v, want %v", resizes, want)
 	}
 
 	// Wrong states and bad flavors are refused before anything is written.

@@ -17,9 +17,9 @@
 //     active (compute.server.active, Nova's launched_at; from creation
 //     when that event is missing; a server that failed to build is free),
 //     stopped and started
-//     (compute.server.action), resized (an event carrying the new
-//     "flavor": compute.server.resize or .resize.confirm — compute does
-//     not resize yet) and deleted. A stopped (or suspended, shelved)
+//     (compute.server.action), resized (compute.server.resize when a
+//     resize finishes, .resize.revert when it is reverted: each carries
+//     the flavor from then) and deleted. A stopped (or suspended, shelved)
 //     server is billed like a running one by default, as Nova's usage
 //     report and CloudKitty's flavor-hour do: its flavor stays reserved on
 //     its host. Config.NoBillStopped makes stopped time free.

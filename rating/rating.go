@@ -401,8 +401,8 @@ func (s *Service) flavor(ctx context.Context, id string, cache map[string]Flavor
 	return f, nil
 }
 
-// serverSpans cuts a server's life at its resizes (an event carrying the
-// new "flavor", as compute.server.resize.confirm will) and, unless stopped
+// serverSpans cuts a server's life at its resizes (compute.server.resize
+// and .resize.revert carry the flavor it runs on from then) and, unless stopped
 // servers are billed, at its stops and starts.
 func (s *Service) serverSpans(ctx context.Context, r *metering.Resource, evs []*metering.Event, end time.Time, cache map[string]Flavor) ([]span, error) {
 	flavorID := r.Attributes["flavor_id"]
@@ -465,7 +465,7 @@ func (s *Service) serverSpans(ctx context.Context, r *metering.Resource, evs []*
 				}
 				stopped = false
 			}
-		case (e.Type == "compute.server.resize" || e.Type == "compute.server.resize.confirm") && e.Traits["flavor"] != "":
+		case (e.Type == "compute.server.resize" || e.Type == "compute.server.resize.revert") && e.Traits["flavor"] != "":
 			if err := cut(e.Generated); err != nil {
 				return nil, err
 			}

@@ -120,7 +120,7 @@ func simulateMonth(t *testing.T, noBillStopped bool) (*Service, *metering.Servic
 	}
 	emit(nov(20, 0, 0, 0), "image.image.delete", "img-i", "p1", nil)
 	emit(nov(18, 0, 0, 0), "volume.resize.start", "vol-v", "p1", map[string]int{"size": 20})
-	emit(nov(20, 6, 30, 15), "compute.server.resize.confirm", "srv-a", "p1", map[string]string{"flavor": "f2"})
+	emit(nov(20, 6, 30, 15), "compute.server.resize", "srv-a", "p1", map[string]string{"flavor": "f2"})
 	emit(nov(25, 18, 0, 0), "compute.server.delete", "srv-a", "p1", nil)
 	emit(nov(28, 0, 0, 0), "volume.delete.end", "vol-v", "p1", nil)
 	clk.Set(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
