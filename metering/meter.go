@@ -75,7 +75,7 @@ func meterByName(name string) (Meter, bool) {
 // resourceTypes are the resource types and their attributes.
 var resourceTypes = []ResourceType{
 	{Name: TypeGeneric},
-	{Name: TypeInstance, Attributes: []string{"display_name", "flavor_id", "flavor_name", "host", "image_ref", "status"}},
+	{Name: TypeInstance, Attributes: []string{"display_name", "flavor_id", "flavor_name", "host", "image_ref", "status", "server_group"}},
 	{Name: TypeDisk, Attributes: []string{"name", "instance_id"}},
 	{Name: TypeInterface, Attributes: []string{"name", "instance_id"}},
 	{Name: TypeVolume, Attributes: []string{"display_name", "volume_type"}},

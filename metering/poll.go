@@ -30,7 +30,11 @@ type InstanceUsage struct {
 	ID, ProjectID, UserID                   string
 	Name, FlavorID, FlavorName, Host, Image string
 	Status                                  string
-	VCPUs, MemoryMB                         int
+	// ServerGroup is the server's metering.server_group metadata (Heat
+	// sets it on an autoscaling group's servers), the resource's
+	// server_group attribute that alarms query.
+	ServerGroup     string
+	VCPUs, MemoryMB int
 	// Counters are the hypervisor's, nil when the server does not run or
 	// its driver does not measure.
 	Counters *InstanceCounters
@@ -125,6 +129,9 @@ func (s *Service) Poll(ctx context.Context) error {
 		for _, in := range is {
 			attrs := map[string]string{"display_name": in.Name, "flavor_id": in.FlavorID, "flavor_name": in.FlavorName,
 				"host": in.Host, "image_ref": in.Image, "status": in.Status}
+			if in.ServerGroup != "" {
+				attrs["server_group"] = in.ServerGroup
+			}
 			add("instance", in.ID, TypeInstance, in.ProjectID, in.UserID, 1, attrs)
 			add("vcpus", in.ID, TypeInstance, in.ProjectID, in.UserID, float64(in.VCPUs), nil)
 			add("memory", in.ID, TypeInstance, in.ProjectID, in.UserID, float64(in.MemoryMB), nil)

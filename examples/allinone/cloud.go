@@ -238,6 +238,7 @@ type builtCloud struct {
 	objects  *objectstore.Service
 	metering *metering.Service
 	alarms   *alarming.Service
+	heat     *orchestration.Service
 }
 
 // buildCloud makes every service that exists, wired together.
@@ -287,7 +288,7 @@ func buildCloud(cfg Config, st *store.Store, cloud *cloudRecord, logger *slog.Lo
 	}
 	netSvc.Use(network.Deps{Devices: computeDevices{compSvc}, Notify: computeDevices{compSvc}})
 	md.use(netSvc, compSvc)
-	heat, _, err := orchestrationComponent(cfg, st, identSvc, heatServices{adminPassword: cloud.AdminPassword, cfg: cfg, compute: compSvc, network: netSvc,
+	heat, heatSvc, err := orchestrationComponent(cfg, st, identSvc, heatServices{adminPassword: cloud.AdminPassword, cfg: cfg, compute: compSvc, network: netSvc,
 		volumes: volSvc, images: imgSvc, objects: objSvc}, logger)
 	if err != nil {
 		return nil, err
@@ -298,7 +299,7 @@ func buildCloud(cfg Config, st *store.Store, cloud *cloudRecord, logger *slog.Lo
 		return nil, err
 	}
 	return &builtCloud{comps: []component{ident, objects, img, netw, volumes, comp, heat, meter}, identity: identSvc, compute: compSvc,
-		volumes: volSvc, images: imgSvc, objects: objSvc, metering: meterSvc, alarms: alarmSvc}, nil
+		volumes: volSvc, images: imgSvc, objects: objSvc, metering: meterSvc, alarms: alarmSvc, heat: heatSvc}, nil
 }
 
 func closeAll(comps []component, logger *slog.Logger) {

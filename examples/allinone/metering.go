@@ -254,7 +254,8 @@ func meterInstances(src meteringSources) metering.Instances {
 			}
 			out = append(out, metering.InstanceUsage{ID: s.ID, ProjectID: s.ProjectID, UserID: s.UserID, Name: s.Name,
 				FlavorID: s.Flavor.ID, FlavorName: s.Flavor.Name, Host: s.HostID, Image: s.ImageID, Status: string(s.VMState),
-				VCPUs: s.Flavor.VCPUs, MemoryMB: s.Flavor.RAMMB, Counters: counters[s.ID]})
+				ServerGroup: s.Metadata["metering.server_group"],
+				VCPUs:       s.Flavor.VCPUs, MemoryMB: s.Flavor.RAMMB, Counters: counters[s.ID]})
 		}
 		return out, errors.Join(errs...)
 	})
