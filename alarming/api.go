@@ -20,6 +20,12 @@ import (
 // "alarming"), authenticated by v. The all-in-one serves it on the
 // metering port beside Gnocchi's /v1.
 func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) http.Handler {
+	h := identity.Middleware(v, routes(svc), &identity.MiddlewareOptions{ServiceType: "alarming"})
+	return httpapi.Wrap(h, httpapi.Generic, logger)
+}
+
+// routes is the API behind authentication.
+func routes(svc *Service) http.Handler {
 	a := &api{svc: svc}
 	rt := httpapi.NewRouter(httpapi.Generic)
 	rt.HandleFunc("GET /v2/capabilities", a.capabilities)
@@ -32,8 +38,7 @@ func NewHandler(svc *Service, v identity.TokenValidator, logger *slog.Logger) ht
 	rt.HandleFunc("PUT /v2/alarms/{id}/state", a.putState)
 	rt.HandleFunc("GET /v2/alarms/{id}/history", a.history)
 	rt.HandleFunc("POST /v2/query/alarms", a.query)
-	h := identity.Middleware(v, rt, &identity.MiddlewareOptions{ServiceType: "alarming"})
-	return httpapi.Wrap(h, httpapi.Generic, logger)
+	return rt
 }
 
 type api struct{ svc *Service }
