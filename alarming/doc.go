@@ -34,6 +34,13 @@
 //     gave the alarming service's user at create time ([Trusts]), so they
 //     work after the creator's token has expired; the trust is revoked
 //     with the alarm.
+//   - Autoscaling: an alarm_actions entry may be an orchestration scaling
+//     policy's alarm_url (pre-signed: a plain POST, the policy acts
+//     through the stack's trust) or trust+<signal URL> (sent with a token
+//     of the alarm's own trust). Metering gives a server the
+//     server_group attribute from its metering.server_group metadata, so
+//     a gnocchi_aggregation_by_resources_threshold alarm with the query
+//     {"=": {"server_group": …}} watches a group's servers.
 //   - The Aodh v2 API ([NewHandler]: /v2/alarms, /v2/alarms/{id},
 //     /v2/alarms/{id}/state, /v2/alarms/{id}/history; catalog type
 //     "alarming"). Debian's python3-aodhclient (`openstack alarm …`)
