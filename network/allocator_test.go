@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"regexp"
 	"testing"
-	"time"
 )
 
 func TestAllocatorNext(t *testing.T) {
@@ -37,28 +36,20 @@ func TestAllocatorNext(t *testing.T) {
 	}
 }
 
-func TestUUID7(t *testing.T) {
-	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-	base := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	prev := ""
-	seen := map[string]bool{}
-	for i := range 5000 {
-		id := uuid7(base.Add(time.Duration(i) * 300 * time.Nanosecond))
+// Ids made in a burst differ in their first 11 characters, which name
+// their devices on the dataplane (tap…, brq…): time-ordered ids once gave
+// two ports created together the same tap name.
+func TestIDsNameDistinctDevices(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]string{}
+	for range 5000 {
+		id := newID()
 		if !re.MatchString(id) {
-			t.Fatalf("%q is not a version 7 UUID", id)
+			t.Fatalf("%q is not a version 4 UUID", id)
 		}
-		// 300 ns apart: each id falls in a later 1/4096 ms step or the
-		// same one; ids of later steps sort after.
-		if id[:18] < prev[:min(len(prev), 18)] {
-			t.Fatalf("%s sorts before the earlier %s", id, prev)
+		if other, ok := seen[id[:11]]; ok {
+			t.Fatalf("%s and %s would name the same devices", id, other)
 		}
-		if seen[id] {
-			t.Fatalf("%s made twice", id)
-		}
-		seen[id] = true
-		prev = id
-	}
-	if got := uuid7(base)[:13]; got != "01a217ba-1200" {
-		t.Fatalf("time prefix %s, want the Unix milliseconds of %v", got, base)
+		seen[id[:11]] = id
 	}
 }

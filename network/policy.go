@@ -2,9 +2,7 @@ package network
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
-	"time"
 
 	"github.com/stratuskit/stratus/errdefs"
 	"github.com/stratuskit/stratus/identity"
@@ -64,22 +62,15 @@ func (s *Service) requireAdmin(c *identity.Credentials, what string) error {
 	return fault("PolicyNotAuthorized", errdefs.ErrForbidden, "only an admin may set %s", what)
 }
 
-// newID returns a new resource id: a UUID of version 7 (RFC 9562), whose
-// first 60 bits are the creation time to 1/4096 ms and whose other 62 are
-// random. Ids made one after another sort one after another, so new records
-// land beside each other in the store's B+tree and radix trees instead of
-// each on its own page: a batch of port creates writes a few pages, not one
-// per port.
+// newID returns a new resource id: a random UUID (version 4), as Neutron's.
+// Its first 11 characters name the resource's devices on the dataplane
+// (tap…, brq…, as Neutron's agents do), so they must differ between
+// resources made at the same moment: a time-ordered id (version 7) would
+// give every port created within a quarter second the same tap name.
 func newID() string {
-	return uuid7(time.Now())
-}
-
-func uuid7(now time.Time) string {
 	var b [16]byte
-	_, _ = rand.Read(b[6:])
-	ns := now.UnixNano()
-	ms, frac := uint64(ns/1e6), uint64(ns%1e6)*4096/1e6
-	binary.BigEndian.PutUint64(b[:8], ms<<16|0x7000|frac)
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	var out [36]byte
 	hex.Encode(out[0:8], b[0:4])

@@ -190,12 +190,16 @@ func TestVMGuest(t *testing.T) {
 	e.waitConsole(t, id, "stratus-guest: disk vdc removed", 1, time.Second)
 
 	step("reboot")
-	// Each reboot boots the guest again.
+	// Each reboot boots the guest again; every boot is let run to its disk
+	// loop (one more "disks=" line) before the next action, since the
+	// guest powers off at once on the ACPI button.
 	e.act(ctx, t, id, compute.ActionReboot, compute.VMActive)
 	e.waitConsole(t, id, "stratus-guest: up", 2, time.Minute)
+	e.waitConsole(t, id, "stratus-guest: disks=", 4, time.Minute)
 	step("hard reboot")
 	e.act(ctx, t, id, compute.ActionRebootHard, compute.VMActive)
 	e.waitConsole(t, id, "stratus-guest: up", 3, time.Minute)
+	e.waitConsole(t, id, "stratus-guest: disks=", 5, time.Minute)
 
 	step("stop")
 	// Stop: the domain is off and the guest prints nothing more; start
@@ -217,7 +221,7 @@ func TestVMGuest(t *testing.T) {
 	step("suspend")
 	// Suspend saves the guest to disk; resume restores it, again
 	// without a new boot.
-	e.waitConsole(t, id, "stratus-guest: disks=", 5, time.Minute) // booted to its loop
+	e.waitConsole(t, id, "stratus-guest: disks=", 6, time.Minute) // booted to its loop
 	e.act(ctx, t, id, compute.ActionSuspend, compute.VMSuspended)
 	e.wantPower(t, id, compute.PowerSuspended)
 	step("resume")

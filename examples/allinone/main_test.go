@@ -67,6 +67,11 @@ func start(t *testing.T, args ...string) *proc {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
+		if t.Failed() {
+			// What the all-in-one said, for the failure (its last 8 KiB).
+			s := stderr.String()
+			t.Logf("all-in-one stderr (tail):\n%s", s[max(0, len(s)-8192):])
+		}
 	})
 	return p
 }
