@@ -45,7 +45,7 @@ E2E ?= $(filter-out scripts/e2e/network-linux.sh scripts/e2e/lib.sh scripts/e2e/
 # How long each fuzz target runs, and how many run at once (one fuzzing
 # worker each); run longer with make fuzz FUZZTIME=60s.
 FUZZTIME  ?= 15s
-FUZZ_JOBS ?= 2
+FUZZ_JOBS ?= 3
 # How many end-to-end scripts run at once (those marked "# e2e: exclusive",
 # which hold the host's dataplane or libvirt, run alone after the others).
 E2E_JOBS  ?= 2
