@@ -36,18 +36,18 @@ head -c 4096 /dev/urandom >"$tmp/img"
 os image create --file "$tmp/img" --disk-format raw --container-format bare img >/dev/null & pids+=($!)
 os network create net >/dev/null && os subnet create --network net --subnet-range 10.0.0.0/24 sub >/dev/null
 for p in "${pids[@]}"; do wait "$p"; done
-server=$(os server create --image img --flavor m1 --network net --wait s1 -f value -c id | tr -d "[:space:]")
+srv=$(os server create --image img --flavor m1 --network net --wait s1 -f value -c id | tr -d "[:space:]")
 
 alarm=$(os alarm create --name vcpus-high --type gnocchi_resources_threshold --metric vcpus --resource-type instance \
-	--resource-id "$server" --aggregation-method mean --granularity 300 --threshold 1 --comparison-operator gt \
+	--resource-id "$srv" --aggregation-method mean --granularity 300 --threshold 1 --comparison-operator gt \
 	--evaluation-periods 1 --severity critical --alarm-action "http://$listen:$hookport/hook" -f json)
 id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["alarm_id"])' <<<"$alarm")
-expect "alarm create: fields" "vcpus-high critical vcpus gt 1.0 $server" python3 -c '
+expect "alarm create: fields" "vcpus-high critical vcpus gt 1.0 $srv" python3 -c '
 import json,sys; a=json.load(sys.stdin)
 print(a["name"], a["severity"], a["metric"], a["comparison_operator"], a["threshold"], a["resource_id"])' <<<"$alarm"
 expect "alarm list" "vcpus-high" bash -c "openstack alarm list -f value -c name"
 expect_fail "alarm create: host not allowed" os alarm create --name bad --type gnocchi_resources_threshold --metric vcpus \
-	--resource-id "$server" --threshold 1 --alarm-action http://example.com/hook
+	--resource-id "$srv" --threshold 1 --alarm-action http://example.com/hook
 
 # The evaluator turns it on within a few seconds (a poll, then an evaluation).
 for _ in $(seq 1 50); do
@@ -76,7 +76,7 @@ project=$(os project show admin -f value -c id)
 rate="http://$listen:8777/v1/rating/report?project_id=$project"
 expect "rating report (json)" "EUR instance vcpu 2 ram 0.25" bash -c "curl -sf -H 'X-Auth-Token: $token' '$rate' | python3 -c '
 import json,sys; r=json.load(sys.stdin); p=r[\"projects\"][0]
-s=[x for x in p[\"resources\"] if x[\"resource_id\"]==\"$server\"][0]; l={x[\"item\"]: x for x in s[\"lines\"]}
+s=[x for x in p[\"resources\"] if x[\"resource_id\"]==\"$srv\"][0]; l={x[\"item\"]: x for x in s[\"lines\"]}
 assert r[\"total\"] == sum(x[\"amount\"] for x in p[\"resources\"]) >= 0
 print(r[\"currency\"], s[\"resource_type\"], \"vcpu\", l[\"vcpu\"][\"quantity\"], \"ram\", l[\"ram\"][\"quantity\"])'"
 expect "rating report (csv)" "grand total,EUR" bash -c "curl -sf -H 'X-Auth-Token: $token' '$rate&format=csv' | tail -1 | cut -d, -f4,12"
