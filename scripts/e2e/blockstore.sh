@@ -158,7 +158,7 @@ rm -f "$tmp/big.raw"
 crash=$(openstack volume create --image big --size 1 crash -f value -c id)
 kill -9 "$server"
 wait "$server" 2>/dev/null || true
-"$tmp/allinone" -data "$tmp/data" -listen "$listen" -log-level warn >"$tmp/out2.log" 2>"$tmp/err2.log" &
+"$tmp/allinone" -data "$tmp/data" -listen "$listen" -log-level warn -network "${E2E_NETWORK:-fake}" >"$tmp/out2.log" 2>"$tmp/err2.log" &
 server=$!
 for _ in $(seq 1 300); do
 	grep -q "stratus: ready" "$tmp/out2.log" 2>/dev/null && break
