@@ -377,16 +377,6 @@ func cleanupDataplane(t *testing.T, data string) {
 	if err := lb.Cleanup(context.Background()); err != nil {
 		t.Errorf("cleanup: %v", err)
 	}
-	// Once, nftables tables were found again right after a cleanup that
-	// reported none left (not reproduced since): say so and clean again,
-	// so that the host is left clean and the run shows it happened.
-	if left := stratusOnHost(t); len(left) > 0 {
-		t.Logf("still on the host right after cleanup: %s; cleaning again", strings.Join(left, ", "))
-		time.Sleep(time.Second)
-		if err := lb.Cleanup(context.Background()); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	}
 	_ = lb.Close()
 	if run, err := runDir(data); err == nil {
 		_ = os.RemoveAll(run)

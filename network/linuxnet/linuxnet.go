@@ -198,7 +198,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	}
 	var err error
 	if cfg.HostNS == "" {
-		b.host, err = netns.GetFromPath("/proc/self/ns/net")
+		b.host, err = hostNS()
 	} else {
 		b.host, err = netns.GetFromPath(cfg.HostNS)
 	}

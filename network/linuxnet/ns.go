@@ -11,21 +11,45 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNS runs fn on a fresh OS thread that has entered ns. The goroutine
-// ends still locked to its thread (no runtime.UnlockOSThread), so the Go
-// runtime destroys that thread instead of reusing it: nothing else ever
-// runs in ns by accident, even if fn fails half-way.
+// inNS runs fn on an OS thread that has entered ns, then returns the
+// thread to the namespace it came from. Only when that return fails does
+// the goroutine end still locked to its thread, so the Go runtime destroys
+// it instead of reusing it: nothing else ever runs in ns by accident.
+//
+// Returning the thread matters: when the thread is the process's main
+// thread, the runtime cannot destroy it and parks it for good, still in
+// ns — and /proc/self/ns/net, /proc/self/net and every netlink socket
+// opened "in the process's namespace" would then name ns, not the host.
 func inNS(ns netns.NsHandle, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("current namespace: %w", err)
+			return
+		}
+		defer orig.Close()
 		if err := netns.Set(ns); err != nil {
 			errc <- fmt.Errorf("enter namespace: %w", err)
 			return
 		}
-		errc <- fn()
+		err = fn()
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	return <-errc
+}
+
+// hostNS returns a handle to the namespace of the calling goroutine's
+// thread: the process's own, since inNS always returns its threads (or
+// destroys them). Not /proc/self/ns/net, which is the main thread's.
+func hostNS() (netns.NsHandle, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return netns.Get()
 }
 
 // createNS makes a new network namespace pinned by a bind mount at path
@@ -49,13 +73,24 @@ func createNS(path string) (netns.NsHandle, error) {
 	f.Close()
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		// As in inNS: the thread goes back to its namespace, or dies.
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- fmt.Errorf("current namespace: %w", err)
+			return
+		}
+		defer orig.Close()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- fmt.Errorf("unshare: %w", err)
 			return
 		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+		err = unix.Mount(src, path, "none", unix.MS_BIND, "")
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		if err != nil {
 			errc <- fmt.Errorf("bind mount %s: %w", path, err)
 			return
 		}
