@@ -21,6 +21,18 @@ import (
 // ns — and /proc/self/ns/net, /proc/self/net and every netlink socket
 // opened "in the process's namespace" would then name ns, not the host.
 func inNS(ns netns.NsHandle, fn func() error) error {
+	return onThread(func() error {
+		if err := netns.Set(ns); err != nil {
+			return fmt.Errorf("enter namespace: %w", err)
+		}
+		return fn()
+	})
+}
+
+// onThread runs fn on a locked OS thread and then returns the thread to
+// the network namespace it was in; if that fails, the goroutine ends
+// locked and the runtime destroys the thread.
+func onThread(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -30,10 +42,6 @@ func inNS(ns netns.NsHandle, fn func() error) error {
 			return
 		}
 		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			errc <- fmt.Errorf("enter namespace: %w", err)
-			return
-		}
 		err = fn()
 		if netns.Set(orig) == nil {
 			runtime.UnlockOSThread()
@@ -71,32 +79,17 @@ func createNS(path string) (netns.NsHandle, error) {
 		return netns.None(), err
 	}
 	f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		// As in inNS: the thread goes back to its namespace, or dies.
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("current namespace: %w", err)
-			return
-		}
-		defer orig.Close()
+	err = onThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
+			return fmt.Errorf("unshare: %w", err)
 		}
 		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		err = unix.Mount(src, path, "none", unix.MS_BIND, "")
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
+		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind mount %s: %w", path, err)
 		}
-		if err != nil {
-			errc <- fmt.Errorf("bind mount %s: %w", path, err)
-			return
-		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
+		return nil
+	})
+	if err != nil {
 		_ = os.Remove(path)
 		return netns.None(), err
 	}
